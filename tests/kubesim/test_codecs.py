@@ -91,7 +91,9 @@ EXPECTED_META = {
     "creationTimestamp": "2023-11-14T22:13:20Z",
     "labels": {"app": "web", "tier": "db"},
     "annotations": {"note": "x"},
-    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u-1", "controller": True}],
+    "ownerReferences": [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "u-1", "controller": True}
+    ],
     "finalizers": ["a/b", "c/d"],
     "managedFields": [
         {
@@ -125,7 +127,9 @@ CASES = [
     ),
     (
         "ConfigMap with string and binary data, immutable=false kept (pointer field)",
-        envelope("v1", "ConfigMap", lfield(1, lfield(1, "c")) + entry(2, "k", "v") + entry(3, "b", b"hi") + vfield(4, 0)),
+        envelope(
+            "v1", "ConfigMap", lfield(1, lfield(1, "c")) + entry(2, "k", "v") + entry(3, "b", b"hi") + vfield(4, 0)
+        ),
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -164,7 +168,12 @@ CASES = [
     (
         "Namespace",
         envelope("v1", "Namespace", lfield(1, lfield(1, "team-a")) + lfield(2, lfield(1, "kubernetes"))),
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}, "spec": {"finalizers": ["kubernetes"]}},
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "team-a"},
+            "spec": {"finalizers": ["kubernetes"]},
+        },
     ),
     (
         "negative int64 (two's complement varint)",
@@ -173,7 +182,11 @@ CASES = [
     ),
     (
         "unknown fields are skipped, fixed32/fixed64 included",
-        envelope("v1", "ConfigMap", lfield(1, lfield(1, "c") + lfield(99, "?")) + b"\x7d\x01\x02\x03\x04" + b"\x79" + bytes(8)),
+        envelope(
+            "v1",
+            "ConfigMap",
+            lfield(1, lfield(1, "c") + lfield(99, "?")) + b"\x7d\x01\x02\x03\x04" + b"\x79" + bytes(8),
+        ),
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
     ),
 ]
