@@ -25,6 +25,7 @@ The JSON-schema flavour is turned back into what kube-openapi parses: ``type: ["
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import threading
@@ -114,6 +115,15 @@ def _refs(schema: Any, acc: set[str]) -> None:
             _refs(v, acc)
 
 
+@functools.cache
+def builtin_definitions() -> dict[str, Any]:
+    """The packaged Kubernetes v1.35 schemas as read (JSON-schema flavour, ``#/$defs/`` refs).
+
+    Shared and cached: callers must not mutate it.
+    """
+    return _load_builtin()
+
+
 def _load_builtin() -> dict[str, Any]:
     package, name = DEFINITIONS_RESOURCE
     with resources.files(package).joinpath(name).open("rb") as f:
@@ -142,7 +152,7 @@ class OpenAPIRegistry:
     """
 
     def __init__(self, definitions: dict[str, Any] | None = None, group_versions: Iterable[str] | None = None) -> None:
-        raw = definitions if definitions is not None else _load_builtin()
+        raw = definitions if definitions is not None else builtin_definitions()
         self._lock = threading.RLock()
         self._schemas: dict[str, dict[str, Any]] = {name: _normalize(s, _V3_REF) for name, s in raw.items()}
         self._apiserver_forms()
