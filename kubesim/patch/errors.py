@@ -20,7 +20,8 @@ class ApplyConflict(Exception):
     """Server-side apply would change fields another manager owns (HTTP 409, reason Conflict).
 
     ``conflicts`` holds one line per field in the apiserver's wording, e.g.
-    ``conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas``;
+    ``conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas`` (Update
+    managers carry "using <apiVersion>", Apply managers only their name);
     ``fields`` holds the same as (manager, field path) pairs for ``Status.details.causes``.
     """
 
