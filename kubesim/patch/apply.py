@@ -377,9 +377,9 @@ def server_side_apply(
         raise PatchError("apply configuration must be an object", 400)
     if not manager:
         raise PatchError("fieldManager is required for apply requests", 400)
-    for key in ("apiVersion", "kind"):
-        if not isinstance(applied.get(key), str) or not applied[key]:
-            raise PatchError(f"apply configuration is missing {key}", 400)
+    for required in ("apiVersion", "kind"):
+        if not isinstance(applied.get(required), str) or not applied[required]:
+            raise PatchError(f"apply configuration is missing {required}", 400)
     if (applied.get("metadata") or {}).get("managedFields") is not None:
         raise PatchError("metadata.managedFields must be nil", 400)
     sch = schema if schema is not None else for_object(applied)

@@ -97,11 +97,11 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], schema: Schema) 
             merged = live
         else:
             continue
-        key = child.list_meta().merge_key
-        _check_order_entries(field, order, key)
-        in_order = [x for x in merged if _index(order, x, key) >= 0]
-        rest = [x for x in merged if _index(order, x, key) < 0]
-        original[field] = _normalize_order(in_order, rest, order, live_list, key)
+        merge_key = child.list_meta().merge_key
+        _check_order_entries(field, order, merge_key)
+        in_order = [x for x in merged if _index(order, x, merge_key) >= 0]
+        rest = [x for x in merged if _index(order, x, merge_key) < 0]
+        original[field] = _normalize_order(in_order, rest, order, live_list, merge_key)
 
     for key, value in patch.items():
         child = schema.field(key)
