@@ -1,9 +1,10 @@
-"""The patch functions under the real kubectl v1.35: every patch kind it sends, end to end.
+"""The patch functions under the real kubectl v1.35 and helm v4.1.4: every patch kind they send.
 
-A minimal loopback store (discovery, OpenAPI from kubesim.openapi, and GET/POST/PUT/PATCH that
-call kubesim.patch) stands in for the sandbox server so these tests show that what kubectl
-computes — client-side apply's strategic merge patches with directives, merge and JSON patches,
-server-side apply with its managedFields upgrade and conflicts — lands as a cluster would.
+A minimal loopback store (discovery, OpenAPI from kubesim.openapi, protobuf bodies through
+kubesim.codecs, and GET/POST/PUT/PATCH/DELETE that call kubesim.patch) stands in for the sandbox
+server so these tests show that what the clients compute — client-side apply's strategic merge
+patches with directives, merge and JSON patches, server-side apply with its managedFields
+upgrade and conflicts, helm's apply and three-way patches — lands as a cluster would.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
+from kubesim.codecs import decode_protobuf
 from kubesim.openapi import OpenAPIRegistry
 from kubesim.patch.apply import managed_paths, record_update, server_side_apply
 from kubesim.patch.errors import ApplyConflict, PatchError
@@ -30,10 +32,11 @@ from kubesim.patch.strategic import strategic_merge_patch
 
 ROOT = Path(__file__).resolve().parents[3]
 KUBECTL = ROOT / ".tools" / "bin" / "kubectl"
+HELM = ROOT / ".tools" / "bin" / "helm"
 
 pytestmark = pytest.mark.helm
 
-RESOURCES = {"v1": [("configmaps", "ConfigMap")], "apps/v1": [("deployments", "Deployment")]}
+RESOURCES = {"v1": [("configmaps", "ConfigMap"), ("secrets", "Secret")], "apps/v1": [("deployments", "Deployment")]}
 
 
 class _Store(BaseHTTPRequestHandler):
@@ -93,8 +96,27 @@ class _Store(BaseHTTPRequestHandler):
         manager = query.get("fieldManager", [""])[0]
         ctype = (self.headers.get("Content-Type") or "").split(";")[0]
         with self.lock:
+            if (
+                self.command == "GET"
+                and p not in self.objects
+                and p.split("/")[-1] in {"secrets", "deployments", "configmaps"}
+            ):
+                wanted = [kv.split("=", 1) for kv in query.get("labelSelector", [""])[0].split(",") if "=" in kv]
+                items = [
+                    o
+                    for k, o in self.objects.items()
+                    if k.rsplit("/", 1)[0] == p and all(o["metadata"].get("labels", {}).get(a) == b for a, b in wanted)
+                ]
+                # typed clients (helm's release storage) need the real list kind, not "List"
+                kind = {"secrets": "SecretList", "configmaps": "ConfigMapList", "deployments": "DeploymentList"}
+                api_version = "apps/v1" if "/apps/" in p else "v1"
+                lst = {"kind": kind[p.split("/")[-1]], "apiVersion": api_version, "metadata": {"resourceVersion": "1"}}
+                return self._send(200, {**lst, "items": items})
+            if self.command == "DELETE":
+                gone = self.objects.pop(p, None)
+                return self._send(200, gone) if gone else self._status(404, "NotFound")
             if self.command == "POST":
-                obj = json.loads(body)
+                obj = decode_protobuf(body) if body.startswith(b"k8s\x00") else json.loads(body)
                 key = f"{p}/{obj['metadata']['name']}"
                 if key in self.objects:
                     return self._status(409, "AlreadyExists")
@@ -106,7 +128,8 @@ class _Store(BaseHTTPRequestHandler):
             if self.command == "PUT":
                 if live is None:
                     return self._status(404, "NotFound")
-                self._store(p, record_update(live, json.loads(body), manager or "unknown"))
+                obj = decode_protobuf(body) if body.startswith(b"k8s\x00") else json.loads(body)
+                self._store(p, record_update(live, obj, manager or "unknown"))
                 return self._send(200, self.objects[p])
             if self.command != "PATCH":
                 return self._status(405, "MethodNotAllowed")
@@ -142,7 +165,7 @@ class _Store(BaseHTTPRequestHandler):
         meta["resourceVersion"] = str(int(meta.get("resourceVersion") or 0) + 1)
         self.objects[key] = obj
 
-    do_GET = do_POST = do_PUT = do_PATCH = _any
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
 
 class _Server(ThreadingHTTPServer):
@@ -179,6 +202,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[type[_St
     }
     (home / "kubeconfig").write_text(json.dumps(config))
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "KUBECONFIG": str(home / "kubeconfig")}
+    for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
+        env[var] = str(home / var.lower())
     yield handler, env
     server.shutdown()
     server.server_close()
@@ -262,3 +287,84 @@ def test_client_side_apply_patch_and_server_side_apply(cluster: tuple[type[_Stor
     assert res.returncode == 0, res.stderr
     got = json.loads(res.stdout)
     assert {(e["manager"], e["operation"]) for e in got["metadata"]["managedFields"]} >= {("kubectl", "Apply")}
+
+
+CHART_V1 = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: app
+        image: app:1
+        env: [{{name: MODE, value: blue}}, {{name: DEBUG, value: "1"}}]
+      - name: metrics
+        image: metrics:1
+"""
+CHART_V2 = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: app
+        image: app:2
+        env: [{{name: MODE, value: green}}]
+"""
+
+
+def _chart(root: Path, template: str, name: str) -> Path:
+    (root / "templates").mkdir(parents=True, exist_ok=True)
+    (root / "Chart.yaml").write_text("apiVersion: v2\nname: demo\nversion: 0.1.0\n")
+    (root / "templates" / "deploy.yaml").write_text(template.format(name=name))
+    return root
+
+
+@pytest.mark.parametrize("server_side", ["true", "false"])
+def test_helm_install_upgrade_uninstall(
+    cluster: tuple[type[_Store], dict[str, str]], tmp_path: Path, server_side: str
+) -> None:
+    if not HELM.exists():
+        pytest.skip("run `make tools` first")
+    store, env = cluster
+    release = f"r{server_side}"
+    key = f"/apis/apps/v1/namespaces/default/deployments/{release}"
+    store.patches.clear()
+
+    def helm(*args: str) -> None:
+        res = subprocess.run([str(HELM), *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert res.returncode == 0, res.stderr
+
+    helm("install", release, str(_chart(tmp_path / "v1", CHART_V1, release)), f"--server-side={server_side}")
+    live = store.objects[key]
+    assert [c["name"] for c in live["spec"]["template"]["spec"]["containers"]] == ["app", "metrics"]
+    helm("upgrade", release, str(_chart(tmp_path / "v2", CHART_V2, release)), f"--server-side={server_side}")
+    live = store.objects[key]
+    # both ways, the container and env var the new chart dropped are gone
+    assert live["spec"]["template"]["spec"]["containers"] == [
+        {"name": "app", "image": "app:2", "env": [{"name": "MODE", "value": "green"}]}
+    ]
+    assert live["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    kinds = {ctype for ctype, _ in store.patches}
+    if server_side == "true":
+        assert kinds == {"application/apply-patch+yaml"}
+        assert set(managed_paths(live)) == {("helm", "Apply")}
+    else:
+        assert kinds == {"application/strategic-merge-patch+json"}
+    helm("rollback", release, "1")
+    assert [c["name"] for c in store.objects[key]["spec"]["template"]["spec"]["containers"]] == ["app", "metrics"]
+    helm("uninstall", release)
+    assert key not in store.objects
+    assert not [k for k in store.objects if f".{release}.v" in k]  # release records deleted too
