@@ -206,3 +206,18 @@ def from_openapi(schema: dict[str, Any]) -> Schema:
     props = dict(schema.get("properties") or {})
     props.setdefault("metadata", {"$ref": "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"})
     return Schema({**schema, "properties": props}, builtin_definitions())
+
+
+def is_builtin(api_version: str, kind: str) -> bool:
+    """True for kinds with built-in definitions (strategic merge patch is only defined for those)."""
+    return (api_version, kind) in _gvk_index()
+
+
+def from_crd(crd: dict[str, Any], version: str) -> Schema:
+    """The schema of one version of a CustomResourceDefinition (unknown position if it has none)."""
+    for ver in (crd.get("spec") or {}).get("versions") or []:
+        if isinstance(ver, dict) and ver.get("name") == version:
+            schema = (ver.get("schema") or {}).get("openAPIV3Schema")
+            if isinstance(schema, dict):
+                return from_openapi(schema)
+    return Schema(None, builtin_definitions())

@@ -13,6 +13,7 @@ import pytest
 
 from kubesim.patch.apply import fields_from_json, fields_to_json, managed_paths, record_update, server_side_apply
 from kubesim.patch.errors import ApplyConflict, PatchError
+from kubesim.patch.schema import from_crd
 
 T0 = "2026-01-01T00:00:00Z"
 
@@ -255,3 +256,58 @@ def test_record_update_managed_fields_from_client() -> None:
     # [{}] clears them
     put["metadata"]["managedFields"] = [{}]
     assert "managedFields" not in record_update(created, put, "x", now=T0)["metadata"]
+
+
+# Section "Merge strategy" (custom resources): lists follow the CRD schema's x-kubernetes-list-type;
+# a list without one is atomic.
+WIDGET_CRD = {
+    "spec": {
+        "versions": [
+            {
+                "name": "v1",
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "properties": {
+                                    "tags": {"type": "array", "items": {"type": "string"}},
+                                    "parts": {
+                                        "type": "array",
+                                        "x-kubernetes-list-type": "map",
+                                        "x-kubernetes-list-map-keys": ["name"],
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {"name": {"type": "string"}, "size": {"type": "integer"}},
+                                        },
+                                    },
+                                },
+                            }
+                        },
+                    }
+                },
+            }
+        ]
+    }
+}
+
+
+def widget(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": spec}
+
+
+def test_custom_resource_lists_follow_crd_schema() -> None:
+    sch = from_crd(WIDGET_CRD, "v1")
+    live = server_side_apply(
+        None, widget({"tags": ["a"], "parts": [{"name": "x", "size": 1}]}), "one", False, schema=sch, now=T0
+    )
+    out = server_side_apply(
+        live, widget({"tags": ["b"], "parts": [{"name": "y", "size": 2}]}), "two", True, schema=sch, now=T0
+    )
+    assert out["spec"]["tags"] == ["b"]  # atomic: replaced (forced, it was "one"'s)
+    assert out["spec"]["parts"] == [{"name": "x", "size": 1}, {"name": "y", "size": 2}]  # map: merged
+    owners = managed_paths(out)
+    assert owners[("two", "Apply")] == ['.spec.parts[name="y"]', '.spec.parts[name="y"].name',
+                                        '.spec.parts[name="y"].size', ".spec.tags"]  # fmt: skip
+    assert ".spec.tags" not in owners[("one", "Apply")]
