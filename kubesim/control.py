@@ -26,7 +26,8 @@ Endpoints (JSON in, JSON out):
 
 Objects can also ask for a fault themselves (handy in charts): annotation
 ``kubesim.io/fail: "true"`` on a Job makes it fail; ``kubesim.io/never-ready: "true"`` on a
-workload keeps it unready.
+workload keeps it unready (on the object itself or on its pod template — the latter is also a
+template change, hence a rollout, as a broken image would be).
 """
 
 from __future__ import annotations
@@ -189,8 +190,11 @@ class Control:
         return latency
 
     def _object_fault(self, fault_type: str, obj: Obj, annotation: str) -> bool:
-        if ((obj.get("metadata") or {}).get("annotations") or {}).get(annotation) == "true":
-            return True
+        # The annotation counts on the object or on its pod template (the pods are what fail).
+        template_meta = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        for meta in (obj.get("metadata") or {}, template_meta):
+            if (meta.get("annotations") or {}).get(annotation) == "true":
+                return True
         with self._lock:
             return any(f.type == fault_type and f.matches_object(obj) for f in self._faults)
 

@@ -164,7 +164,9 @@ class Router:
 
     async def resource(self, request: Request, parts: list[str]) -> Response:
         method = request.method
-        query: Mapping[str, str] = request.query_params
+        query: dict[str, str] = dict(request.query_params)
+        # The apiserver names an ordinary write's field manager after the client binary.
+        query["managerFromUserAgent"] = request.headers.get("user-agent", "unknown").split("/")[0]
         verb = _VERBS.get(method, "unknown")
         try:
             target = self._target(parts)

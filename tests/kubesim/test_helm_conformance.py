@@ -6,6 +6,8 @@ One sandbox per module; every test works in its own namespace so tests stay inde
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import time
 from pathlib import Path
@@ -21,7 +23,7 @@ APP, HOOKS, CRD = str(CHARTS / "app"), str(CHARTS / "hooks"), str(CHARTS / "crd"
 
 
 def get(cli: KubeCLI, *args: str) -> Any:
-    return json.loads(cli.kubectl("get", *args, "-o", "json").stdout)
+    return json.loads(cli.kubectl("get", *args, "-o", "json", "--show-managed-fields").stdout)
 
 
 def history(cli: KubeCLI, release: str, ns: str) -> list[dict[str, Any]]:
@@ -114,8 +116,8 @@ def test_rollback_on_failure_with_never_ready_deployment(kube_cli_module: KubeCL
     statuses = [h["status"] for h in history(cli, "flaky", "flaky")]
     assert statuses == ["superseded", "failed", "deployed"]
     assert get(cli, "configmap", "flaky-config", "-n", "flaky")["data"]["message"] == "hello"
-    annotations = get(cli, "deployment", "flaky", "-n", "flaky")["metadata"].get("annotations", {})
-    assert "kubesim.io/never-ready" not in annotations
+    template = get(cli, "deployment", "flaky", "-n", "flaky")["spec"]["template"]
+    assert "kubesim.io/never-ready" not in template["metadata"].get("annotations", {})
 
 
 def test_failed_install_with_rollback_on_failure_uninstalls(kube_cli_module: KubeCLI) -> None:
@@ -125,7 +127,7 @@ def test_failed_install_with_rollback_on_failure_uninstalls(kube_cli_module: Kub
                       "--set", "neverReady=true", check=False)
     assert failed.returncode != 0
     assert cli.kubectl("get", "deployment", "doomed", "-n", "doomed", check=False).returncode != 0
-    assert json.loads(cli.helm("list", "-n", "doomed", "-a", "-o", "json").stdout) == []
+    assert get(cli, "secrets", "-n", "doomed", "-l", "owner=helm")["items"] == []
 
 
 def test_hooks_pre_install_and_post_upgrade(kube_cli_module: KubeCLI) -> None:
@@ -137,7 +139,7 @@ def test_hooks_pre_install_and_post_upgrade(kube_cli_module: KubeCLI) -> None:
     migrate = get(cli, "job", "hk-migrate", "-n", "hooks")
     assert migrate["status"]["succeeded"] == 1
     assert migrate["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/app:2.0"
-    hooks = json.loads(cli.helm("status", "hk", "-n", "hooks", "-o", "json", "--show-resources").stdout)["hooks"]
+    hooks = json.loads(cli.helm("status", "hk", "-n", "hooks", "-o", "json").stdout)["hooks"]
     assert {h["name"] for h in hooks} == {"hk-db-init", "hk-migrate"}
 
     failed = cli.helm("upgrade", "hk", HOOKS, "-n", "hooks", "--wait", "--timeout", "20s", "--set",
@@ -183,8 +185,11 @@ def test_thousands_of_release_secrets_list_quickly(kube_cli_module: KubeCLI, san
 
     rt = sandbox_module.state.registry.lookup("", "v1", "secrets")
     assert rt is not None
+    record = json.loads(gzip.decompress(base64.b64decode(base64.b64decode(seed["data"]["release"]))))
     for i in range(3000):  # in-process: the point is listing speed, not 3000 HTTP creates
-        body = {"apiVersion": "v1", "kind": "Secret", "type": seed["type"], "data": seed["data"],
+        record["name"] = f"r{i}"
+        payload = base64.b64encode(base64.b64encode(gzip.compress(json.dumps(record).encode()))).decode()
+        body = {"apiVersion": "v1", "kind": "Secret", "type": seed["type"], "data": {"release": payload},
                 "metadata": {"name": f"sh.helm.release.v1.r{i}.v1", "labels": {
                     **seed["metadata"]["labels"], "name": f"r{i}"}}}
         api.create(Target(rt, "many"), body, {})
