@@ -336,7 +336,8 @@ class ResourceAPI:
             if target.subresource == "scale":
                 patched = self._from_scale(old, patched)
             try:
-                return self._update(target, old, patched, query, manager=_manager(query))
+                code, updated = self._update(target, old, patched, query, manager=_manager(query))
+                return (code, self._scale_of(target.rt, updated)) if target.subresource == "scale" else (code, updated)
             except errors.ApiError as exc:
                 # Retry only our own read-modify-write race, never a precondition the patch carried.
                 patched_rv = (patched.get("metadata") or {}).get("resourceVersion")

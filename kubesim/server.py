@@ -32,6 +32,7 @@ from kubesim.codecs import ProtobufDecodeError, UnsupportedProtobuf, decode_prot
 from kubesim.patching import PATCH_TYPES
 from kubesim.sim import Simulator
 from kubesim.store import Event, Watcher
+from kubesim.tables import to_table
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -185,15 +186,23 @@ class Router:
         if latency:
             await asyncio.sleep(latency)
         api = self.sim.api
+        as_table = "as=Table" in request.headers.get("accept", "")
         if verb == "get":
             if target.subresource == "log":
                 api.get(Target(rt, target.namespace, target.name))
                 return Response(b"", media_type="text/plain")
-            return json_response(*api.get(target))
+            code, obj = api.get(target)
+            if as_table and target.subresource is None:
+                return json_response(code, to_table(rt.group, rt.kind, [obj], obj["metadata"].get(
+                    "resourceVersion", "")))
+            return json_response(code, obj)
         if verb == "list":
-            if rt.namespaced is False and target.namespace:
-                raise errors.path_not_found(request.url.path)
-            return json_response(*api.list(target, query))
+            code, listed = api.list(target, query)
+            if as_table:
+                meta = listed["metadata"]
+                return json_response(code, to_table(rt.group, rt.kind, listed["items"], meta["resourceVersion"],
+                                                    meta.get("continue")))
+            return json_response(code, listed)
         if verb == "watch":
             return await self.watch(target, query)
         if verb == "create":
