@@ -354,7 +354,7 @@ class Router:
                 delay = body.get("ready_delay") if isinstance(body, dict) else None
                 if not isinstance(delay, int | float) or delay < 0:
                     raise errors.bad_request("ready_delay must be a number >= 0")
-                control.ready_delay = float(delay)
+                control.set_ready_delay(float(delay))
             if method in ("GET", "PUT"):
                 return json_response(200, {"ready_delay": control.ready_delay})
         if path == "/_sandbox/faults":
