@@ -8,7 +8,8 @@ would have sent with ``Content-Type: application/json``. Pure function, no I/O.
 Only the kinds client-go's typed clients write are understood: helm's release storage
 (Secret, ConfigMap), typed deletes (DeleteOptions), and what ``kubectl create``/``run`` send
 (Namespace, Secret, ConfigMap, ServiceAccount, Service, Pod, apps/v1 Deployment, batch/v1 Job
-and CronJob, with the common PodSpec fields). Another kind, or a field of a known kind this
+and CronJob with the common PodSpec fields, RBAC roles and bindings, PodDisruptionBudget,
+Ingress). Another kind, or a field of a known kind this
 module does not model (pod affinity, topology spread …), raises :class:`UnsupportedProtobuf`
 rather than losing data: the server answers 415 (clients do not retry in JSON, so such a
 request fails visibly). Malformed bytes raise :class:`ProtobufDecodeError` (a subclass; 400).
@@ -487,6 +488,57 @@ CRON_JOB = Msg(
           8: ("timeZone", "ptr", S)}))},
 )  # fmt: skip
 
+# rbac.authorization.k8s.io/v1, policy/v1, networking.k8s.io/v1
+POLICY_RULE = Msg(
+    "PolicyRule",
+    {1: ("verbs", "list", S), 2: ("apiGroups", "list", S), 3: ("resources", "list", S),
+     4: ("resourceNames", "list", S), 5: ("nonResourceURLs", "list", S)},
+)  # fmt: skip
+SUBJECT = Msg(
+    "Subject", {1: ("kind", "one", S), 2: ("apiGroup", "one", S), 3: ("name", "one", S), 4: ("namespace", "one", S)}
+)
+ROLE_REF = Msg("RoleRef", {1: ("apiGroup", "one", S), 2: ("kind", "one", S), 3: ("name", "one", S)})
+ROLE = Msg("Role", {1: ("metadata", "one", OBJECT_META), 2: ("rules", "list", POLICY_RULE)})
+CLUSTER_ROLE = Msg(
+    "ClusterRole",
+    {1: ("metadata", "one", OBJECT_META), 2: ("rules", "list", POLICY_RULE),
+     3: ("aggregationRule", "ptr", Msg("AggregationRule", {1: ("clusterRoleSelectors", "list", LABEL_SELECTOR)}))},
+)  # fmt: skip
+ROLE_BINDING = Msg(
+    "RoleBinding",
+    {1: ("metadata", "one", OBJECT_META), 2: ("subjects", "list", SUBJECT), 3: ("roleRef", "one", ROLE_REF)},
+)
+POD_DISRUPTION_BUDGET = Msg(
+    "PodDisruptionBudget",
+    {1: ("metadata", "one", OBJECT_META),
+     2: ("spec", "one", Msg("PodDisruptionBudgetSpec",
+         {1: ("minAvailable", "ptr", _int_or_string), 2: ("selector", "ptr", LABEL_SELECTOR),
+          3: ("maxUnavailable", "ptr", _int_or_string), 4: ("unhealthyPodEvictionPolicy", "ptr", S)}))},
+)  # fmt: skip
+INGRESS_BACKEND = Msg(
+    "IngressBackend",
+    {3: ("resource", "ptr", Msg("TypedLocalObjectReference",
+         {1: ("apiGroup", "ptr", S), 2: ("kind", "one", S), 3: ("name", "one", S)})),
+     4: ("service", "ptr", Msg("IngressServiceBackend",
+         {1: ("name", "one", S),
+          2: ("port", "one", Msg("ServiceBackendPort", {1: ("name", "one", S), 2: ("number", "one", N)}))}))},
+)  # fmt: skip
+INGRESS = Msg(
+    "Ingress",
+    {1: ("metadata", "one", OBJECT_META),
+     2: ("spec", "one", Msg("IngressSpec",
+         {1: ("defaultBackend", "ptr", INGRESS_BACKEND),
+          2: ("tls", "list", Msg("IngressTLS", {1: ("hosts", "list", S), 2: ("secretName", "one", S)})),
+          3: ("rules", "list", Msg("IngressRule",
+              {1: ("host", "one", S),
+               2: ("", "inline", Msg("IngressRuleValue",
+                   {1: ("http", "ptr", Msg("HTTPIngressRuleValue",
+                       {1: ("paths", "list", Msg("HTTPIngressPath",
+                           {1: ("path", "one", S), 2: ("backend", "one", INGRESS_BACKEND),
+                            3: ("pathType", "ptr", S)}))}))}))})),
+          4: ("ingressClassName", "ptr", S)}))},
+)  # fmt: skip
+
 # (apiVersion, kind) -> message. DeleteOptions is registered in every group version, so it is
 # matched by kind alone.
 KINDS: dict[tuple[str, str], Msg] = {
@@ -499,6 +551,12 @@ KINDS: dict[tuple[str, str], Msg] = {
     ("apps/v1", "Deployment"): DEPLOYMENT,
     ("batch/v1", "Job"): JOB,
     ("batch/v1", "CronJob"): CRON_JOB,
+    ("rbac.authorization.k8s.io/v1", "Role"): ROLE,
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): CLUSTER_ROLE,
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): ROLE_BINDING,
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): Msg("ClusterRoleBinding", ROLE_BINDING.fields),
+    ("policy/v1", "PodDisruptionBudget"): POD_DISRUPTION_BUDGET,
+    ("networking.k8s.io/v1", "Ingress"): INGRESS,
 }
 _ANY_GROUP = {"DeleteOptions": DELETE_OPTIONS}
 

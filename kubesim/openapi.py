@@ -17,6 +17,9 @@ when the GV document is missing they fail with "failed to download openapi". ``k
 before it reads ``x-kubernetes-patch-strategy``/``-merge-key`` from ``components.schemas``.
 So every kind gets a PATCH path with those parameters and request content types.
 
+``unknown_fields(obj)`` lists the fields an object's schema does not declare, which is what the
+server needs to honour ``fieldValidation=Strict`` (the validation helm and kubectl now leave to it).
+
 The JSON-schema flavour is turned back into what kube-openapi parses: ``type: ["string",
 "null"]`` becomes ``type: "string"``, ``#/$defs/`` refs become ``#/components/schemas/`` (v3) or
 ``#/definitions/`` (v2), IntOrString and Quantity get their apiserver form.

@@ -418,13 +418,15 @@ def server_side_apply(
     changed = added | modified
     conflicts: list[tuple[str, Path]] = []
     lines: list[str] = []
+    owners: list[str] = []
     for other_key, paths in others.items():
         who = _describe(other_key, managers.meta[other_key].get("apiVersion") or api_version)
         for path in sorted(paths & changed):
             conflicts.append((other_key[0], path))
+            owners.append(f"conflict with {who}")
             lines.append(f"conflict with {who}: {_render(path)}")
     if conflicts and not force:
-        raise ApplyConflict(lines, [(m, _render(p)) for m, p in conflicts])
+        raise ApplyConflict(lines, [(m, _render(p)) for m, p in conflicts], owners)
     for other_key in others:
         managers.sets[other_key] = managers.sets[other_key] - changed - removed
     managers.set_entry(key, new_set, api_version, now)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PatchError(ValueError):
     """A patch that cannot be applied. ``code`` is the HTTP status a real apiserver gives.
@@ -15,6 +17,11 @@ class PatchError(ValueError):
         self.message = message
         self.code = code
 
+    def status(self) -> dict[str, Any]:
+        """The ``Status`` object an apiserver answers with."""
+        reason = "BadRequest" if self.code == 400 else "Invalid"
+        return _status(self.code, reason, self.message, {})
+
 
 class ApplyConflict(Exception):
     """Server-side apply would change fields another manager owns (HTTP 409, reason Conflict).
@@ -25,9 +32,12 @@ class ApplyConflict(Exception):
     ``fields`` holds the same as (manager, field path) pairs for ``Status.details.causes``.
     """
 
-    def __init__(self, conflicts: list[str], fields: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self, conflicts: list[str], fields: list[tuple[str, str]] | None = None, owners: list[str] | None = None
+    ) -> None:
         self.conflicts = conflicts
         self.fields = fields or []
+        self.owners = owners or [f'conflict with "{m}"' for m, _ in self.fields]
         n = len(conflicts)
         if n == 1:
             msg = f"Apply failed with 1 conflict: {conflicts[0]}"
@@ -36,3 +46,28 @@ class ApplyConflict(Exception):
         super().__init__(msg)
         self.message = msg
         self.code = 409
+
+    def status(self, name: str = "", kind: str = "", group: str = "") -> dict[str, Any]:
+        """The apiserver's 409 ``Status``: one ``FieldManagerConflict`` cause per field."""
+        causes = [
+            {"reason": "FieldManagerConflict", "message": owner, "field": path}
+            for owner, (_, path) in zip(self.owners, self.fields, strict=False)
+        ]
+        details: dict[str, Any] = {"causes": causes}
+        details.update({k: v for k, v in (("name", name), ("kind", kind), ("group", group)) if v})
+        return _status(409, "Conflict", self.message, details)
+
+
+def _status(code: int, reason: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details:
+        out["details"] = details
+    return out

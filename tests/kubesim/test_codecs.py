@@ -359,6 +359,29 @@ CREATE_COMMANDS = [
     ["create", "deployment", "d1", "--image=nginx:1", "--replicas=2", "--port=80"],
     ["create", "job", "j1", "--image=busybox", "--", "echo", "hi"],
     ["create", "cronjob", "cj1", "--image=busybox", "--schedule=*/5 * * * *", "--", "date"],
+    [
+        "create",
+        "secret",
+        "docker-registry",
+        "reg",
+        "--docker-server=r.example",
+        "--docker-username=u",
+        "--docker-password=p",
+    ],
+    ["create", "role", "r1", "--verb=get,list", "--resource=pods", "--resource-name=x"],
+    ["create", "clusterrole", "cr1", "--verb=get", "--non-resource-url=/healthz"],
+    ["create", "clusterrole", "cr2", "--aggregation-rule=team=a"],
+    ["create", "rolebinding", "rb1", "--role=r1", "--user=u", "--serviceaccount=default:sa1", "--group=g"],
+    ["create", "clusterrolebinding", "crb1", "--clusterrole=cr1", "--group=g"],
+    ["create", "poddisruptionbudget", "pdb1", "--selector=app=x", "--min-available=50%"],
+    [
+        "create",
+        "ingress",
+        "ing1",
+        "--rule=a.example/p*=svc1:80,tls=sec",
+        "--default-backend=svc2:http",
+        "--class=nginx",
+    ],
 ]  # (kubectl run sends JSON)
 
 
@@ -403,11 +426,11 @@ class _Capture(BaseHTTPRequestHandler):
 
 
 def _empty(obj: Any) -> bool:
-    return isinstance(obj, dict) and all(_empty(v) for v in obj.values())
+    return obj == 0 or (isinstance(obj, dict) and all(_empty(v) for v in obj.values()))
 
 
 def _normalize(obj: Any) -> Any:
-    """The JSON form minus what protobuf cannot say differently: nulls and an all-empty status."""
+    """The JSON form minus what protobuf cannot say differently: nulls and an all-zero status."""
     if isinstance(obj, dict):
         out = {k: _normalize(v) for k, v in obj.items() if v is not None}
         if "status" in out and _empty(out["status"]):

@@ -114,6 +114,28 @@ def test_conflict_with_update_manager_names_its_version() -> None:
         server_side_apply(scaled, deploy(replicas=3), "helm", False, now=T0)
     assert info.value.conflicts == ['conflict with "kubectl-scale" using apps/v1: .spec.replicas']
     assert info.value.fields == [("kubectl-scale", ".spec.replicas")]
+    # the Status body a real apiserver returns for it
+    assert info.value.status("web", "deployments", "apps") == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'Apply failed with 1 conflict: conflict with "kubectl-scale" using apps/v1: .spec.replicas',
+        "reason": "Conflict",
+        "details": {
+            "causes": [
+                {
+                    "reason": "FieldManagerConflict",
+                    "message": 'conflict with "kubectl-scale" using apps/v1',
+                    "field": ".spec.replicas",
+                }
+            ],
+            "name": "web",
+            "kind": "deployments",
+            "group": "apps",
+        },
+        "code": 409,
+    }
 
 
 # Section "Field management": a field removed from the manifest is deleted if no other manager owns it.

@@ -113,4 +113,6 @@ def test_rfc6902_errors(doc: Any, ops: Any, code: int) -> None:
     with pytest.raises(PatchError) as info:
         apply_json_patch(doc, ops)
     assert info.value.code == code
+    assert info.value.status()["code"] == code
+    assert info.value.status()["reason"] == ("BadRequest" if code == 400 else "Invalid")
     assert doc == before

@@ -152,9 +152,9 @@ class _Store(BaseHTTPRequestHandler):
                         return self._status(415, "UnsupportedMediaType")
                     new = record_update(live, new, manager or "unknown")
             except ApplyConflict as e:
-                return self._status(409, "Conflict", e.message)
+                return self._send(409, e.status(p.rsplit("/", 1)[-1], p.split("/")[-2], "apps"))
             except PatchError as e:
-                return self._status(e.code, "Invalid", e.message)
+                return self._send(e.code, e.status())
             created = live is None
             self._store(p, new)
             return self._send(201 if created else 200, self.objects[p])
