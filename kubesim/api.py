@@ -70,6 +70,11 @@ def _manager(query: Mapping[str, str]) -> str:
     return _q(query, "fieldManager") or _q(query, "managerFromUserAgent") or "unknown"
 
 
+def is_true(value: str | None) -> bool:
+    """A boolean query parameter as Go's strconv.ParseBool reads it (the Python client sends "True")."""
+    return value in ("1", "t", "T", "true", "TRUE", "True")
+
+
 def is_dry_run(query: Mapping[str, str]) -> bool:
     return _q(query, "dryRun") == "All"
 
@@ -230,12 +235,12 @@ class ResourceAPI:
         rt = target.rt
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
-        if not body.get("kind"):
-            raise errors.bad_request(f"Object 'Kind' is missing in '{json.dumps(body)[:200]}'")
+        # Like the apiserver, a body without apiVersion/kind takes them from the URL (the Python
+        # client sends none); a body that names another kind or version is refused.
         if body.get("apiVersion") and body["apiVersion"] != rt.group_version:
             raise errors.bad_request(f"the API version in the data ({body['apiVersion']}) does not match the "
                                      f"expected API version ({rt.group_version})")
-        if body["kind"] != rt.kind:
+        if body.get("kind") and body["kind"] != rt.kind:
             raise errors.bad_request(f"the kind in the data ({body['kind']}) does not match the expected kind "
                                      f"({rt.kind})")
         meta = body.get("metadata")
@@ -243,6 +248,7 @@ class ResourceAPI:
             raise errors.bad_request("metadata must be an object")
         obj = copy.deepcopy(body)
         obj["apiVersion"] = rt.group_version
+        obj["kind"] = rt.kind
         return obj
 
     def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
@@ -355,7 +361,7 @@ class ResourceAPI:
         if name != target.name:
             raise errors.bad_request(f"the name of the object ({name}) does not match the name on the URL "
                                      f"({target.name})")
-        force = _q(query, "force") == "true"
+        force = is_true(query.get("force"))
         schema = self.schema(rt)
         for attempt in range(5):
             live = self.store.get(target.gr, target.namespace or "", target.name or "")

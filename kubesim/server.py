@@ -27,7 +27,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from kubesim import errors, selectors
-from kubesim.api import Target
+from kubesim.api import Target, is_true
 from kubesim.codecs import ProtobufDecodeError, UnsupportedProtobuf, decode_protobuf
 from kubesim.patching import PATCH_TYPES
 from kubesim.sim import Simulator
@@ -47,6 +47,16 @@ _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DE
 # A watch without timeoutSeconds ends after this long, like the apiserver's min-request-timeout.
 DEFAULT_WATCH_TIMEOUT = 1800.0
 BOOKMARK_INTERVAL = 1.0
+
+
+def pod_log(pod: Obj, container: str | None) -> str:
+    """Nothing really runs: the log says what would have run, and how it ended."""
+    containers = (pod.get("spec") or {}).get("containers") or []
+    chosen = next((c for c in containers if c.get("name") == container), containers[0] if containers else {})
+    command = " ".join([*(chosen.get("command") or []), *(chosen.get("args") or [])]) or "<image entrypoint>"
+    phase = (pod.get("status") or {}).get("phase", "Pending")
+    return f"kubesim: container {chosen.get('name')} (image {chosen.get('image')}) runs: {command}\n" \
+           f"kubesim: pod phase {phase}\n"
 
 
 def dumps(obj: Any) -> bytes:
@@ -177,7 +187,7 @@ class Router:
         rt = target.rt
         resource = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
         if method == "GET" and target.name is None:
-            verb = "watch" if query.get("watch") in ("true", "1") else "list"
+            verb = "watch" if is_true(query.get("watch")) else "list"
         elif method == "DELETE" and target.name is None:
             verb = "deletecollection"
         self.sim.control.record(verb, resource)
@@ -189,8 +199,8 @@ class Router:
         as_table = "as=Table" in request.headers.get("accept", "")
         if verb == "get":
             if target.subresource == "log":
-                api.get(Target(rt, target.namespace, target.name))
-                return Response(b"", media_type="text/plain")
+                _, pod = api.get(Target(rt, target.namespace, target.name))
+                return Response(pod_log(pod, query.get("container")).encode(), media_type="text/plain")
             code, obj = api.get(target)
             if as_table and target.subresource is None:
                 return json_response(code, to_table(rt.group, rt.kind, [obj], obj["metadata"].get(
@@ -263,13 +273,13 @@ class Router:
             base = accept
             accept = lambda o: base(o) and o["metadata"].get("name") == name  # noqa: E731
         rv_text = query.get("resourceVersion") or ""
-        send_initial = query.get("sendInitialEvents") == "true"
+        send_initial = is_true(query.get("sendInitialEvents"))
         since: int | None = None
         if rv_text not in ("", "0") and not send_initial:
             if not rv_text.isdigit():
                 raise errors.bad_request(f"invalid resource version: {rv_text}")
             since = int(rv_text)
-        bookmarks = query.get("allowWatchBookmarks") == "true"
+        bookmarks = is_true(query.get("allowWatchBookmarks"))
         timeout = float(query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
         watcher = Watcher(target.gr, target.namespace, lambda o: True, asyncio.get_running_loop())
         try:

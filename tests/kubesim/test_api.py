@@ -87,7 +87,8 @@ def test_stale_update_conflicts_and_noop_keeps_resource_version(client: httpx.Cl
 def test_bad_input_gets_apiserver_errors(client: httpx.Client) -> None:
     assert_status(client.post(CM, content=b"{not json", headers={"content-type": "application/json"}),
                   400, "BadRequest")
-    assert_status(client.post(CM, json={"apiVersion": "v1", "metadata": {"name": "x"}}), 400, "BadRequest")
+    assert_status(client.post(CM, json={"apiVersion": "apps/v1", "metadata": {"name": "x"}}), 400, "BadRequest")
+    assert_status(client.post(CM, json=[1, 2]), 400, "BadRequest")
     assert_status(client.post(CM, json={**configmap("x"), "kind": "Secret"}), 400, "BadRequest")
     body = assert_status(client.post(CM, json=configmap("Not_Valid")), 422, "Invalid")
     assert body["details"]["causes"][0]["field"] == "metadata.name"

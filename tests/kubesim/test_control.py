@@ -146,3 +146,18 @@ def test_helm_sees_injected_write_failures(kube_cli: KubeCLI, sandbox: RunningSa
     stats = sandbox.stats()
     assert stats["by_resource"]["secrets"]["create"] == 1
     assert stats["writes"] >= 5  # release record (create + update) and three applied objects
+
+
+def test_job_runs_a_pod_whose_log_can_be_read(client: httpx.Client, sandbox: RunningSandbox) -> None:
+    body = job("logged")
+    body["spec"]["template"]["spec"]["containers"][0].update(command=["/bin/sh", "-c"], args=["echo hi"])
+    client.post(JOBS, json=body)
+    wait_for(lambda: "Complete" in conditions(client.get(f"{JOBS}/logged").json()))
+    pods = client.get("/api/v1/namespaces/default/pods", params={"labelSelector": "job-name=logged"}).json()
+    [pod] = pods["items"]
+    assert pod["status"]["phase"] == "Succeeded"
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    log = client.get(f"/api/v1/namespaces/default/pods/{pod['metadata']['name']}/log").text
+    assert "/bin/sh -c echo hi" in log and "Succeeded" in log
+    client.delete(f"{JOBS}/logged", params={"propagationPolicy": "Background"})
+    wait_for(lambda: client.get("/api/v1/namespaces/default/pods").json()["items"] == [])
