@@ -199,3 +199,22 @@ def test_thousands_of_release_secrets_list_quickly(kube_cli_module: KubeCLI, san
     assert len(listed) == 3001
     print(f"helm list over 3001 release Secrets: {elapsed:.2f}s")
     assert elapsed < 10
+
+
+def test_helm_test_runs_test_pods(kube_cli_module: KubeCLI, tmp_path: Path) -> None:
+    cli = kube_cli_module
+    chart = tmp_path / "tested"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: tested\nversion: 0.1.0\n")
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-NAME\n  annotations:\n"
+           "    helm.sh/hook: test\nEXTRA\nspec:\n  restartPolicy: Never\n  containers:\n"
+           "    - {name: t, image: busybox, command: [wget, svc]}\n")
+    (chart / "templates" / "ok.yaml").write_text(pod.replace("NAME", "ok").replace("EXTRA\n", ""))
+    cli.helm("install", "tt", str(chart), "-n", "tests", "--create-namespace")
+    out = cli.helm("test", "tt", "-n", "tests").stdout
+    assert "tt-ok" in out and "Succeeded" in out
+    failing = pod.replace("NAME", "bad").replace("EXTRA", '    kubesim.io/fail: "true"')
+    (chart / "templates" / "bad.yaml").write_text(failing)
+    cli.helm("upgrade", "tt", str(chart), "-n", "tests")
+    failed = cli.helm("test", "tt", "-n", "tests", check=False)
+    assert failed.returncode != 0 and "tt-bad" in failed.stdout + failed.stderr
