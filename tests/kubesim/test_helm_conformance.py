@@ -49,7 +49,13 @@ def test_install_with_server_side_apply_creates_every_object(kube_cli_module: Ku
 def test_upgrade_history_rollback(kube_cli_module: KubeCLI) -> None:
     cli = kube_cli_module
     cli.helm("install", "web", APP, "-n", "roll", "--create-namespace", "--wait")
-    cli.helm("upgrade", "web", APP, "-n", "roll", "--wait", "--set", "message=second,image=registry.example/app:2.0")
+    cli.helm("upgrade", "--install", "web", APP, "-n", "roll", "--wait", "--labels",
+             "deploy-manager.io/digest=abc123,deploy-manager.io/commit=c0ffee", "--set",
+             "message=second,image=registry.example/app:2.0")
+    record = get(cli, "secret", "sh.helm.release.v1.web.v2", "-n", "roll")["metadata"]["labels"]
+    assert record["deploy-manager.io/digest"] == "abc123" and record["deploy-manager.io/commit"] == "c0ffee"
+    listed = get(cli, "secrets", "-n", "roll", "-l", "owner=helm,deploy-manager.io/digest=abc123")["items"]
+    assert [s["metadata"]["name"] for s in listed] == ["sh.helm.release.v1.web.v2"]
     deploy = get(cli, "deployment", "web", "-n", "roll")
     assert deploy["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/app:2.0"
