@@ -88,8 +88,13 @@ def _spec_of(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
-def _without_rv(obj: Obj) -> Obj:
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
+def _comparable(obj: Obj) -> Obj:
+    """The object as a no-op check sees it: resourceVersion and managedFields timestamps aside (an
+    ownership change is a change, a re-stamped but identical field set is not)."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+    if isinstance(meta.get("managedFields"), list):
+        meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e
+                                 for e in meta["managedFields"]]
     return {**obj, "metadata": meta}
 
 
@@ -352,7 +357,7 @@ class ResourceAPI:
             new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
         if rt.kind == "CustomResourceDefinition":
             self._crd_status(new)
-        if _without_rv(new) == _without_rv(old):
+        if _comparable(new) == _comparable(old):
             return 200, old  # a no-op write changes nothing, not even the resourceVersion
         finalizing = new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers")
         if is_dry_run(query):

@@ -110,6 +110,11 @@ def test_client_side_apply(kube_cli_module: KubeCLI) -> None:
     assert deploy["spec"]["replicas"] == 3 and deploy["status"]["availableReplicas"] == 3
     # strategic merge kept the container list merged by name, not replaced by something else
     assert [c["name"] for c in deploy["spec"]["template"]["spec"]["containers"]] == ["app"]
+    # switching to server-side apply: helm hands its Update field ownership over to Apply first
+    cli.helm("upgrade", "csa", APP, "-n", "csa", "--server-side=true", "--wait", "--set", "message=ssa")
+    configmap = get(cli, "configmap", "csa-config", "-n", "csa")
+    assert configmap["data"]["message"] == "ssa"
+    assert [(f["manager"], f["operation"]) for f in configmap["metadata"]["managedFields"]] == [("helm", "Apply")]
 
 
 def test_rollback_on_failure_with_never_ready_deployment(kube_cli_module: KubeCLI) -> None:
