@@ -98,6 +98,32 @@ def _comparable(obj: Obj) -> Obj:
     return {**obj, "metadata": meta}
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+CSA_MANAGER = "kubectl-client-side-apply"
+
+
+def _last_applied_owns(live: Obj | None, conflict: ApplyConflict) -> bool:
+    """The apiserver's hand-over from client-side to server-side apply: conflicts only with the
+    client-side apply manager, on fields its last-applied-configuration names, are not conflicts."""
+    text = (((live or {}).get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    if not text or not conflict.fields or any(manager != CSA_MANAGER for manager, _ in conflict.fields):
+        return False
+    try:
+        last = json.loads(text)
+    except ValueError:
+        return False
+    for _, path in conflict.fields:
+        node: Any = last
+        for part in path.strip(".").split("."):
+            name = part.split("[", 1)[0]
+            if not isinstance(node, dict) or name not in node:
+                return False
+            node = node[name]
+            if "[" in part:  # a list item: the list itself being in last-applied is enough here
+                break
+    return True
+
+
 _META_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "namespace": str, "generateName": str, "resourceVersion": str, "uid": str, "labels": dict,
     "annotations": dict, "finalizers": list, "ownerReferences": list, "managedFields": list,
@@ -409,7 +435,9 @@ class ResourceAPI:
             try:
                 merged = server_side_apply(live, applied, manager, force, schema=schema)
             except ApplyConflict as exc:
-                raise conflict_error(exc, rt.plural, target.name or "", rt.group) from exc
+                if not _last_applied_owns(live, exc):
+                    raise conflict_error(exc, rt.plural, target.name or "", rt.group) from exc
+                merged = server_side_apply(live, applied, manager, True, schema=schema)
             except PatchError as exc:
                 raise patch_error(exc) from exc
             try:
