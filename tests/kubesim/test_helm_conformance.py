@@ -141,6 +141,15 @@ def test_failed_install_with_rollback_on_failure_uninstalls(kube_cli_module: Kub
     assert get(cli, "secrets", "-n", "doomed", "-l", "owner=helm")["items"] == []
 
 
+def test_progress_deadline_fails_the_wait_early(kube_cli_module: KubeCLI) -> None:
+    cli = kube_cli_module
+    start = time.monotonic()
+    failed = cli.helm("install", "late", APP, "-n", "late", "--create-namespace", "--wait", "--timeout", "60s",
+                      "--set", "neverReady=true,progressDeadlineSeconds=1", check=False)
+    assert failed.returncode != 0 and "Progress deadline exceeded" in failed.stderr
+    assert time.monotonic() - start < 10
+
+
 def test_hooks_pre_install_and_post_upgrade(kube_cli_module: KubeCLI) -> None:
     cli = kube_cli_module
     cli.helm("install", "hk", HOOKS, "-n", "hooks", "--create-namespace", "--wait")
