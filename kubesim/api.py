@@ -504,6 +504,8 @@ class ResourceAPI:
         policy = options.get("propagationPolicy") or _q(query, "propagationPolicy")
         if not policy and options.get("orphanDependents") is True:
             policy = "Orphan"
+        if not policy and (target.rt.group, target.rt.plural) == ("batch", "jobs"):
+            policy = "Orphan"  # batch/v1 Jobs keep their legacy default: Pods outlive a plain delete
         if dry_run:
             return 200, obj
         if target.rt.kind == "Namespace":
