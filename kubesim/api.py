@@ -179,6 +179,15 @@ class ResourceAPI:
                 return from_crd(crd, rt.version)
         return for_kind(rt.group_version, rt.kind)
 
+    def _check_schema(self, rt: ResourceType, obj: Obj, query: Mapping[str, str]) -> Obj:
+        """Structural validation: built-ins by their v1.35 schema, custom resources by their CRD's
+        (which also prunes undeclared fields, as the apiserver does)."""
+        if not rt.crd:
+            schemas.check(obj, strict=_strict(query))
+            return obj
+        crd = self.store.get(CRDS, "", f"{rt.plural}.{rt.group}")
+        return schemas.check_custom(obj, crd, rt.version, strict=_strict(query)) if crd else obj
+
     # --- reads -------------------------------------------------------------------------------
 
     def get(self, target: Target) -> Response:
@@ -247,8 +256,8 @@ class ResourceAPI:
                                                     "Required value: name or generateName is required")], rt.group)
         if rt.namespaced:
             self._check_namespace(meta["namespace"])
-        if not rt.crd:
-            schemas.check(obj, strict=_strict(query))
+        obj = self._check_schema(rt, obj, query)
+        meta = obj["metadata"]
         for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(key, None)
         meta["uid"] = str(uuid.uuid4())
@@ -373,8 +382,7 @@ class ResourceAPI:
                 new["status"] = copy.deepcopy(old["status"])
             else:
                 new.pop("status", None)
-        if not rt.crd:
-            schemas.check(new, strict=_strict(query))
+        new = self._check_schema(rt, new, query)
         apply_defaults(rt.group, rt.kind, new, old, self.ips)
         if manager is not None:
             new = record_update(old, new, manager, schema=self.schema(rt), subresource=target.subresource or "")
