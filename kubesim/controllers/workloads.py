@@ -30,6 +30,7 @@ Obj = dict[str, Any]
 REVISION = "deployment.kubernetes.io/revision"
 RS_GR = ("apps", "replicasets")
 PODS_GR = ("", "pods")
+PVC_GR = ("", "persistentvolumeclaims")
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet k8s uses for generated suffixes
 
 
@@ -290,6 +291,18 @@ def _sync_ordinal_pods(ctx: StageContext, sts: Obj, replicas: int, revision: str
     _delete_all(ctx.store, PODS_GR, [p for n, p in pods.items() if n not in wanted or _meta(p).get(
         "labels", {}).get("controller-revision-hash") != revision])
     for pod_name in sorted(wanted):
+        # volumeClaimTemplates: one PVC per template and Pod, kept when the Pod goes (as the real controller)
+        for claim in _spec(sts).get("volumeClaimTemplates") or []:
+            pvc_name = f"{_meta(claim).get('name')}-{pod_name}"
+            if isinstance(claim, dict) and ctx.store.get(PVC_GR, namespace, pvc_name) is None:
+                labels = {**(_meta(template).get("labels") or {}), **(_meta(claim).get("labels") or {})}
+                with contextlib.suppress(ApiError):
+                    ctx.store.create(PVC_GR, {
+                        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                        "metadata": {"name": pvc_name, "namespace": namespace, "uid": str(uuid.uuid4()),
+                                     "creationTimestamp": now(), "labels": labels},
+                        "spec": {"volumeMode": "Filesystem", "storageClassName": "standard",
+                                 **copy.deepcopy(claim.get("spec") or {})}})
         if ctx.store.get(PODS_GR, namespace, pod_name) is None:
             with contextlib.suppress(ApiError):
                 ctx.store.create(PODS_GR, _new_pod(sts, "StatefulSet", template, pod_name, {
