@@ -27,7 +27,8 @@ Control API (JSON; full reference in :mod:`kubesim.control`):
 Debugging: ``KUBESIM_LOG_REQUESTS=1 deploy-manager sandbox`` logs every request line.
 
 Not modelled: authentication/authorization (any token is accepted; no RBAC enforcement, no
-SelfSubjectAccessReview), admission webhooks, Events, Endpoints/EndpointSlices, scheduling, nodes
+SelfSubjectAccessReview), admission webhooks, Events beyond a few (Job created/completed/failed,
+ReplicaSet scaled up), Endpoints/EndpointSlices, scheduling, nodes
 and real containers (Pods only report a phase; logs are synthetic), probes, HPA, CronJob
 schedules (no Jobs are spawned), ``spec.paused`` rollouts and ``maxSurge``/``maxUnavailable``
 pacing (a rollout is one step), CRD version conversion and CEL validation rules, protobuf/CBOR
