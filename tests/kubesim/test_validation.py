@@ -59,6 +59,13 @@ def test_defaults() -> None:
     again: dict[str, Any] = {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 81}]}}
     apply_defaults("", "Service", again, svc, ips)
     assert again["spec"]["clusterIP"] == svc["spec"]["clusterIP"]  # an update keeps the allocated IP
+    node: dict[str, Any] = {"metadata": {"name": "n"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}}
+    apply_defaults("", "Service", node, None, ips)
+    allocated = node["spec"]["ports"][0]["nodePort"]
+    assert 30000 <= allocated <= 32767
+    reapplied: dict[str, Any] = {"metadata": {"name": "n"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}}
+    apply_defaults("", "Service", reapplied, node, ips)
+    assert reapplied["spec"]["ports"][0]["nodePort"] == allocated
     secret: dict[str, Any] = {"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}}
     apply_defaults("", "Secret", secret, None, ips)
     assert "stringData" not in secret and base64.b64decode(secret["data"]["password"]) == b"hunter2"
