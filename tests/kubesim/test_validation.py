@@ -76,3 +76,11 @@ def test_defaults() -> None:
     deploy = deployment()
     apply_defaults("apps", "Deployment", deploy, None, ips)
     assert deploy["spec"]["strategy"]["type"] == "RollingUpdate" and deploy["spec"]["revisionHistoryLimit"] == 10
+
+
+def test_configmap_and_secret_size_limit() -> None:
+    big = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "x" * (1024 * 1024)}}
+    assert [c[0] for c in object_causes("ConfigMap", big)] == ["data"]
+    fits = {"kind": "Secret", "metadata": {"name": "s"},
+            "data": {"release": base64.b64encode(b"x" * 1000 * 1000).decode()}}
+    assert object_causes("Secret", fits) == []
