@@ -1,6 +1,40 @@
 """kubesim: a small, stateful Kubernetes API server for tests and demos.
 
-Real helm (v4) and kubectl drive it over HTTP as if it were a cluster. It is test and demo
-infrastructure only: nothing under ``deploy_manager`` except the ``sandbox`` CLI entry point
+Real helm (v4.1.4) and kubectl (v1.35) drive it over HTTP as if it were a cluster. It is test and
+demo infrastructure only: nothing under ``deploy_manager`` except the ``sandbox`` CLI entry point
 may import it.
+
+Modules: ``store`` (objects, one resourceVersion counter, watch fan-out), ``discovery`` (resource
+table, discovery documents incl. aggregated v2), ``api`` (object semantics), ``server`` (HTTP
+routing, watch streams), ``controllers`` (kwok-style stages: workloads become ready, Jobs finish,
+garbage collection), ``control`` (the ``/_sandbox/`` API), ``persistence`` (``--state-file``),
+``tables`` (kubectl's Table output), ``testing`` (in-process sandbox + helm/kubectl runner),
+``main`` (``deploy-manager sandbox``). Pure pieces: ``patch/`` (merge, JSON, strategic, apply),
+``codecs`` (protobuf request bodies), ``openapi`` (OpenAPI v2/v3 documents).
+
+Control API (JSON; full reference in :mod:`kubesim.control`):
+
+- ``GET /_sandbox/stats`` -> ``{"requests", "writes", "by_verb", "by_resource", …}``;
+  ``POST /_sandbox/reset-stats``.
+- ``GET|PUT /_sandbox/config`` ``{"ready_delay": seconds}``.
+- ``POST /_sandbox/faults`` with ``{"type": "fail-writes", "resource": "secrets", "count": 2,
+  "code": 500}`` | ``{"type": "latency", "seconds": 0.2}`` | ``{"type": "job-fail", "name":
+  "db-sync-*"}`` | ``{"type": "never-ready", "kind": "Deployment", "name": "web"}`` |
+  ``{"type": "slow", "kind": "Job", "name": "db-sync-*", "seconds": 5}``;
+  ``GET /_sandbox/faults``; ``DELETE /_sandbox/faults[/<id>]``.
+- Annotations ``kubesim.io/fail: "true"`` (Job, run-to-completion Pod) and
+  ``kubesim.io/never-ready: "true"`` (workload or its pod template) do the same from a chart.
+
+Debugging: ``KUBESIM_LOG_REQUESTS=1 deploy-manager sandbox`` logs every request line.
+
+Not modelled: authentication/authorization (any token is accepted, RBAC objects are stored but
+not enforced, every access review answers "allowed"), admission webhooks, Events beyond a few
+(Job pod created/completed/failed, ReplicaSet scaled up), Endpoints/EndpointSlices, scheduling,
+nodes and real containers (Pods only report a phase; logs are synthetic), probes, HPA, CronJob
+schedules (no Jobs are spawned), ``spec.paused`` rollouts and ``maxSurge``/``maxUnavailable``
+pacing (a rollout is one step), CRD version conversion and CEL validation rules, protobuf/CBOR
+responses (requests are decoded; answers are JSON), consistent paginated snapshots (a
+``continue`` token resumes by key), ``resourceVersionMatch`` semantics on reads, graceful
+deletion periods, ResourceQuota/LimitRange enforcement, and finalizers on a deleted namespace's
+content (the namespace takes its content at once).
 """
