@@ -215,7 +215,7 @@ class GitSource:
                 self._write_tree(commit, item, target, depth=depth)
             elif item.type == "blob" and item.mode == _SYMLINK_MODE:
                 link = item.data_stream.read().decode()
-                resolved = resolve_link(item.path, link)
+                resolved = resolve_link(str(item.path), link)
                 obj = self._object(commit, resolved) if resolved is not None else None
                 if obj is not None and obj.type == "tree":
                     self._write_tree(commit, obj, target, depth=depth + 1)
