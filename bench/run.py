@@ -120,7 +120,7 @@ def run(clusters: int, reps: int, baseline_all: bool) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="dm-bench-"))
     results: dict[str, Any] = {"clusters": clusters, "components": len(NEEDS), "reps": reps}
     generate(work / "repo", clusters)
-    with start_sandbox() as sandbox:
+    with start_sandbox(work) as sandbox:
         b = Bench(work / "repo", work / "state", sandbox)
         names = [cluster_name(i) for i in range(clusters)]
 

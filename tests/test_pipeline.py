@@ -19,7 +19,6 @@ import yaml
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.models.errors import ChartError
-from deploy_manager.models.plan import ActionKind
 from deploy_manager.models.run import RunStatus, StepStatus
 from deploy_manager.pipeline import Pipeline
 from deploy_manager.source.git import GitSource
@@ -30,7 +29,26 @@ pytestmark = pytest.mark.helm
 
 _ns_counter = itertools.count()
 
+# A Deployment the sandbox never makes ready: helm --wait times out and records the release as failed.
 NEVER_READY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+  annotations:
+    kubesim.io/never-ready: "true"
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers: [{name: main, image: example/keystone:1}]
+"""
+
+UNKNOWN_KIND = """\
 apiVersion: bogus.example.com/v1
 kind: NoSuchKind
 metadata:
@@ -75,7 +93,7 @@ class Env:
         ).stdout
 
     def helm_ls(self) -> dict[str, dict[str, Any]]:
-        out = json.loads(self.helm("ls", "-a", "-n", self.namespace, "-o", "json"))
+        out = json.loads(self.helm("ls", "--deployed", "--failed", "--pending", "-n", self.namespace, "-o", "json"))
         return {r["name"]: r for r in out}
 
     def actions(self) -> dict[str, str]:
@@ -181,7 +199,10 @@ def test_chart_version_bump(env: Env) -> None:
 
 def test_failing_component_blocks_dependents_only(env: Env) -> None:
     write_chart(env.root, "charts/openstack/keystone", template=NEVER_READY)
-    commit(env.root, "broken keystone")
+    spec = yaml.safe_load((env.root / "values/dev/cluster.yaml").read_text())
+    spec["components"]["keystone"]["timeout"] = 2
+    write_cluster(env.root, "dev", spec)
+    commit(env.root, "keystone never ready")
     run = env.apply()
     assert run.status is RunStatus.failed
     status = {s.component: s.status for s in run.steps}
@@ -194,7 +215,7 @@ def test_failing_component_blocks_dependents_only(env: Env) -> None:
         "nova": StepStatus.blocked,
     }
     ks = next(s for s in run.steps if s.component == "keystone")
-    assert ks.exit_code == 1 and ks.error and ks.output_tail
+    assert ks.exit_code == 1 and ks.error and ks.output_tail and ks.helm_revision == 1
     listed = env.helm_ls()
     assert set(listed) == {"rabbitmq", "memcached", "keystone"}
     assert listed["keystone"]["status"] == "failed" and int(listed["keystone"]["revision"]) == ks.helm_revision
@@ -205,6 +226,17 @@ def test_failing_component_blocks_dependents_only(env: Env) -> None:
     assert actions["keystone"]["action"] == "upgrade"
     assert actions["keystone"]["reasons"][0]["code"] == "last_failed"
     assert actions["nova"]["action"] == "install"
+
+
+def test_rejected_manifest_fails_before_any_release_record(env: Env) -> None:
+    write_chart(env.root, "charts/openstack/memcached", template=UNKNOWN_KIND)
+    commit(env.root, "memcached with an unknown kind")
+    run = env.apply()
+    steps = {s.component: s for s in run.steps}
+    assert run.status is RunStatus.failed and steps["memcached"].status is StepStatus.failed
+    assert steps["memcached"].helm_revision is None and "unable to build kubernetes objects" in steps["memcached"].error
+    assert steps["rabbitmq"].status is StepStatus.succeeded and steps["keystone"].status is StepStatus.blocked
+    assert set(env.helm_ls()) == {"rabbitmq"}
 
 
 def test_chart_that_fails_to_render_writes_nothing(env: Env) -> None:
@@ -290,4 +322,4 @@ def test_multiple_namespaces_one_list_call(env: Env) -> None:
     run = env.apply()
     assert run.status is RunStatus.succeeded
     assert set(env.actions().values()) == {"none"}
-    assert ActionKind.none
+    assert env.helm("ls", "-n", env.namespace + "-compute", "-q").split() == ["nova"]
