@@ -103,6 +103,9 @@ def test_jobs_complete_or_fail_when_told(client: httpx.Client, sandbox: RunningS
     assert good["status"]["succeeded"] == 1 and good["status"]["completionTime"]
     bad = wait_for(lambda: "Failed" in conditions(j := client.get(f"{JOBS}/bad-1").json()) and j)
     assert bad["status"]["failed"] == 1 and "Complete" not in conditions(bad)
+    events = client.get("/api/v1/namespaces/default/events",
+                        params={"fieldSelector": "involvedObject.name=bad-1,type=Warning"}).json()["items"]
+    assert [e["reason"] for e in events] == ["BackoffLimitExceeded"]
 
 
 def test_never_ready_deployment_until_cleared(client: httpx.Client, sandbox: RunningSandbox) -> None:
@@ -159,5 +162,11 @@ def test_job_runs_a_pod_whose_log_can_be_read(client: httpx.Client, sandbox: Run
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
     log = client.get(f"/api/v1/namespaces/default/pods/{pod['metadata']['name']}/log").text
     assert "/bin/sh -c echo hi" in log and "Succeeded" in log
-    client.delete(f"{JOBS}/logged", params={"propagationPolicy": "Background"})
-    wait_for(lambda: client.get("/api/v1/namespaces/default/pods").json()["items"] == [])
+    client.delete(f"{JOBS}/logged")  # no policy: a Job's Pods are orphaned, as on a real cluster
+    orphan = client.get(f"/api/v1/namespaces/default/pods/{pod['metadata']['name']}").json()
+    assert "ownerReferences" not in orphan["metadata"]
+    client.post(JOBS, json=job("cascade"))
+    wait_for(lambda: "Complete" in conditions(client.get(f"{JOBS}/cascade").json()))
+    client.delete(f"{JOBS}/cascade", params={"propagationPolicy": "Background"})
+    wait_for(lambda: client.get("/api/v1/namespaces/default/pods", params={"labelSelector": "job-name=cascade"})
+             .json()["items"] == [])
