@@ -1,0 +1,120 @@
+"""Run a plan's actions in dependency order with a bounded thread pool.
+
+A component starts once every need has succeeded (or needed nothing: action `none`). When a component
+fails or is blocked, every dependent is recorded `blocked` naming the need, while independent
+components carry on. Steps are reported through `on_step` as they finish (the store records them).
+When more components are ready than there are slots, those heading the longest chain of dependents
+start first (critical-path-first list scheduling), so a slot never delays the DAG's critical path
+for a leaf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from deploy_manager.models.plan import Action, ActionKind, Plan, Reason
+from deploy_manager.models.run import StepRecord, StepStatus
+from deploy_manager.store.sqlite import now
+
+MSG_NEED_FAILED = "needs {need}, which {verb}"
+
+
+def _passive(action: Action, status: StepStatus, extra: tuple[Reason, ...] = ()) -> StepRecord:
+    ts = now()
+    return StepRecord(
+        component=action.component,
+        release=action.release,
+        namespace=action.namespace,
+        action=ActionKind.blocked.value if status is StepStatus.blocked else action.action.value,
+        status=status,
+        reasons=extra + action.reasons,
+        helm_revision=action.revision,
+        started_at=ts,
+        finished_at=ts,
+    )
+
+
+def chain_heights(actions: tuple[Action, ...]) -> dict[str, int]:
+    """Length of the longest chain of dependents below each component (a leaf has 1)."""
+    dependents: dict[str, list[str]] = {a.component: [] for a in actions}
+    for a in actions:
+        for need in a.needs:
+            if need in dependents:
+                dependents[need].append(a.component)
+    heights: dict[str, int] = {}
+
+    def height(name: str) -> int:
+        if name not in heights:
+            heights[name] = 1 + max((height(d) for d in dependents[name]), default=0)
+        return heights[name]
+
+    for name in dependents:
+        height(name)
+    return heights
+
+
+def execute(
+    plan: Plan,
+    run_action: Callable[[Action], StepRecord],
+    *,
+    max_parallel: int = 4,
+    on_step: Callable[[StepRecord], None] | None = None,
+) -> list[StepRecord]:
+    """Execute `plan`; return one StepRecord per action, in completion order."""
+    heights = chain_heights(plan.actions)
+    order = {a.component: i for i, a in enumerate(plan.actions)}
+    # Dicts keep insertion order: iterate the longest chains first, then plan order.
+    pending: dict[str, Action] = {
+        a.component: a for a in sorted(plan.actions, key=lambda a: (-heights[a.component], order[a.component]))
+    }
+    slots = max(1, max_parallel)
+    outcome: dict[str, StepStatus] = {}
+    steps: list[StepRecord] = []
+
+    def finish(step: StepRecord) -> None:
+        outcome[step.component] = step.status
+        steps.append(step)
+        if on_step is not None:
+            on_step(step)
+
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="dm-exec") as pool:
+        running: dict[Future[StepRecord], str] = {}
+        while pending or running:
+            progressed = True
+            while progressed:  # settle everything decidable without helm: none, blocked, ready to start
+                progressed = False
+                for name, action in list(pending.items()):
+                    bad = [n for n in action.needs if outcome.get(n) in (StepStatus.failed, StepStatus.blocked)]
+                    if action.action is ActionKind.blocked:
+                        finish(_passive(action, StepStatus.blocked))
+                    elif bad:
+                        extra = tuple(
+                            Reason(
+                                "need_failed",
+                                MSG_NEED_FAILED.format(
+                                    need=n, verb="failed" if outcome[n] is StepStatus.failed else "is blocked"
+                                ),
+                            )
+                            for n in bad
+                        )
+                        finish(_passive(action, StepStatus.blocked, extra))
+                    elif not all(outcome.get(n) in (StepStatus.succeeded, StepStatus.skipped) for n in action.needs):
+                        continue
+                    elif action.action is ActionKind.none:
+                        finish(_passive(action, StepStatus.skipped))
+                    elif len(running) >= slots:
+                        continue  # ready, but wait for a slot: a longer chain may become ready first
+                    else:
+                        running[pool.submit(run_action, action)] = name
+                    del pending[name]
+                    progressed = True
+            if not running:
+                if pending:  # only possible with needs outside the plan: a planner bug, not user input
+                    raise RuntimeError(f"plan cannot progress: {sorted(pending)} wait for unknown needs")
+                break
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                running.pop(fut)
+                finish(fut.result())
+    return steps
