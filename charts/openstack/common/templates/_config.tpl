@@ -13,7 +13,7 @@ environment variables (OS_<GROUP>__<OPTION>, see common.openstackEnv) built from
 {{- $content := index (include "common.conf" $root | fromYaml) $key -}}
 {{- $format := $spec.format | default "ini" -}}
 {{- if eq $format "ini" -}}
-{{- include "common.ini" ($content | default dict) -}}
+{{- include "common.ini" ($content | default dict) | trimPrefix "\n" -}}
 {{- else if eq $format "yaml" -}}
 {{- toYaml ($content | default dict) -}}{{ "\n" }}
 {{- else if eq $format "python" -}}
