@@ -6,6 +6,9 @@ Workloads from `.Values.services.<part>`:
     image: keystone_api                  # key under images.tags
     command: [...]; args: [...]
     port: {name: http, containerPort: 5000, servicePort: 5000}   # optional; a Service when set
+    extraPorts: [{name, containerPort, servicePort, service: false}]  # more ports (service: false = not exposed)
+    serviceSpec: {type, annotations, externalTrafficPolicy}       # the Service's type (default ClusterIP)
+    securityContext: {...}                                        # the container's
     probes: {liveness: {...}, readiness: {...}}                  # see common.probe
     resources: {requests: {...}, limits: {...}}
     pdb: {maxUnavailable: 1}                                     # or minAvailable
@@ -31,7 +34,7 @@ Call: include "common.deployment" (list . "api")
 {{- $dir := $root.Values.configDir | default (printf "/etc/%s" $root.Chart.Name) -}}
 {{- range $key, $spec := ($root.Values.configFiles | default dict) }}
 - name: etc
-  mountPath: {{ printf "%s/%s" $dir $spec.file }}
+  mountPath: {{ $spec.mountPath | default (printf "%s/%s" $dir $spec.file) }}
   subPath: {{ $spec.file }}
   readOnly: true
 {{- end }}
@@ -61,11 +64,18 @@ Call: include "common.deployment" (list . "api")
     {{- toYaml . | nindent 4 }}
     {{- end }}
   {{- end }}
-  {{- with $svc.port }}
+  {{- $ports := concat (ternary (list $svc.port) list (not (empty $svc.port))) ($svc.extraPorts | default list) }}
+  {{- with $ports }}
   ports:
+    {{- range . }}
     - name: {{ .name | default "http" }}
       containerPort: {{ .containerPort }}
       protocol: TCP
+    {{- end }}
+  {{- end }}
+  {{- with $svc.securityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
   {{- end }}
   {{- with $svc.probes }}
   {{- with .liveness }}
@@ -190,7 +200,8 @@ spec:
 
 {{- define "common.service" -}}
 {{- $svc := fromYaml (include "common.part" .) }}
-{{- with $svc.port }}
+{{- if $svc.port }}
+{{- $spec := $svc.serviceSpec | default dict }}
 ---
 apiVersion: v1
 kind: Service
@@ -198,15 +209,26 @@ metadata:
   name: {{ include "common.fullname" $ }}
   labels:
     {{- include "common.labels" $ | nindent 4 }}
+  {{- with $spec.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 spec:
-  type: ClusterIP
+  type: {{ $spec.type | default "ClusterIP" }}
+  {{- with $spec.externalTrafficPolicy }}
+  externalTrafficPolicy: {{ . }}
+  {{- end }}
   selector:
     {{- include "common.selectorLabels" $ | nindent 4 }}
   ports:
+    {{- range (prepend ($svc.extraPorts | default list) $svc.port) }}
+    {{- if ne (toString .service) "false" }}
     - name: {{ .name | default "http" }}
       port: {{ .servicePort | default .containerPort }}
       targetPort: {{ .name | default "http" }}
       protocol: TCP
+    {{- end }}
+    {{- end }}
 {{- end }}
 {{- end -}}
 
