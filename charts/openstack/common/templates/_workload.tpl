@@ -16,12 +16,21 @@ Workloads from `.Values.services.<part>`:
     openstack: true                                              # oslo.config env from secrets/databases/messaging
   Config files (`configFiles`) are mounted file by file (subPath) under configDir (/etc/<chart>),
   so files the image ships in that directory stay visible.
-Call: include "common.deployment" (list . "api")
+Call: include "common.deployment" (list . "api") or (list . "api" $spec), see common.part
 */}}
 
+{{/*
+The spec of one part. A chart that computes parts of it (volumes from other values, controller args)
+passes the finished spec as a third element instead of mutating .Values:
+  include "common.deployment" (list . "api" $spec)
+*/}}
 {{- define "common.part" -}}
 {{- $root := index . 0 -}}{{- $part := index . 1 -}}
+{{- if gt (len .) 2 -}}
+{{- toYaml (index . 2) -}}
+{{- else -}}
 {{- toYaml (required (printf "services.%s is not set" $part) (index ($root.Values.services | default dict) $part)) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "common.enabled" -}}
@@ -42,7 +51,7 @@ Call: include "common.deployment" (list . "api")
 
 {{- define "common.container" -}}
 {{- $root := index . 0 -}}{{- $part := index . 1 -}}
-{{- $svc := fromYaml (include "common.part" (list $root $part)) -}}
+{{- $svc := fromYaml (include "common.part" .) -}}
 {{- $openstack := ne (toString $svc.openstack) "false" -}}
 - name: {{ $part }}
   image: {{ include "common.image" (list $root (required (printf "services.%s.image is not set" $part) $svc.image)) }}
@@ -102,7 +111,7 @@ Call: include "common.deployment" (list . "api")
 {{/* The pod template (also used by StatefulSets). checksum/config only for charts with a config Secret. */}}
 {{- define "common.podTemplate" -}}
 {{- $root := index . 0 -}}{{- $part := index . 1 -}}
-{{- $svc := fromYaml (include "common.part" (list $root $part)) -}}
+{{- $svc := fromYaml (include "common.part" .) -}}
 {{- $openstack := ne (toString $svc.openstack) "false" -}}
 metadata:
   labels:
@@ -134,7 +143,7 @@ spec:
               matchLabels:
                 {{- include "common.selectorLabels" (list $root $part) | nindent 16 }}
   containers:
-    {{- include "common.container" (list $root $part) | nindent 4 }}
+    {{- include "common.container" . | nindent 4 }}
   {{- $vols := list }}
   {{- if $root.Values.configFiles }}
   {{- $vols = append $vols (dict "name" "etc" "secret" (dict "secretName" (include "common.fullname" (list $root "etc")) "defaultMode" 292)) }}
