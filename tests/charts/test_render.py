@@ -11,6 +11,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from .layers import Component, all_components, components, deep_merge, objects, renders, template
 
@@ -170,3 +171,23 @@ def test_credentials_only_as_secret_references(comp: Component) -> None:
 def _containers_env(obj: dict[str, Any]) -> list[dict[str, Any]]:
     spec = obj.get("spec", {}).get("template", {}).get("spec", {})
     return [env for c in spec.get("containers", []) for env in c.get("env", [])]
+
+
+def _configured(cluster: str) -> list[Component]:
+    return [c for c in components(cluster) if "configFiles" in yaml.safe_load((c.chart / "values.yaml").read_text())]
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize("comp", _configured("demo"), ids=lambda c: c.name)
+def test_every_config_file_feeds_the_checksum_of_every_pod(comp: Component) -> None:
+    """For each config file of the chart: one more option moves the checksum of every workload."""
+    base = _checksums(renders()[(comp.cluster, comp.name)])
+    assert base and all(base.values())
+    files = yaml.safe_load((comp.chart / "values.yaml").read_text())["configFiles"]
+    for key, spec in files.items():
+        if spec.get("format", "ini") == "raw":
+            continue
+        extra = {"DEFAULT": {"dm_test_marker": 1}} if spec.get("format", "ini") == "ini" else {"dm_test_marker": 1}
+        changed = _checksums(template(comp, deep_merge(comp.values, {"conf": {key: extra}})))
+        assert changed.keys() == base.keys()
+        assert all(changed[name] != base[name] for name in base), f"{key} does not reach every checksum"
