@@ -166,7 +166,7 @@ def _component(
             release=release,
             namespace=namespace,
         )
-        steps.append(replace(step, digest=step_digest(step, rendered, values)))
+        steps.append(replace(step, digest=step_digest(step, rendered, values), rendered=rendered))
 
     values_digest = sha256_hex(canonical_json(values))[:DIGEST_LEN]
     bootstrap_digest = sha256_hex(*(s.digest for s in steps))[:DIGEST_LEN] if steps else ""

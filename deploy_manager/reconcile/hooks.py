@@ -26,6 +26,7 @@ class HookContext:
     component: DesiredComponent
     action: Action
     run_id: int | None
+    chart: str = ""  # what helm is given as the chart: a local directory or a remote reference
 
 
 class ComponentHook(Protocol):
