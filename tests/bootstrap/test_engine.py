@@ -1,0 +1,306 @@
+"""The bootstrap engine end to end: the demo cluster (+ glance, nova) on the sandbox with the real helm.
+
+Every test gets its own namespace on one module-wide sandbox, its own repo and its own run database.
+The order in which objects were created comes from the sandbox's store events (resourceVersion order),
+which is what a Kubernetes watch would report.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy_manager.bootstrap.engine import ACTION_PREFIX, BootstrapEngine
+from deploy_manager.bootstrap.manifests import LABEL_COMPONENT, LABEL_STEP
+from deploy_manager.helm.runner import HelmRunner
+from deploy_manager.kube.client import KubeClient
+from deploy_manager.models.run import RunRecord, RunStatus, StepStatus
+from deploy_manager.pipeline import Pipeline
+from deploy_manager.source.git import GitSource
+from deploy_manager.store.sqlite import RunStore
+from tests.bootstrap.stack import CLUSTER, build_repo, declared_steps, edit_values
+
+JOBS = ("batch", "jobs")
+DEPLOYMENTS = ("apps", "deployments")
+SECRETS = ("", "secrets")
+REVISION = "deployment.kubernetes.io/revision"
+_ns = count(1)
+
+
+class Recorder:
+    """ADDED/MODIFIED events of the sandbox's store, in commit (resourceVersion) order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[int, str, tuple[str, str], dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        with self._lock:
+            self.events.append((event.rv, event.type, event.gr, event.obj))
+
+    def added(self, gr: tuple[str, str], namespace: str, since: int = 0) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                o
+                for rv, kind, g, o in self.events
+                if kind == "ADDED" and g == gr and rv > since and o["metadata"].get("namespace") == namespace
+            ]
+
+
+@pytest.fixture(scope="module")
+def recorder(sandbox: Any) -> Recorder:
+    rec = Recorder()
+    sandbox.state.store.subscribe(rec)
+    return rec
+
+
+@dataclass
+class Env:
+    sandbox: Any
+    repo: Path
+    namespace: str
+    store: RunStore
+    pipeline: Pipeline
+    recorder: Recorder
+    helm: HelmRunner
+
+    def apply(self) -> RunRecord:
+        return self.pipeline.apply(GitSource(str(self.repo)), CLUSTER, "main", trigger="test")
+
+    def releases(self) -> dict[str, str]:
+        """release -> helm status, for every declared component that has a release."""
+        out: dict[str, str] = {}
+        for name in declared_steps(self.repo):
+            status = self.helm.status(name, self.namespace)
+            if status is not None:
+                out[name] = str(status["info"]["status"])
+        return out
+
+    def rv(self) -> int:
+        return int(self.sandbox.state.store.resource_version)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return list(self.sandbox.state.store.list(JOBS, self.namespace)[0])
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        obj = self.sandbox.state.store.get(DEPLOYMENTS, self.namespace, name)
+        assert obj is not None, name
+        return dict(obj)
+
+    def revisions(self) -> dict[str, str]:
+        return {
+            d["metadata"]["name"]: d["metadata"].get("annotations", {}).get(REVISION, "")
+            for d in self.sandbox.state.store.list(DEPLOYMENTS, self.namespace)[0]
+        }
+
+    def job_steps(self, since: int = 0) -> list[tuple[str, str]]:
+        """(component, step) of the Jobs created since `since`, in creation order."""
+        return [
+            (j["metadata"]["labels"][LABEL_COMPONENT], j["metadata"]["labels"][LABEL_STEP])
+            for j in self.recorder.added(JOBS, self.namespace, since)
+        ]
+
+
+@pytest.fixture
+def env(sandbox: Any, helm_bin: str, recorder: Recorder, tmp_path: Path) -> Iterator[Env]:
+    namespace = f"bootstrap-{next(_ns)}"
+    repo = build_repo(tmp_path / "repo", namespace=namespace)
+    helm = HelmRunner(helm_bin, kubeconfig=sandbox.kubeconfig)
+    kube = KubeClient(kubeconfig=sandbox.kubeconfig)
+    store = RunStore(tmp_path / "state" / "deploy-manager.db")
+    engine = BootstrapEngine(helm=helm, kube=kube, store=store)
+    pipeline = Pipeline(helm=helm, kube=kube, store=store, hook=engine, cache_dir=tmp_path / "charts")
+    yield Env(sandbox, repo, namespace, store, pipeline, recorder, helm)
+    sandbox.clear_faults()
+    store.close()
+    kube.close()
+
+
+def component_steps(run: RunRecord) -> dict[str, StepStatus]:
+    return {s.component: s.status for s in run.steps if not s.action.startswith(ACTION_PREFIX)}
+
+
+def bootstrap_steps(run: RunRecord, component: str) -> list[tuple[str, StepStatus]]:
+    return [
+        (s.action.removeprefix(ACTION_PREFIX), s.status)
+        for s in run.steps
+        if s.component == component and s.action.startswith(ACTION_PREFIX)
+    ]
+
+
+def expected_order(env: Env, run: RunRecord) -> list[tuple[str, str]]:
+    """Each component's `before` steps, then its `after` steps, components in the order they were written."""
+    declared = declared_steps(env.repo)
+    order: list[tuple[str, str]] = []
+    written = [s.component for s in run.steps if s.action == "install"]
+    for comp in written:
+        steps = declared.get(comp, [])
+        order += [(comp, s) for s, when in steps if when == "before"]
+        order += [(comp, s) for s, when in steps if when == "after"]
+    return order
+
+
+def test_fresh_install_runs_every_step_in_declared_order_then_reapply_writes_nothing(env: Env) -> None:
+    since = env.rv()
+    run = env.apply()
+
+    assert run.status is RunStatus.succeeded, run.error
+    assert set(component_steps(run).values()) == {StepStatus.succeeded}
+    assert env.releases() == {c: "deployed" for c in declared_steps(env.repo)}
+    created = env.job_steps(since)
+    assert created == expected_order(env, run)
+    assert len(created) == sum(len(s) for s in declared_steps(env.repo).values())
+    # keystone's `before` Jobs were created before its release Secret, its `after` Jobs after it.
+    rv_of = {
+        (g, o["metadata"]["name"]): int(o["metadata"]["resourceVersion"])
+        for g in (JOBS, SECRETS)
+        for o in env.recorder.added(g, env.namespace, since)
+    }
+    release_rv = rv_of[(SECRETS, "sh.helm.release.v1.keystone.v1")]
+    keystone_jobs = {
+        j["metadata"]["labels"][LABEL_STEP]: int(j["metadata"]["resourceVersion"])
+        for j in env.recorder.added(JOBS, env.namespace, since)
+        if j["metadata"]["labels"][LABEL_COMPONENT] == "keystone"
+    }
+    for step, when in declared_steps(env.repo)["keystone"]:
+        assert (keystone_jobs[step] < release_rv) == (when == "before"), step
+    # Every step is in the run record, succeeded, in declared order within its phase.
+    assert [s for s, _ in bootstrap_steps(run, "nova")] == [s for s, _ in declared_steps(env.repo)["nova"]]
+    assert all(st is StepStatus.succeeded for _, st in bootstrap_steps(run, "keystone"))
+
+    env.sandbox.reset_stats()
+    again = env.apply()
+    assert again.status is RunStatus.succeeded
+    assert set(component_steps(again).values()) == {StepStatus.skipped}
+    assert env.sandbox.stats()["writes"] == 0
+    assert env.job_steps(since) == created
+
+
+def test_config_change_upgrades_and_rolls_keystone_only_without_rerunning_migrations(env: Env) -> None:
+    assert env.apply().status is RunStatus.succeeded
+    before = env.revisions()
+    since = env.rv()
+
+    edit_values(env.repo, "keystone", lambda v: v["conf"]["keystone"]["token"].update(expiration=7200))
+    run = env.apply()
+
+    assert run.status is RunStatus.succeeded, run.error
+    assert {c for c, st in component_steps(run).items() if st is StepStatus.succeeded} == {"keystone"}
+    assert env.job_steps(since) == []  # no step reads conf.keystone.token: nothing re-ran
+    assert {s for s, st in bootstrap_steps(run, "keystone")} == {s for s, _ in declared_steps(env.repo)["keystone"]}
+    assert {st for _, st in bootstrap_steps(run, "keystone")} == {StepStatus.skipped}
+    after = env.revisions()
+    rolled = {name for name in after if after[name] != before.get(name)}
+    assert rolled == {"keystone-api"}
+    assert int(after["keystone-api"]) == int(before["keystone-api"]) + 1
+
+
+def test_image_bump_reruns_nova_migrations_before_the_upgrade_and_rolls_nova(env: Env) -> None:
+    assert env.apply().status is RunStatus.succeeded
+    before = env.revisions()
+    since = env.rv()
+
+    def bump(values: dict[str, Any]) -> None:
+        for key in values["images"]["tags"]:
+            values["images"]["tags"][key] = "quay.io/airshipit/nova:2025.1-ubuntu_noble"
+
+    edit_values(env.repo, "nova", bump)
+    run = env.apply()
+
+    assert run.status is RunStatus.succeeded, run.error
+    assert {c for c, st in component_steps(run).items() if st is StepStatus.succeeded} == {"nova"}
+    nova_steps = declared_steps(env.repo)["nova"]
+    assert env.job_steps(since) == [("nova", s) for s, w in nova_steps if w == "before"] + [
+        ("nova", s) for s, w in nova_steps if w == "after"
+    ]
+    new_jobs = {j["metadata"]["labels"][LABEL_STEP]: j for j in env.recorder.added(JOBS, env.namespace, since)}
+    assert {j["spec"]["template"]["spec"]["containers"][0]["image"] for j in new_jobs.values()} == {
+        "quay.io/airshipit/nova:2025.1-ubuntu_noble"
+    }
+    release = next(
+        int(o["metadata"]["resourceVersion"])
+        for o in env.recorder.added(SECRETS, env.namespace, since)
+        if o["metadata"]["name"] == "sh.helm.release.v1.nova.v2"
+    )
+    for step, when in nova_steps:
+        assert (int(new_jobs[step]["metadata"]["resourceVersion"]) < release) == (when == "before"), step
+    after = env.revisions()
+    assert {name for name in after if after[name] != before.get(name)} == {"nova-api"}
+
+
+def test_failing_db_sync_fails_keystone_blocks_dependents_and_a_reapply_resumes(env: Env) -> None:
+    fault = env.sandbox.inject_fault(type="job-fail", namespace=env.namespace, name="keystone-db-sync-*")
+    run = env.apply()
+
+    assert run.status is RunStatus.failed
+    comps = component_steps(run)
+    assert comps["keystone"] is StepStatus.failed
+    assert comps["glance"] is StepStatus.blocked and comps["nova"] is StepStatus.blocked
+    assert comps["rabbitmq"] is StepStatus.succeeded and comps["memcached"] is StepStatus.succeeded
+    assert bootstrap_steps(run, "keystone") == [("db-sync", StepStatus.failed)]
+    failed = next(s for s in run.steps if s.action == ACTION_PREFIX + "db-sync")
+    assert "keystone-db-sync-" in failed.error and failed.output_tail
+    keystone = next(s for s in run.steps if s.component == "keystone" and s.action == "install")
+    assert "bootstrap step db-sync of keystone failed" in keystone.error
+    assert keystone.output_tail == failed.output_tail
+    assert "keystone" not in env.releases()  # no upgrade after it
+    [job] = [j for j in env.jobs() if j["metadata"]["labels"][LABEL_STEP] == "db-sync"]
+
+    env.sandbox.clear_faults()
+    del fault
+    since = env.rv()
+    rerun = env.apply()
+
+    assert rerun.status is RunStatus.succeeded, rerun.error
+    created = env.job_steps(since)
+    assert created[0] == ("keystone", "db-sync")  # the failed Job was deleted and created again
+    assert [s for s, _ in bootstrap_steps(rerun, "keystone")] == [s for s, _ in declared_steps(env.repo)["keystone"]]
+    [retried] = [j for j in env.jobs() if j["metadata"]["labels"][LABEL_STEP] == "db-sync"]
+    assert retried["metadata"]["name"] == job["metadata"]["name"]
+    assert retried["metadata"]["uid"] != job["metadata"]["uid"]
+
+
+def test_failed_step_resumes_from_itself_earlier_steps_skipped(env: Env) -> None:
+    env.sandbox.inject_fault(type="job-fail", namespace=env.namespace, name="nova-map-cell0-*")
+    run = env.apply()
+    assert component_steps(run)["nova"] is StepStatus.failed
+    assert bootstrap_steps(run, "nova") == [("api-db-sync", StepStatus.succeeded), ("map-cell0", StepStatus.failed)]
+
+    env.sandbox.clear_faults()
+    since = env.rv()
+    rerun = env.apply()
+    assert rerun.status is RunStatus.succeeded, rerun.error
+    assert bootstrap_steps(rerun, "nova") == [
+        ("api-db-sync", StepStatus.skipped),
+        ("map-cell0", StepStatus.succeeded),
+        ("db-sync", StepStatus.succeeded),
+        ("discover-hosts", StepStatus.succeeded),
+    ]
+    assert env.job_steps(since) == [("nova", "map-cell0"), ("nova", "db-sync"), ("nova", "discover-hosts")]
+
+
+def test_lost_database_never_reruns_migrations(env: Env, tmp_path: Path) -> None:
+    assert env.apply().status is RunStatus.succeeded
+    env.store.close()
+    for f in (tmp_path / "state").iterdir():
+        f.unlink()
+    env.store = RunStore(tmp_path / "state" / "deploy-manager.db")
+    env.pipeline.store = env.store
+    engine = env.pipeline.hook
+    assert isinstance(engine, BootstrapEngine)
+    engine.store = env.store
+    since = env.rv()
+
+    edit_values(env.repo, "keystone", lambda v: v["conf"]["keystone"]["DEFAULT"].update(debug=False))
+    run = env.apply()
+
+    assert run.status is RunStatus.succeeded, run.error
+    assert run.id == 1  # a new database
+    assert env.job_steps(since) == []
+    assert {st for _, st in bootstrap_steps(run, "keystone")} == {StepStatus.skipped}
