@@ -8,6 +8,7 @@ Once `deploy_manager.desired` lands this loader can be swapped for it.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -94,11 +95,15 @@ def all_components() -> Iterator[Component]:
 
 
 def helm(*args: str, values: Mapping[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run helm with the values written to a temp file (as the deploy manager passes them)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as handle:
+    """Run helm with the values written to a temp file (as the deploy manager passes them).
+
+    The file is JSON (valid YAML): PyYAML writes the string "y" unquoted and Helm's YAML 1.1 parser
+    reads it back as `true`; JSON has no such ambiguity.
+    """
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
         extra: list[str] = []
         if values is not None:
-            yaml.safe_dump(dict(values), handle, sort_keys=True)
+            json.dump(values, handle, sort_keys=True)
             handle.flush()
             extra = ["-f", handle.name]
         return subprocess.run([str(HELM), *args, *extra], capture_output=True, text=True, timeout=120)

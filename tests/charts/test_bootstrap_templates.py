@@ -4,13 +4,15 @@ cluster's values, is a strict idempotent-style shell script, and carries no secr
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 import pytest
 
-from .layers import ROOT, Component, all_components
+from .layers import ROOT, Component, all_components, objects, renders
 
 STEPS = [(comp, step) for comp in all_components() for step in comp.bootstrap]
 IDS = [f"{c.cluster}-{c.name}-{s['name']}" for c, s in STEPS]
@@ -96,3 +98,50 @@ def test_db_sync_does_not_rerun_for_unrelated_config() -> None:
         # ...while a database move does change it (and so its digest).
         moved = {**comp.values, "global": {**comp.values["global"], "database": {"host": "db.elsewhere.example"}}}
         assert "@db.elsewhere.example:3306/keystone" in render(comp, step, moved)
+
+
+@pytest.mark.parametrize(("comp", "step"), STEPS, ids=IDS)
+def test_rendered_script_is_valid_bash_and_python(comp: Component, step: dict[str, Any]) -> None:
+    text = render(comp, step)
+    result = subprocess.run(["bash", "-n"], input=text, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, f"bash -n: {result.stderr}"
+    for body in re.findall(r"<<'PY'\n(.*?)\nPY\n", text, re.S):
+        compile(body, f"{comp.name}/{step['name']} (python heredoc)", "exec")
+
+
+def _endpoints(text: str) -> dict[str, str]:
+    return dict(re.findall(r'^ensure_endpoint (\w+) "([^"]+)"$', text, re.M))
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize(("comp", "step"), [(c, s) for c, s in STEPS if s["name"] == "ks-register"],
+                         ids=[i for i, (_, s) in zip(IDS, STEPS, strict=True) if s["name"] == "ks-register"])
+def test_registered_endpoints_match_what_the_chart_exposes(comp: Component, step: dict[str, Any]) -> None:
+    """The catalog URLs the script registers are the chart's own Ingress host and Service port."""
+    endpoints = _endpoints(render(comp, step))
+    assert set(endpoints) == {"public", "internal", "admin"}
+    objs = objects(renders()[(comp.cluster, comp.name)])
+    part = comp.values["catalog"]["part"]
+    name = comp.release if part == comp.name else f"{comp.release}-{part}"
+    [ingress] = [o for o in objs if o["kind"] == "Ingress" and o["metadata"]["name"] == name]
+    [service] = [o for o in objs if o["kind"] == "Service" and o["metadata"]["name"] == name]
+    public = urlsplit(endpoints["public"])
+    assert public.hostname == ingress["spec"]["rules"][0]["host"]
+    assert public.scheme == ("https" if ingress["spec"].get("tls") else "http")
+    internal = urlsplit(endpoints["internal"])
+    assert internal.hostname == f"{name}.{comp.namespace}.svc.cluster.local"
+    assert internal.port == service["spec"]["ports"][0]["port"]
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize("comp", [c for c in all_components() if c.name == "keystone"], ids=lambda c: c.cluster)
+def test_keystone_bootstrap_urls_match_the_chart(comp: Component) -> None:
+    [step] = [s for s in comp.bootstrap if s["name"] == "bootstrap"]
+    text = render(comp, step)
+    public = urlsplit(re.search(r'--bootstrap-public-url "([^"]+)"', text).group(1))  # type: ignore[union-attr]
+    internal = urlsplit(re.search(r'--bootstrap-internal-url "([^"]+)"', text).group(1))  # type: ignore[union-attr]
+    objs = objects(renders()[(comp.cluster, comp.name)])
+    [ingress] = [o for o in objs if o["kind"] == "Ingress"]
+    assert public.hostname == ingress["spec"]["rules"][0]["host"] and public.path == "/v3"
+    assert internal.hostname == f"{comp.release}-api.{comp.namespace}.svc.cluster.local" and internal.port == 5000
+    assert f'--bootstrap-region-id "{comp.values["global"]["region"]}"' in text

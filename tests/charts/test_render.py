@@ -11,8 +11,9 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
-from .layers import Component, all_components, components, deep_merge, objects, renders, template
+from .layers import Component, all_components, components, deep_merge, helm, objects, renders, template
 
 COMPONENTS = list(all_components())
 IDS = [f"{c.cluster}-{c.name}" for c in COMPONENTS]
@@ -170,3 +171,88 @@ def test_credentials_only_as_secret_references(comp: Component) -> None:
 def _containers_env(obj: dict[str, Any]) -> list[dict[str, Any]]:
     spec = obj.get("spec", {}).get("template", {}).get("spec", {})
     return [env for c in spec.get("containers", []) for env in c.get("env", [])]
+
+
+def _configured(cluster: str) -> list[Component]:
+    return [c for c in components(cluster) if "configFiles" in yaml.safe_load((c.chart / "values.yaml").read_text())]
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize("comp", _configured("demo"), ids=lambda c: c.name)
+def test_every_config_file_feeds_the_checksum_of_every_pod(comp: Component) -> None:
+    """For each config file of the chart: one more option moves the checksum of every workload."""
+    base = _checksums(renders()[(comp.cluster, comp.name)])
+    assert base and all(base.values())
+    files = yaml.safe_load((comp.chart / "values.yaml").read_text())["configFiles"]
+    for key, spec in files.items():
+        if spec.get("format", "ini") == "raw":
+            continue
+        extra = {"DEFAULT": {"dm_test_marker": 1}} if spec.get("format", "ini") == "ini" else {"dm_test_marker": 1}
+        changed = _checksums(template(comp, deep_merge(comp.values, {"conf": {key: extra}})))
+        assert changed.keys() == base.keys()
+        assert all(changed[name] != base[name] for name in base), f"{key} does not reach every checksum"
+
+
+@pytest.mark.helm
+def test_ini_rendering_of_option_kinds() -> None:
+    comp = _keystone()
+    conf = {
+        "DEFAULT": {
+            "big": 1000000,
+            "ratio": 0.5,
+            "flag": True,
+            "hosts": ["a:1", "b:2"],
+            "dropped": None,
+            "repeated": {"type": "multistring", "values": ["x", "y"]},
+        },
+        "token": {"expiration": 3600},
+    }
+    values = deep_merge(comp.values, {"conf": {"keystone": conf}})
+    rendered = _secret_files(comp, template(comp, values))["keystone.conf"]
+    default = rendered.split("\n\n", 1)[0].splitlines()
+    assert default[0] == "[DEFAULT]"
+    assert "big = 1000000" in default and "ratio = 0.5" in default and "flag = true" in default
+    assert "hosts = a:1,b:2" in default
+    assert "repeated = x" in default and "repeated = y" in default
+    assert not any(line.startswith("dropped") for line in default)
+    assert default[1:] == sorted(default[1:]), "keys render sorted"
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"token": "3600"}, "section [token] must be a map"),
+        ({"token": {"expiration": {"seconds": 1}}}, "[token] expiration is a map"),
+    ],
+)
+def test_malformed_conf_fails_the_render_naming_the_section(conf: dict[str, Any], message: str) -> None:
+    comp = _keystone()
+    values = copy.deepcopy(comp.values)
+    values["conf"]["keystone"] = conf
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        template(comp, values)
+
+
+@pytest.mark.helm
+def test_missing_image_tag_fails_the_render_naming_the_key() -> None:
+    comp = _keystone()
+    values = copy.deepcopy(comp.values)
+    del values["images"]["tags"]["keystone_api"]
+    with pytest.raises(AssertionError, match=re.escape("images.tags.keystone_api is not set")):
+        template(comp, values)
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize("comp", _configured("demo"), ids=lambda c: c.name)
+def test_config_secret_renders_alone_for_before_steps(comp: Component) -> None:
+    """Before the first install the engine can create `<release>-etc` for `before` steps from
+    `helm template --show-only templates/secret-etc.yaml`: the same object the release will own."""
+    result = helm(
+        "template", comp.release, str(comp.chart), "--namespace", comp.namespace,
+        "--show-only", "templates/secret-etc.yaml", values=comp.values,
+    )
+    assert result.returncode == 0, result.stderr
+    [alone] = objects(result.stdout)
+    [full] = [o for o in _objs(comp) if o["kind"] == "Secret" and o["metadata"]["name"] == f"{comp.release}-etc"]
+    assert alone == full

@@ -1,7 +1,8 @@
 {{/*
 The `<release>-etc` config Secret and its checksum.
 
-`.Values.configFiles` names the files: {<conf key>: {file: keystone.conf, format: ini|properties|raw|yaml|python}}.
+`.Values.configFiles` names the files: {<conf key>: {file: keystone.conf, format: ini|properties|raw|yaml|python,
+mountPath: (optional, default <configDir>/<file>)}}. `file` is also the Secret's data key (no slashes).
 The content of each comes from `.Values.conf.<conf key>`: a nested map for ini/yaml/python, a string
 for raw. Files are rendered in sorted key order, so the Secret's data (and its checksum) are a pure
 function of the values. Passwords never go into `conf`: they reach the processes as oslo.config
@@ -96,7 +97,7 @@ common.confDefaults.
 {{- define "common.confDefaults" -}}
 {{- $root := . -}}
 {{- with $root.Values.serviceUser }}
-{{ $root.Chart.Name }}:
+{{ $root.Values.confKey | default $root.Chart.Name }}:
   keystone_authtoken:
     auth_type: password
     auth_url: {{ include "common.keystoneInternalURL" $root }}
@@ -130,4 +131,16 @@ common.confDefaults.
 {{- $g := .Values.global -}}
 {{- $servers := ($g.memcached | default dict).servers -}}
 {{- if $servers -}}{{ join "," $servers }}{{- else -}}{{ printf "memcached.%s.svc.%s:11211" .Release.Namespace ($g.clusterDomain | default "cluster.local") }}{{- end -}}
+{{- end -}}
+
+{{/* keystone password auth as this chart's service user, for the [placement], [neutron], [nova] … sections. */}}
+{{- define "common.ksAuth" -}}
+auth_type: password
+auth_url: {{ include "common.keystoneInternalURL" . }}
+project_domain_name: Default
+user_domain_name: Default
+project_name: service
+username: {{ required "serviceUser is not set" .Values.serviceUser }}
+region_name: {{ .Values.global.region }}
+valid_interfaces: internal
 {{- end -}}

@@ -6,6 +6,9 @@ Workloads from `.Values.services.<part>`:
     image: keystone_api                  # key under images.tags
     command: [...]; args: [...]
     port: {name: http, containerPort: 5000, servicePort: 5000}   # optional; a Service when set
+    extraPorts: [{name, containerPort, servicePort, service: false}]  # more ports (service: false = not exposed)
+    serviceSpec: {type, annotations, externalTrafficPolicy}       # the Service's type (default ClusterIP)
+    securityContext: {...}                                        # the container's
     probes: {liveness: {...}, readiness: {...}}                  # see common.probe
     resources: {requests: {...}, limits: {...}}
     pdb: {maxUnavailable: 1}                                     # or minAvailable
@@ -13,12 +16,21 @@ Workloads from `.Values.services.<part>`:
     openstack: true                                              # oslo.config env from secrets/databases/messaging
   Config files (`configFiles`) are mounted file by file (subPath) under configDir (/etc/<chart>),
   so files the image ships in that directory stay visible.
-Call: include "common.deployment" (list . "api")
+Call: include "common.deployment" (list . "api") or (list . "api" $spec), see common.part
 */}}
 
+{{/*
+The spec of one part. A chart that computes parts of it (volumes from other values, controller args)
+passes the finished spec as a third element instead of mutating .Values:
+  include "common.deployment" (list . "api" $spec)
+*/}}
 {{- define "common.part" -}}
 {{- $root := index . 0 -}}{{- $part := index . 1 -}}
+{{- if gt (len .) 2 -}}
+{{- toYaml (index . 2) -}}
+{{- else -}}
 {{- toYaml (required (printf "services.%s is not set" $part) (index ($root.Values.services | default dict) $part)) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "common.enabled" -}}
@@ -31,7 +43,7 @@ Call: include "common.deployment" (list . "api")
 {{- $dir := $root.Values.configDir | default (printf "/etc/%s" $root.Chart.Name) -}}
 {{- range $key, $spec := ($root.Values.configFiles | default dict) }}
 - name: etc
-  mountPath: {{ printf "%s/%s" $dir $spec.file }}
+  mountPath: {{ $spec.mountPath | default (printf "%s/%s" $dir $spec.file) }}
   subPath: {{ $spec.file }}
   readOnly: true
 {{- end }}
@@ -39,7 +51,7 @@ Call: include "common.deployment" (list . "api")
 
 {{- define "common.container" -}}
 {{- $root := index . 0 -}}{{- $part := index . 1 -}}
-{{- $svc := fromYaml (include "common.part" (list $root $part)) -}}
+{{- $svc := fromYaml (include "common.part" .) -}}
 {{- $openstack := ne (toString $svc.openstack) "false" -}}
 - name: {{ $part }}
   image: {{ include "common.image" (list $root (required (printf "services.%s.image is not set" $part) $svc.image)) }}
@@ -61,11 +73,18 @@ Call: include "common.deployment" (list . "api")
     {{- toYaml . | nindent 4 }}
     {{- end }}
   {{- end }}
-  {{- with $svc.port }}
+  {{- $ports := concat (ternary (list $svc.port) list (not (empty $svc.port))) ($svc.extraPorts | default list) }}
+  {{- with $ports }}
   ports:
+    {{- range . }}
     - name: {{ .name | default "http" }}
       containerPort: {{ .containerPort }}
       protocol: TCP
+    {{- end }}
+  {{- end }}
+  {{- with $svc.securityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
   {{- end }}
   {{- with $svc.probes }}
   {{- with .liveness }}
@@ -92,7 +111,7 @@ Call: include "common.deployment" (list . "api")
 {{/* The pod template (also used by StatefulSets). checksum/config only for charts with a config Secret. */}}
 {{- define "common.podTemplate" -}}
 {{- $root := index . 0 -}}{{- $part := index . 1 -}}
-{{- $svc := fromYaml (include "common.part" (list $root $part)) -}}
+{{- $svc := fromYaml (include "common.part" .) -}}
 {{- $openstack := ne (toString $svc.openstack) "false" -}}
 metadata:
   labels:
@@ -124,7 +143,7 @@ spec:
               matchLabels:
                 {{- include "common.selectorLabels" (list $root $part) | nindent 16 }}
   containers:
-    {{- include "common.container" (list $root $part) | nindent 4 }}
+    {{- include "common.container" . | nindent 4 }}
   {{- $vols := list }}
   {{- if $root.Values.configFiles }}
   {{- $vols = append $vols (dict "name" "etc" "secret" (dict "secretName" (include "common.fullname" (list $root "etc")) "defaultMode" 292)) }}
@@ -190,7 +209,8 @@ spec:
 
 {{- define "common.service" -}}
 {{- $svc := fromYaml (include "common.part" .) }}
-{{- with $svc.port }}
+{{- if $svc.port }}
+{{- $spec := $svc.serviceSpec | default dict }}
 ---
 apiVersion: v1
 kind: Service
@@ -198,15 +218,26 @@ metadata:
   name: {{ include "common.fullname" $ }}
   labels:
     {{- include "common.labels" $ | nindent 4 }}
+  {{- with $spec.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 spec:
-  type: ClusterIP
+  type: {{ $spec.type | default "ClusterIP" }}
+  {{- with $spec.externalTrafficPolicy }}
+  externalTrafficPolicy: {{ . }}
+  {{- end }}
   selector:
     {{- include "common.selectorLabels" $ | nindent 4 }}
   ports:
+    {{- range (prepend ($svc.extraPorts | default list) $svc.port) }}
+    {{- if ne (toString .service) "false" }}
     - name: {{ .name | default "http" }}
       port: {{ .servicePort | default .containerPort }}
       targetPort: {{ .name | default "http" }}
       protocol: TCP
+    {{- end }}
+    {{- end }}
 {{- end }}
 {{- end -}}
 
