@@ -29,6 +29,7 @@ from starlette.routing import Route
 from kubesim import errors, selectors
 from kubesim.api import Target
 from kubesim.codecs import ProtobufDecodeError, UnsupportedProtobuf, decode_protobuf
+from kubesim.controllers.jobpods import pod_log
 from kubesim.patching import PATCH_TYPES
 from kubesim.sim import Simulator
 from kubesim.store import Event, Watcher
@@ -185,8 +186,8 @@ class Router:
         api = self.sim.api
         if verb == "get":
             if target.subresource == "log":
-                api.get(Target(rt, target.namespace, target.name))
-                return Response(b"", media_type="text/plain")
+                _, pod = api.get(Target(rt, target.namespace, target.name))
+                return Response(pod_log(pod, query.get("tailLines")).encode(), media_type="text/plain")
             return json_response(*api.get(target))
         if verb == "list":
             if rt.namespaced is False and target.namespace:

@@ -1,6 +1,7 @@
 """The bootstrap engine end to end: the demo cluster (+ glance, nova) on the sandbox with the real helm.
 
-Every test gets its own namespace on one module-wide sandbox, its own repo and its own run database.
+Every test gets its own sandbox (the demo's ingress chart owns a cluster-scoped IngressClass, so two
+installs cannot share one), its own repo and its own run database.
 The order in which objects were created comes from the sandbox's store events (resourceVersion order),
 which is what a Kubernetes watch would report.
 """
@@ -10,11 +11,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import count
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from deploy_manager.bootstrap.engine import ACTION_PREFIX, BootstrapEngine
 from deploy_manager.bootstrap.manifests import LABEL_COMPONENT, LABEL_STEP
@@ -24,13 +25,13 @@ from deploy_manager.models.run import RunRecord, RunStatus, StepStatus
 from deploy_manager.pipeline import Pipeline
 from deploy_manager.source.git import GitSource
 from deploy_manager.store.sqlite import RunStore
-from tests.bootstrap.stack import CLUSTER, build_repo, declared_steps, edit_values
+from kubesim.testing import start_sandbox
+from tests.bootstrap.stack import CLUSTER, build_repo, declared_steps, edit_values, read_cluster
 
 JOBS = ("batch", "jobs")
 DEPLOYMENTS = ("apps", "deployments")
 SECRETS = ("", "secrets")
 REVISION = "deployment.kubernetes.io/revision"
-_ns = count(1)
 
 
 class Recorder:
@@ -51,13 +52,6 @@ class Recorder:
                 for rv, kind, g, o in self.events
                 if kind == "ADDED" and g == gr and rv > since and o["metadata"].get("namespace") == namespace
             ]
-
-
-@pytest.fixture(scope="module")
-def recorder(sandbox: Any) -> Recorder:
-    rec = Recorder()
-    sandbox.state.store.subscribe(rec)
-    return rec
 
 
 @dataclass
@@ -85,8 +79,12 @@ class Env:
     def rv(self) -> int:
         return int(self.sandbox.state.store.resource_version)
 
-    def jobs(self) -> list[dict[str, Any]]:
-        return list(self.sandbox.state.store.list(JOBS, self.namespace)[0])
+    def jobs(self, component: str, step: str) -> list[dict[str, Any]]:
+        return [
+            j
+            for j in self.sandbox.state.store.list(JOBS, self.namespace)[0]
+            if j["metadata"]["labels"][LABEL_COMPONENT] == component and j["metadata"]["labels"][LABEL_STEP] == step
+        ]
 
     def deployment(self, name: str) -> dict[str, Any]:
         obj = self.sandbox.state.store.get(DEPLOYMENTS, self.namespace, name)
@@ -108,18 +106,20 @@ class Env:
 
 
 @pytest.fixture
-def env(sandbox: Any, helm_bin: str, recorder: Recorder, tmp_path: Path) -> Iterator[Env]:
-    namespace = f"bootstrap-{next(_ns)}"
-    repo = build_repo(tmp_path / "repo", namespace=namespace)
-    helm = HelmRunner(helm_bin, kubeconfig=sandbox.kubeconfig)
-    kube = KubeClient(kubeconfig=sandbox.kubeconfig)
-    store = RunStore(tmp_path / "state" / "deploy-manager.db")
-    engine = BootstrapEngine(helm=helm, kube=kube, store=store)
-    pipeline = Pipeline(helm=helm, kube=kube, store=store, hook=engine, cache_dir=tmp_path / "charts")
-    yield Env(sandbox, repo, namespace, store, pipeline, recorder, helm)
-    sandbox.clear_faults()
-    store.close()
-    kube.close()
+def env(helm_bin: str, tmp_path: Path) -> Iterator[Env]:
+    with start_sandbox(tmp_path / "sandbox", ready_delay=0.02) as sandbox:
+        recorder = Recorder()
+        sandbox.state.store.subscribe(recorder)
+        repo = build_repo(tmp_path / "repo")
+        helm = HelmRunner(helm_bin, kubeconfig=sandbox.kubeconfig)
+        kube = KubeClient(kubeconfig=sandbox.kubeconfig)
+        store = RunStore(tmp_path / "state" / "deploy-manager.db")
+        engine = BootstrapEngine(helm=helm, kube=kube, store=store)
+        pipeline = Pipeline(helm=helm, kube=kube, store=store, hook=engine, cache_dir=tmp_path / "charts")
+        yield Env(sandbox, repo, read_cluster(repo)["namespace"], store, pipeline, recorder, helm)
+        env_store = pipeline.store
+        env_store.close()
+        kube.close()
 
 
 def component_steps(run: RunRecord) -> dict[str, StepStatus]:
@@ -134,16 +134,26 @@ def bootstrap_steps(run: RunRecord, component: str) -> list[tuple[str, StepStatu
     ]
 
 
-def expected_order(env: Env, run: RunRecord) -> list[tuple[str, str]]:
-    """Each component's `before` steps, then its `after` steps, components in the order they were written."""
+def assert_creation_order(env: Env, since: int) -> None:
+    """Within a component: `before` steps then `after` steps, each in declared order. Across components:
+    a component's first Job comes after every Job of each component it needs (those had finished)."""
     declared = declared_steps(env.repo)
-    order: list[tuple[str, str]] = []
-    written = [s.component for s in run.steps if s.action == "install"]
-    for comp in written:
-        steps = declared.get(comp, [])
-        order += [(comp, s) for s, when in steps if when == "before"]
-        order += [(comp, s) for s, when in steps if when == "after"]
-    return order
+    spec = read_cluster(env.repo)["components"]
+    jobs = env.recorder.added(JOBS, env.namespace, since)
+    rvs: dict[str, list[int]] = {}
+    for comp in declared:
+        mine = [
+            (j["metadata"]["labels"][LABEL_STEP], int(j["metadata"]["resourceVersion"]))
+            for j in jobs
+            if j["metadata"]["labels"][LABEL_COMPONENT] == comp
+        ]
+        want = [s for s, w in declared[comp] if w == "before"] + [s for s, w in declared[comp] if w == "after"]
+        assert [s for s, _ in mine] == want, comp
+        rvs[comp] = [rv for _, rv in mine]
+    for comp, body in spec.items():
+        for need in body.get("needs") or []:
+            if rvs.get(comp) and rvs.get(need):
+                assert min(rvs[comp]) > max(rvs[need]), (comp, need)
 
 
 def test_fresh_install_runs_every_step_in_declared_order_then_reapply_writes_nothing(env: Env) -> None:
@@ -154,7 +164,7 @@ def test_fresh_install_runs_every_step_in_declared_order_then_reapply_writes_not
     assert set(component_steps(run).values()) == {StepStatus.succeeded}
     assert env.releases() == {c: "deployed" for c in declared_steps(env.repo)}
     created = env.job_steps(since)
-    assert created == expected_order(env, run)
+    assert_creation_order(env, since)
     assert len(created) == sum(len(s) for s in declared_steps(env.repo).values())
     # keystone's `before` Jobs were created before its release Secret, its `after` Jobs after it.
     rv_of = {
@@ -183,7 +193,8 @@ def test_fresh_install_runs_every_step_in_declared_order_then_reapply_writes_not
 
 
 def test_config_change_upgrades_and_rolls_keystone_only_without_rerunning_migrations(env: Env) -> None:
-    assert env.apply().status is RunStatus.succeeded
+    first = env.apply()
+    assert first.status is RunStatus.succeeded, [s.error for s in first.steps if s.error]
     before = env.revisions()
     since = env.rv()
 
@@ -202,36 +213,44 @@ def test_config_change_upgrades_and_rolls_keystone_only_without_rerunning_migrat
 
 
 def test_image_bump_reruns_nova_migrations_before_the_upgrade_and_rolls_nova(env: Env) -> None:
-    assert env.apply().status is RunStatus.succeeded
+    first = env.apply()
+    assert first.status is RunStatus.succeeded, [s.error for s in first.steps if s.error]
     before = env.revisions()
     since = env.rv()
+    common = yaml.safe_load((env.repo / "values" / "_common" / "nova.yaml").read_text())
+    new_tag = "quay.io/airshipit/nova:2025.1-ubuntu_noble"
+    bumped = {k for k, v in common["images"]["tags"].items() if v.startswith("quay.io/airshipit/nova:")}
+    assert {"nova_db_sync", "nova_api"} <= bumped
 
-    def bump(values: dict[str, Any]) -> None:
-        for key in values["images"]["tags"]:
-            values["images"]["tags"][key] = "quay.io/airshipit/nova:2025.1-ubuntu_noble"
-
-    edit_values(env.repo, "nova", bump)
+    edit_values(
+        env.repo,
+        "nova",
+        lambda v: v.setdefault("images", {}).setdefault("tags", {}).update(dict.fromkeys(bumped, new_tag)),
+    )
     run = env.apply()
 
     assert run.status is RunStatus.succeeded, run.error
     assert {c for c, st in component_steps(run).items() if st is StepStatus.succeeded} == {"nova"}
-    nova_steps = declared_steps(env.repo)["nova"]
-    assert env.job_steps(since) == [("nova", s) for s, w in nova_steps if w == "before"] + [
-        ("nova", s) for s, w in nova_steps if w == "after"
+    spec = read_cluster(env.repo)["components"]["nova"]["bootstrap"]
+    rerun = [(st["name"], st.get("when", "before")) for st in spec if st["image"] in bumped or st.get("always")]
+    assert ("db-sync", "before") in rerun and ("api-db-sync", "before") in rerun
+    assert env.job_steps(since) == [("nova", s) for s, w in rerun if w == "before"] + [
+        ("nova", s) for s, w in rerun if w == "after"
     ]
+    unchanged = {st["name"] for st in spec} - {s for s, _ in rerun}
+    assert {s for s, st in bootstrap_steps(run, "nova") if st is StepStatus.skipped} == unchanged
     new_jobs = {j["metadata"]["labels"][LABEL_STEP]: j for j in env.recorder.added(JOBS, env.namespace, since)}
-    assert {j["spec"]["template"]["spec"]["containers"][0]["image"] for j in new_jobs.values()} == {
-        "quay.io/airshipit/nova:2025.1-ubuntu_noble"
-    }
+    assert {j["spec"]["template"]["spec"]["containers"][0]["image"] for j in new_jobs.values()} == {new_tag}
     release = next(
         int(o["metadata"]["resourceVersion"])
         for o in env.recorder.added(SECRETS, env.namespace, since)
         if o["metadata"]["name"] == "sh.helm.release.v1.nova.v2"
     )
-    for step, when in nova_steps:
+    for step, when in rerun:  # migrations before the new release revision, the rest after it
         assert (int(new_jobs[step]["metadata"]["resourceVersion"]) < release) == (when == "before"), step
     after = env.revisions()
-    assert {name for name in after if after[name] != before.get(name)} == {"nova-api"}
+    rolled = {name for name in after if after[name] != before.get(name)}
+    assert "nova-api" in rolled and all(name.startswith("nova-") for name in rolled), rolled
 
 
 def test_failing_db_sync_fails_keystone_blocks_dependents_and_a_reapply_resumes(env: Env) -> None:
@@ -245,12 +264,15 @@ def test_failing_db_sync_fails_keystone_blocks_dependents_and_a_reapply_resumes(
     assert comps["rabbitmq"] is StepStatus.succeeded and comps["memcached"] is StepStatus.succeeded
     assert bootstrap_steps(run, "keystone") == [("db-sync", StepStatus.failed)]
     failed = next(s for s in run.steps if s.action == ACTION_PREFIX + "db-sync")
-    assert "keystone-db-sync-" in failed.error and failed.output_tail
+    assert "keystone-db-sync-" in failed.error
+    tail_lines = failed.output_tail.splitlines()
+    assert 0 < len(tail_lines) <= 50 and tail_lines[-1].startswith("kubesim: exit code 1")
+    assert failed.exit_code == 1
     keystone = next(s for s in run.steps if s.component == "keystone" and s.action == "install")
     assert "bootstrap step db-sync of keystone failed" in keystone.error
     assert keystone.output_tail == failed.output_tail
     assert "keystone" not in env.releases()  # no upgrade after it
-    [job] = [j for j in env.jobs() if j["metadata"]["labels"][LABEL_STEP] == "db-sync"]
+    [job] = env.jobs("keystone", "db-sync")
 
     env.sandbox.clear_faults()
     del fault
@@ -261,32 +283,36 @@ def test_failing_db_sync_fails_keystone_blocks_dependents_and_a_reapply_resumes(
     created = env.job_steps(since)
     assert created[0] == ("keystone", "db-sync")  # the failed Job was deleted and created again
     assert [s for s, _ in bootstrap_steps(rerun, "keystone")] == [s for s, _ in declared_steps(env.repo)["keystone"]]
-    [retried] = [j for j in env.jobs() if j["metadata"]["labels"][LABEL_STEP] == "db-sync"]
+    [retried] = env.jobs("keystone", "db-sync")
     assert retried["metadata"]["name"] == job["metadata"]["name"]
     assert retried["metadata"]["uid"] != job["metadata"]["uid"]
 
 
 def test_failed_step_resumes_from_itself_earlier_steps_skipped(env: Env) -> None:
-    env.sandbox.inject_fault(type="job-fail", namespace=env.namespace, name="nova-map-cell0-*")
+    steps = declared_steps(env.repo)["nova"]
+    before = [s for s, w in steps if w == "before"]
+    after = [s for s, w in steps if w == "after"]
+    assert len(before) >= 2
+    broken = before[1]  # the second migration fails: the first already ran
+    env.sandbox.inject_fault(type="job-fail", namespace=env.namespace, name=f"nova-{broken}-*")
     run = env.apply()
     assert component_steps(run)["nova"] is StepStatus.failed
-    assert bootstrap_steps(run, "nova") == [("api-db-sync", StepStatus.succeeded), ("map-cell0", StepStatus.failed)]
+    assert bootstrap_steps(run, "nova") == [(before[0], StepStatus.succeeded), (broken, StepStatus.failed)]
+    assert "nova" not in env.releases()
 
     env.sandbox.clear_faults()
     since = env.rv()
     rerun = env.apply()
     assert rerun.status is RunStatus.succeeded, rerun.error
-    assert bootstrap_steps(rerun, "nova") == [
-        ("api-db-sync", StepStatus.skipped),
-        ("map-cell0", StepStatus.succeeded),
-        ("db-sync", StepStatus.succeeded),
-        ("discover-hosts", StepStatus.succeeded),
+    assert bootstrap_steps(rerun, "nova") == [(before[0], StepStatus.skipped)] + [
+        (s, StepStatus.succeeded) for s in before[1:] + after
     ]
-    assert env.job_steps(since) == [("nova", "map-cell0"), ("nova", "db-sync"), ("nova", "discover-hosts")]
+    assert env.job_steps(since) == [("nova", s) for s in before[1:] + after]
 
 
 def test_lost_database_never_reruns_migrations(env: Env, tmp_path: Path) -> None:
-    assert env.apply().status is RunStatus.succeeded
+    first = env.apply()
+    assert first.status is RunStatus.succeeded, [s.error for s in first.steps if s.error]
     env.store.close()
     for f in (tmp_path / "state").iterdir():
         f.unlink()
@@ -297,10 +323,11 @@ def test_lost_database_never_reruns_migrations(env: Env, tmp_path: Path) -> None
     engine.store = env.store
     since = env.rv()
 
-    edit_values(env.repo, "keystone", lambda v: v["conf"]["keystone"]["DEFAULT"].update(debug=False))
+    edit_values(env.repo, "keystone", lambda v: v["conf"]["keystone"]["token"].update(expiration=1800))
     run = env.apply()
 
     assert run.status is RunStatus.succeeded, run.error
     assert run.id == 1  # a new database
+    assert component_steps(run)["keystone"] is StepStatus.succeeded
     assert env.job_steps(since) == []
     assert {st for _, st in bootstrap_steps(run, "keystone")} == {StepStatus.skipped}
