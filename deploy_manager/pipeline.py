@@ -28,7 +28,7 @@ from deploy_manager.observe import observe as observe_releases
 from deploy_manager.planner.graph import topo_waves
 from deploy_manager.planner.plan import make_plan
 from deploy_manager.reconcile.executor import execute
-from deploy_manager.reconcile.hooks import ComponentHook
+from deploy_manager.reconcile.hooks import ComponentHook, PlanRefiningHook
 from deploy_manager.reconcile.upgrade import ReleaseWriter
 from deploy_manager.source.git import GitSource, default_state_dir
 from deploy_manager.store.sqlite import RunStore
@@ -75,7 +75,10 @@ class Pipeline:
     def snapshot(self, source: GitSource, cluster: str, rev: str) -> Snapshot:
         desired = self.desired(source, cluster, rev)
         observed = observe_releases(self.kube, desired.namespaces)
-        return Snapshot(desired, observed, make_plan(desired, observed))
+        plan = make_plan(desired, observed)
+        if isinstance(self.hook, PlanRefiningHook):  # bootstrap: in sync, yet a step has not completed
+            plan = self.hook.refine_plan(desired, plan)
+        return Snapshot(desired, observed, plan)
 
     def plan(self, source: GitSource, cluster: str, rev: str) -> Plan:
         """Desired x observed -> ordered actions. Never writes to the cluster."""

@@ -27,14 +27,15 @@ from typing import Any
 
 from deploy_manager.bootstrap import manifests as m
 from deploy_manager.bootstrap.etc import render_etc
+from deploy_manager.bootstrap.status import incomplete_steps, with_incomplete_bootstrap
 from deploy_manager.desired.bootstrap import resolve_image
 from deploy_manager.desired.values import secret_values
 from deploy_manager.helm.runner import HelmRunner, redact, tail
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.kube.jobs import JobsApi, KubeConflict, KubeUnavailable
-from deploy_manager.models.desired import BootstrapStep, DesiredComponent
+from deploy_manager.models.desired import BootstrapStep, DesiredCluster, DesiredComponent
 from deploy_manager.models.errors import ConfigError, DeployManagerError
-from deploy_manager.models.plan import Reason
+from deploy_manager.models.plan import ActionKind, Plan, Reason
 from deploy_manager.models.run import StepRecord, StepStatus
 from deploy_manager.reconcile.hooks import HookContext, HookPhase
 from deploy_manager.store.sqlite import RunStore, now
@@ -139,6 +140,17 @@ class BootstrapEngine:
                     output_tail=outcome.log_tail,
                     job=job,
                 )
+
+    # -- planning -------------------------------------------------------------------------------------
+    def refine_plan(self, desired: DesiredCluster, plan: Plan) -> Plan:
+        """Plan an upgrade for in-sync components whose steps have not all completed (one list per namespace)."""
+        quiet = {a.component for a in plan.actions if a.action is ActionKind.none}
+        namespaces = sorted({c.namespace for n, c in desired.components.items() if n in quiet and c.bootstrap})
+        if not namespaces:
+            return plan
+        selector = f"{m.LABEL_CLUSTER}={desired.name}"
+        jobs = [job for ns in namespaces for job in self.api.list_jobs(ns, selector)]
+        return with_incomplete_bootstrap(plan, incomplete_steps(desired, jobs))
 
     # -- steps ----------------------------------------------------------------------------------------
     def _image(self, ctx: HookContext, step: BootstrapStep) -> str:

@@ -331,3 +331,29 @@ def test_lost_database_never_reruns_migrations(env: Env, tmp_path: Path) -> None
     assert component_steps(run)["keystone"] is StepStatus.succeeded
     assert env.job_steps(since) == []
     assert {st for _, st in bootstrap_steps(run, "keystone")} == {StepStatus.skipped}
+
+
+def test_failed_after_step_is_planned_again_at_the_same_commit(env: Env) -> None:
+    after = [s for s, w in declared_steps(env.repo)["keystone"] if w == "after"]
+    env.sandbox.inject_fault(type="job-fail", namespace=env.namespace, name=f"keystone-{after[0]}-*")
+    run = env.apply()
+    assert component_steps(run)["keystone"] is StepStatus.failed
+    assert component_steps(run)["glance"] is StepStatus.blocked
+    assert env.releases()["keystone"] == "deployed"  # helm wrote it; the step after it failed
+
+    env.sandbox.clear_faults()
+    plan = env.pipeline.plan(GitSource(str(env.repo)), CLUSTER, "main")
+    keystone = plan.action_for("keystone")
+    assert keystone.action.value == "upgrade"
+    assert [r.code for r in keystone.reasons] == ["bootstrap_incomplete"]
+    assert keystone.reasons[0].paths == tuple(after)
+    since = env.rv()
+    rerun = env.apply()
+
+    assert rerun.status is RunStatus.succeeded, rerun.error
+    assert env.job_steps(since)[: len(after)] == [("keystone", s) for s in after]
+    done = {s for s, st in bootstrap_steps(rerun, "keystone") if st is StepStatus.skipped}
+    assert done == {s for s, w in declared_steps(env.repo)["keystone"] if w == "before"}
+    env.sandbox.reset_stats()
+    assert env.apply().status is RunStatus.succeeded
+    assert env.sandbox.stats()["writes"] == 0
