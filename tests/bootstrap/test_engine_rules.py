@@ -1,0 +1,173 @@
+"""The engine's rules on one small component (real helm, sandbox): bounded history, `always`, timeouts,
+secrets redacted in log tails, the config Secret the Jobs mount.
+
+The component `svc` has a chart rendering `svc-etc` and two steps: `migrate` (before, reads
+`conf.svc.database`) and `announce` (after, `always: true`).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy_manager.bootstrap.engine import ACTION_PREFIX, BootstrapEngine
+from deploy_manager.bootstrap.manifests import LABEL_STEP
+from deploy_manager.helm.runner import HelmRunner
+from deploy_manager.kube.client import KubeClient
+from deploy_manager.models.run import RunRecord, RunStatus, StepRecord, StepStatus
+from deploy_manager.pipeline import Pipeline
+from deploy_manager.source.git import GitSource
+from deploy_manager.store.sqlite import RunStore
+from kubesim.testing import RunningSandbox, start_sandbox
+from tests.corelib import commit, init_repo, write, write_chart, write_cluster, write_values
+
+NS = "rules"
+TOKEN = "s3cr3t-t0ken-value"
+ETC = """\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ .Release.Name }}-etc
+type: Opaque
+stringData:
+  svc.conf: |
+    [database]
+    connection = {{ .Values.conf.svc.database.connection }}
+"""
+MIGRATE = """\
+#!/bin/bash
+set -euo pipefail
+# migrate the database of {{ component }}
+svc-manage --config-file /etc/{{ component }}/svc.conf db sync
+echo token={{ values.conf.svc.token }}
+"""
+ANNOUNCE = "#!/bin/bash\necho {{ release }} is up in {{ namespace }}\n"
+
+
+@dataclass
+class Small:
+    sandbox: RunningSandbox
+    repo: Path
+    pipeline: Pipeline
+
+    def apply(self) -> RunRecord:
+        return self.pipeline.apply(GitSource(str(self.repo)), "dev", "main", trigger="test")
+
+    def jobs(self, step: str) -> list[dict[str, Any]]:
+        items, _ = self.sandbox.state.store.list(("batch", "jobs"), NS)
+        return [j for j in items if j["metadata"]["labels"][LABEL_STEP] == step]
+
+    def set_connection(self, value: str) -> None:
+        write_values(self.repo, "dev", "svc", values(value))
+        commit(self.repo, f"connection {value}")
+
+
+def values(connection: str) -> dict[str, Any]:
+    return {
+        "images": {"tags": {"tool": "registry.local/svc:1"}},
+        "conf": {"svc": {"database": {"connection": connection}, "token": TOKEN}},
+    }
+
+
+@pytest.fixture
+def small(tmp_path: Path, helm_bin: str) -> Iterator[Small]:
+    repo = init_repo(tmp_path / "repo")
+    chart = write_chart(repo, "charts/svc")
+    write(chart / "templates" / "secret-etc.yaml", ETC)
+    write(repo / "bootstrap" / "svc" / "migrate.sh.j2", MIGRATE)
+    write(repo / "bootstrap" / "svc" / "announce.sh.j2", ANNOUNCE)
+    steps = [
+        {"name": "migrate", "image": "tool", "inputs": ["conf.svc.database"], "timeout": 30},
+        {"name": "announce", "when": "after", "image": "tool", "always": True},
+    ]
+    spec = {"namespace": NS, "components": {"svc": {"chart": "charts/svc", "bootstrap": steps}}}
+    write_cluster(repo, "dev", spec)
+    write_values(repo, "dev", "svc", values("mysql://db/svc0"))
+    commit(repo, "svc")
+    with start_sandbox(tmp_path / "sandbox", ready_delay=0.02) as sandbox:
+        helm = HelmRunner(helm_bin, kubeconfig=sandbox.kubeconfig)
+        kube = KubeClient(kubeconfig=sandbox.kubeconfig)
+        store = RunStore(tmp_path / "state" / "deploy-manager.db")
+        engine = BootstrapEngine(helm=helm, kube=kube, store=store, history=3)
+        yield Small(sandbox, repo, Pipeline(helm=helm, kube=kube, store=store, hook=engine, cache_dir=tmp_path / "c"))
+        store.close()
+        kube.close()
+
+
+def step(run: RunRecord, name: str) -> StepRecord:
+    return next(s for s in run.steps if s.action == ACTION_PREFIX + name)
+
+
+def test_history_is_bounded_and_always_steps_get_a_fresh_job_each_time(small: Small) -> None:
+    for i in range(5):
+        if i:
+            small.set_connection(f"mysql://db/svc{i}")
+        run = small.apply()
+        assert run.status is RunStatus.succeeded, run.error
+        assert step(run, "migrate").status is StepStatus.succeeded
+        assert step(run, "announce").status is StepStatus.succeeded
+
+    migrate = small.jobs("migrate")
+    announce = small.jobs("announce")
+    assert len(migrate) == 3 and len(announce) == 3
+    newest = max(migrate, key=lambda j: int(j["metadata"]["resourceVersion"]))
+    script = small.sandbox.state.store.get(("", "configmaps"), NS, newest["metadata"]["name"])
+    assert script is not None and "svc-manage" in script["data"]["script.sh"]
+    assert sorted(int(j["metadata"]["labels"]["deploy-manager.io/sequence"]) for j in announce) == [3, 4, 5]
+    # The ConfigMaps and Pods of deleted Jobs go with them (owner references, background propagation).
+    names = {j["metadata"]["name"] for j in migrate + announce}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        cms, _ = small.sandbox.state.store.list(("", "configmaps"), NS)
+        scripts = {c["metadata"]["name"] for c in cms if c["metadata"]["name"] not in ("kube-root-ca.crt", "svc-conf")}
+        if scripts == names:
+            break
+        time.sleep(0.05)
+    assert scripts == names
+
+
+def test_step_log_tail_has_secrets_redacted(small: Small) -> None:
+    run = small.apply()
+    tail = step(run, "migrate").output_tail
+    assert "svc-manage --config-file /etc/svc/svc.conf db sync" in tail
+    assert TOKEN not in tail and "token=***" in tail
+
+
+def test_jobs_mount_the_rendered_config_before_the_chart_exists(small: Small) -> None:
+    small.sandbox.inject_fault(type="job-fail", namespace=NS, name="svc-migrate-*")
+    run = small.apply()
+    assert run.status is RunStatus.failed
+    store = small.sandbox.state.store
+    assert store.get(("", "secrets"), NS, "svc-etc") is None  # the chart was never installed
+    etc = store.get(("", "secrets"), NS, "svc-bootstrap-etc")
+    assert etc is not None
+    conf = base64.b64decode(etc["data"]["svc.conf"]).decode()
+    assert "connection = mysql://db/svc0" in conf
+    [job] = small.jobs("migrate")
+    pod = job["spec"]["template"]["spec"]
+    assert {"name": "etc", "secret": {"secretName": "svc-bootstrap-etc", "defaultMode": 0o444}} in pod["volumes"]
+
+    small.sandbox.clear_faults()
+    assert small.apply().status is RunStatus.succeeded
+    chart_etc = store.get(("", "secrets"), NS, "svc-etc")
+    assert chart_etc is not None and chart_etc["data"] == store.get(("", "secrets"), NS, "svc-bootstrap-etc")["data"]
+
+
+def test_a_step_that_outlives_its_timeout_fails_and_its_job_is_removed(small: Small) -> None:
+    spec_path = small.repo / "values" / "dev" / "cluster.yaml"
+    spec_path.write_text(spec_path.read_text().replace("timeout: 30", "timeout: 1"))
+    commit(small.repo, "short timeout")
+    small.sandbox.set_ready_delay(5)
+    started = time.monotonic()
+    run = small.apply()
+    assert time.monotonic() - started < 4
+    assert run.status is RunStatus.failed
+    failed = step(run, "migrate")
+    assert failed.status is StepStatus.failed and "did not finish within 1s" in failed.error
+    assert small.jobs("migrate") == []
