@@ -85,13 +85,14 @@ EXTRA: dict[str, tuple[list[str], str, list[tuple[str, str, str, str]]]] = {
 }
 
 
-def build_repo(dest: Path, *, namespace: str) -> Path:
-    """A git repo with the demo cluster (namespace `namespace`) plus glance and nova; returns its path."""
+def build_repo(dest: Path, *, namespace: str | None = None) -> Path:
+    """A git repo with the demo cluster (in `namespace` if given) plus glance and nova; returns its path."""
     repo = init_repo(dest)
     for part in ("charts", "values", "bootstrap"):
         shutil.copytree(ROOT / part, repo / part)
     spec = read_cluster(repo)
-    spec["namespace"] = namespace
+    if namespace is not None:
+        spec["namespace"] = namespace
     for name, (needs, image, steps) in EXTRA.items():
         if name in spec["components"]:
             continue
