@@ -28,7 +28,10 @@ from typing import Any
 from kubesim import errors, selectors, validation
 from kubesim.defaults import ClusterIPAllocator, apply_defaults
 from kubesim.discovery import ResourceRegistry, ResourceType
-from kubesim.patching import APPLY_PATCH, apply_patch, parse_apply_body, server_side_apply_impl
+from kubesim.patch.apply import record_update, server_side_apply
+from kubesim.patch.errors import ApplyConflict, PatchError
+from kubesim.patch.schema import Schema, for_kind, from_crd
+from kubesim.patching import APPLY_PATCH, apply_patch, conflict_error, parse_apply_body, patch_error
 from kubesim.store import GR, Store, rv_of
 
 Obj = dict[str, Any]
@@ -59,6 +62,17 @@ class Target:
 
 def _q(query: Mapping[str, str], key: str) -> str:
     return query.get(key, "") or ""
+
+
+def _manager(query: Mapping[str, str]) -> str:
+    """The field manager of an ordinary write: ``fieldManager``, else what the server derived from
+    the User-Agent (``managerFromUserAgent``, set by the router), else "unknown"."""
+    return _q(query, "fieldManager") or _q(query, "managerFromUserAgent") or "unknown"
+
+
+def is_true(value: str | None) -> bool:
+    """A boolean query parameter as Go's strconv.ParseBool reads it (the Python client sends "True")."""
+    return value in ("1", "t", "T", "true", "TRUE", "True")
 
 
 def is_dry_run(query: Mapping[str, str]) -> bool:
@@ -93,7 +107,15 @@ class ResourceAPI:
                 rt = self.registry.lookup("", "v1", "namespaces")
                 assert rt is not None
                 self.create(Target(rt, None), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-                            {})
+                            {"fieldManager": "kube-apiserver"})
+
+    def schema(self, rt: ResourceType) -> Schema:
+        """The structural schema patch/apply merge by: built-in definitions, or the CRD's own."""
+        if rt.crd:
+            crd = self.store.get(CRDS, "", f"{rt.plural}.{rt.group}")
+            if crd is not None:
+                return from_crd(crd, rt.version)
+        return for_kind(rt.group_version, rt.kind)
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -147,9 +169,10 @@ class ResourceAPI:
         obj = self._check_body(target, body)
         if target.name:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
-        return self._create(target, obj, query)
+        return self._create(target, obj, query, manager=_manager(query))
 
-    def _create(self, target: Target, obj: Obj, query: Mapping[str, str]) -> Response:
+    def _create(self, target: Target, obj: Obj, query: Mapping[str, str], *, manager: str | None) -> Response:
+        """``manager``: the field manager of an ordinary write (None: an apply, managedFields are set)."""
         rt = target.rt
         meta = obj.setdefault("metadata", {})
         self._place(target, obj)
@@ -173,6 +196,8 @@ class ResourceAPI:
         if "status" in rt.subresources and rt.kind not in ("Namespace",):
             obj.pop("status", None)
         apply_defaults(rt.group, rt.kind, obj, None, self.ips)
+        if manager is not None:
+            obj = record_update(None, obj, manager, schema=self.schema(rt))
         self._validate(rt, obj, None)
         if rt.kind == "CustomResourceDefinition":
             self._crd_status(obj)
@@ -210,12 +235,12 @@ class ResourceAPI:
         rt = target.rt
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
-        if not body.get("kind"):
-            raise errors.bad_request(f"Object 'Kind' is missing in '{json.dumps(body)[:200]}'")
+        # Like the apiserver, a body without apiVersion/kind takes them from the URL (the Python
+        # client sends none); a body that names another kind or version is refused.
         if body.get("apiVersion") and body["apiVersion"] != rt.group_version:
             raise errors.bad_request(f"the API version in the data ({body['apiVersion']}) does not match the "
                                      f"expected API version ({rt.group_version})")
-        if body["kind"] != rt.kind:
+        if body.get("kind") and body["kind"] != rt.kind:
             raise errors.bad_request(f"the kind in the data ({body['kind']}) does not match the expected kind "
                                      f"({rt.kind})")
         meta = body.get("metadata")
@@ -223,6 +248,7 @@ class ResourceAPI:
             raise errors.bad_request("metadata must be an object")
         obj = copy.deepcopy(body)
         obj["apiVersion"] = rt.group_version
+        obj["kind"] = rt.kind
         return obj
 
     def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
@@ -251,9 +277,10 @@ class ResourceAPI:
     def update(self, target: Target, body: Any, query: Mapping[str, str]) -> Response:
         obj = self._check_body(target, body)
         old = self._existing(target)
-        return self._update(target, old, obj, query, precondition=True)
+        return self._update(target, old, obj, query, manager=_manager(query))
 
-    def _update(self, target: Target, old: Obj, new: Obj, query: Mapping[str, str], *, precondition: bool) -> Response:
+    def _update(self, target: Target, old: Obj, new: Obj, query: Mapping[str, str], *,
+                manager: str | None) -> Response:
         rt = target.rt
         meta = new.setdefault("metadata", {})
         old_meta = old["metadata"]
@@ -266,15 +293,13 @@ class ResourceAPI:
                                      "the request")
         self._place(target, new)
         body_rv = meta.get("resourceVersion")
-        if precondition and body_rv and str(body_rv) != old_meta.get("resourceVersion"):
+        if body_rv and str(body_rv) != old_meta.get("resourceVersion"):
             raise errors.conflict(rt.plural, old_meta["name"], rt.group)
         for key in _SERVER_META:
             if key in old_meta:
                 meta[key] = old_meta[key]
             else:
                 meta.pop(key, None)
-        if "managedFields" not in meta and "managedFields" in old_meta:
-            meta["managedFields"] = old_meta["managedFields"]
         if target.subresource == "status":
             new = {**copy.deepcopy({k: v for k, v in old.items() if k != "status"}), "status": new.get("status")}
             if new["status"] is None:
@@ -285,6 +310,8 @@ class ResourceAPI:
             else:
                 new.pop("status", None)
         apply_defaults(rt.group, rt.kind, new, old, self.ips)
+        if manager is not None:
+            new = record_update(old, new, manager, schema=self.schema(rt), subresource=target.subresource or "")
         self._validate(rt, new, old)
         if rt.has_generation and _spec_of(new) != _spec_of(old):
             new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
@@ -310,11 +337,13 @@ class ResourceAPI:
         for attempt in range(5):  # GuaranteedUpdate: retry when a concurrent write raced us
             old = self._existing(target)
             base = old if target.subresource != "scale" else self._scale_of(target.rt, old)
-            patched = apply_patch(content_type, base, body, crd=target.rt.crd)
+            schema = None if target.subresource == "scale" else self.schema(target.rt)
+            patched = apply_patch(content_type, base, body, schema=schema, crd=target.rt.crd)
             if target.subresource == "scale":
                 patched = self._from_scale(old, patched)
             try:
-                return self._update(target, old, patched, query, precondition=True)
+                code, updated = self._update(target, old, patched, query, manager=_manager(query))
+                return (code, self._scale_of(target.rt, updated)) if target.subresource == "scale" else (code, updated)
             except errors.ApiError as exc:
                 # Retry only our own read-modify-write race, never a precondition the patch carried.
                 patched_rv = (patched.get("metadata") or {}).get("resourceVersion")
@@ -332,23 +361,22 @@ class ResourceAPI:
         if name != target.name:
             raise errors.bad_request(f"the name of the object ({name}) does not match the name on the URL "
                                      f"({target.name})")
-        force = _q(query, "force") == "true"
-        server_side_apply, conflict_type = server_side_apply_impl()
+        force = is_true(query.get("force"))
+        schema = self.schema(rt)
         for attempt in range(5):
             live = self.store.get(target.gr, target.namespace or "", target.name or "")
-            if live is not None and target.subresource == "status":
-                applied = {**applied, "metadata": applied.get("metadata") or {}}
             try:
-                merged = server_side_apply(live, applied, manager, force)
-            except conflict_type as exc:
-                raise errors.ApiError(409, "Conflict", f"Apply failed with conflicts: {exc}",
-                                      {"name": target.name, "kind": rt.plural, "group": rt.group}) from exc
+                merged = server_side_apply(live, applied, manager, force, schema=schema)
+            except ApplyConflict as exc:
+                raise conflict_error(exc, rt.plural, target.name or "", rt.group) from exc
+            except PatchError as exc:
+                raise patch_error(exc) from exc
             try:
                 if live is None:
                     if target.subresource:
                         raise errors.not_found(rt.plural, target.name or "", rt.group)
-                    return self._create(target, merged, query)
-                return self._update(target, live, merged, query, precondition=True)
+                    return self._create(target, merged, query, manager=None)
+                return self._update(target, live, merged, query, manager=None)
             except errors.ApiError as exc:
                 if exc.reason not in ("Conflict", "AlreadyExists") or attempt == 4 or \
                         (applied.get("metadata") or {}).get("resourceVersion"):
@@ -380,7 +408,7 @@ class ResourceAPI:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
         main = Target(target.rt, target.namespace, target.name)
-        self._update(main, old, self._from_scale(old, body), query, precondition=True)
+        self._update(main, old, self._from_scale(old, body), query, manager=_manager(query))
         return self.get(target)
 
     # --- delete ------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ Endpoints (JSON in, JSON out):
 
 Objects can also ask for a fault themselves (handy in charts): annotation
 ``kubesim.io/fail: "true"`` on a Job makes it fail; ``kubesim.io/never-ready: "true"`` on a
-workload keeps it unready.
+workload keeps it unready (on the object itself or on its pod template — the latter is also a
+template change, hence a rollout, as a broken image would be).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import itertools
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -112,6 +114,8 @@ class Control:
     def __init__(self, store: Store, ready_delay: float) -> None:
         self.store = store
         self.ready_delay = ready_delay
+        # Called after faults or config change, so controllers re-evaluate what they skipped.
+        self.on_change: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._faults: list[Fault] = []
@@ -154,7 +158,16 @@ class Control:
         with self._lock:
             fault = parse_fault(body, next(self._ids))
             self._faults.append(fault)
-            return fault
+        self._changed()
+        return fault
+
+    def set_ready_delay(self, seconds: float) -> None:
+        self.ready_delay = seconds
+        self._changed()
+
+    def _changed(self) -> None:
+        for callback in self.on_change:
+            callback()
 
     def faults(self) -> list[Obj]:
         with self._lock:
@@ -164,7 +177,9 @@ class Control:
         with self._lock:
             before = len(self._faults)
             self._faults = [f for f in self._faults if fault_id is not None and f.id != fault_id]
-            return before - len(self._faults)
+            cleared = before - len(self._faults)
+        self._changed()
+        return cleared
 
     def before_request(self, verb: str, group: str, resource: str, namespace: str, name: str) -> float:
         """Latency to add (seconds); raises the injected error when a fail-writes fault matches."""
@@ -189,8 +204,11 @@ class Control:
         return latency
 
     def _object_fault(self, fault_type: str, obj: Obj, annotation: str) -> bool:
-        if ((obj.get("metadata") or {}).get("annotations") or {}).get(annotation) == "true":
-            return True
+        # The annotation counts on the object or on its pod template (the pods are what fail).
+        template_meta = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        for meta in (obj.get("metadata") or {}, template_meta):
+            if (meta.get("annotations") or {}).get(annotation) == "true":
+                return True
         with self._lock:
             return any(f.type == fault_type and f.matches_object(obj) for f in self._faults)
 

@@ -6,12 +6,14 @@ Set ``KUBESIM_LOG_REQUESTS=1`` to log every request (method, path, query, status
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import sys
+import signal
 import tempfile
+import threading
+import time
 from pathlib import Path
+from types import FrameType
 
 from kubesim.kubeconfig import write_kubeconfig
 from kubesim.sim import Simulator
@@ -24,7 +26,10 @@ def serve_forever(host: str = "127.0.0.1", port: int = 0, kubeconfig_out: Path |
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         logging.getLogger("kubesim.server").setLevel(logging.DEBUG)
     sim = Simulator(ready_delay=ready_delay, state_file=state_file)
-    sock = free_socket(host, port)
+    try:
+        sock = free_socket(host, port)
+    except OSError as exc:
+        raise SystemExit(f"sandbox: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{bound_host}:{bound_port}"
     if kubeconfig_out is None:
@@ -32,18 +37,25 @@ def serve_forever(host: str = "127.0.0.1", port: int = 0, kubeconfig_out: Path |
     write_kubeconfig(kubeconfig_out, url)
     server = make_server(sim, sock)
 
-    async def announce() -> None:
+    # uvicorn runs in a worker thread (where it installs no signal handlers); the main thread owns
+    # SIGTERM/SIGINT: both ask for a graceful shutdown, after which the command exits 0.
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="kubesim")
+    thread.start()
+    try:
         while not server.started:
-            if server.should_exit:
-                return
-            await asyncio.sleep(0.01)
+            if not thread.is_alive():
+                raise SystemExit("sandbox: the server failed to start")
+            time.sleep(0.01)
         print(f"sandbox ready {url} kubeconfig={kubeconfig_out}", flush=True)
-
-    async def run() -> None:
-        # serve() installs uvicorn's SIGTERM/SIGINT handlers: both end in a graceful shutdown.
-        task = asyncio.create_task(announce())
-        await server.serve(sockets=[sock])
-        task.cancel()
-
-    asyncio.run(run())
-    sys.stdout.flush()
+        while thread.is_alive():
+            thread.join(timeout=0.5)
+    finally:
+        server.should_exit = True
+        thread.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()

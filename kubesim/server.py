@@ -27,12 +27,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from kubesim import errors, selectors
-from kubesim.api import Target
+from kubesim.api import Target, is_true
 from kubesim.codecs import ProtobufDecodeError, UnsupportedProtobuf, decode_protobuf
-from kubesim.controllers.jobpods import pod_log
 from kubesim.patching import PATCH_TYPES
 from kubesim.sim import Simulator
 from kubesim.store import Event, Watcher
+from kubesim.tables import to_table
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -47,6 +47,16 @@ _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DE
 # A watch without timeoutSeconds ends after this long, like the apiserver's min-request-timeout.
 DEFAULT_WATCH_TIMEOUT = 1800.0
 BOOKMARK_INTERVAL = 1.0
+
+
+def pod_log(pod: Obj, container: str | None) -> str:
+    """Nothing really runs: the log says what would have run, and how it ended."""
+    containers = (pod.get("spec") or {}).get("containers") or []
+    chosen = next((c for c in containers if c.get("name") == container), containers[0] if containers else {})
+    command = " ".join([*(chosen.get("command") or []), *(chosen.get("args") or [])]) or "<image entrypoint>"
+    phase = (pod.get("status") or {}).get("phase", "Pending")
+    return f"kubesim: container {chosen.get('name')} (image {chosen.get('image')}) runs: {command}\n" \
+           f"kubesim: pod phase {phase}\n"
 
 
 def dumps(obj: Any) -> bytes:
@@ -165,7 +175,9 @@ class Router:
 
     async def resource(self, request: Request, parts: list[str]) -> Response:
         method = request.method
-        query: Mapping[str, str] = request.query_params
+        query: dict[str, str] = dict(request.query_params)
+        # The apiserver names an ordinary write's field manager after the client binary.
+        query["managerFromUserAgent"] = request.headers.get("user-agent", "unknown").split("/")[0]
         verb = _VERBS.get(method, "unknown")
         try:
             target = self._target(parts)
@@ -175,7 +187,7 @@ class Router:
         rt = target.rt
         resource = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
         if method == "GET" and target.name is None:
-            verb = "watch" if query.get("watch") in ("true", "1") else "list"
+            verb = "watch" if is_true(query.get("watch")) else "list"
         elif method == "DELETE" and target.name is None:
             verb = "deletecollection"
         self.sim.control.record(verb, resource)
@@ -184,15 +196,23 @@ class Router:
         if latency:
             await asyncio.sleep(latency)
         api = self.sim.api
+        as_table = "as=Table" in request.headers.get("accept", "")
         if verb == "get":
             if target.subresource == "log":
                 _, pod = api.get(Target(rt, target.namespace, target.name))
-                return Response(pod_log(pod, query.get("tailLines")).encode(), media_type="text/plain")
-            return json_response(*api.get(target))
+                return Response(pod_log(pod, query.get("container")).encode(), media_type="text/plain")
+            code, obj = api.get(target)
+            if as_table and target.subresource is None:
+                return json_response(code, to_table(rt.group, rt.kind, [obj], obj["metadata"].get(
+                    "resourceVersion", "")))
+            return json_response(code, obj)
         if verb == "list":
-            if rt.namespaced is False and target.namespace:
-                raise errors.path_not_found(request.url.path)
-            return json_response(*api.list(target, query))
+            code, listed = api.list(target, query)
+            if as_table:
+                meta = listed["metadata"]
+                return json_response(code, to_table(rt.group, rt.kind, listed["items"], meta["resourceVersion"],
+                                                    meta.get("continue")))
+            return json_response(code, listed)
         if verb == "watch":
             return await self.watch(target, query)
         if verb == "create":
@@ -253,13 +273,13 @@ class Router:
             base = accept
             accept = lambda o: base(o) and o["metadata"].get("name") == name  # noqa: E731
         rv_text = query.get("resourceVersion") or ""
-        send_initial = query.get("sendInitialEvents") == "true"
+        send_initial = is_true(query.get("sendInitialEvents"))
         since: int | None = None
         if rv_text not in ("", "0") and not send_initial:
             if not rv_text.isdigit():
                 raise errors.bad_request(f"invalid resource version: {rv_text}")
             since = int(rv_text)
-        bookmarks = query.get("allowWatchBookmarks") == "true"
+        bookmarks = is_true(query.get("allowWatchBookmarks"))
         timeout = float(query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
         watcher = Watcher(target.gr, target.namespace, lambda o: True, asyncio.get_running_loop())
         try:
@@ -344,7 +364,7 @@ class Router:
                 delay = body.get("ready_delay") if isinstance(body, dict) else None
                 if not isinstance(delay, int | float) or delay < 0:
                     raise errors.bad_request("ready_delay must be a number >= 0")
-                control.ready_delay = float(delay)
+                control.set_ready_delay(float(delay))
             if method in ("GET", "PUT"):
                 return json_response(200, {"ready_delay": control.ready_delay})
         if path == "/_sandbox/faults":

@@ -37,6 +37,7 @@ class Simulator:
         self.control = Control(self.store, ready_delay)
         self.controllers = Engine(self.store, self, STAGES)
         self.gc = GarbageCollector(self.store, self.registry)
+        self.control.on_change.append(self.controllers.resync)
         self.api.ensure_system_namespaces()
 
     # StageContext: what the controllers consult.

@@ -4,11 +4,14 @@
 ``kubeconfig`` (a file in ``tmp_dir``), ``stats()``, ``reset_stats()``, ``inject_fault(**fault)``,
 ``clear_faults()``, ``set_ready_delay(seconds)`` and ``state`` (the :class:`kubesim.sim.Simulator`,
 for direct inspection: ``state.store.get(("apps", "deployments"), "ns", "web")``).
+:class:`KubeCLI` runs the real helm/kubectl binaries against a sandbox.
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -94,3 +97,37 @@ def start_sandbox(
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@dataclass
+class KubeCLI:
+    """Runs the real helm/kubectl against one sandbox: ``--kubeconfig`` is always passed, and helm's
+    and kubectl's caches/config live under ``home`` (never the user's)."""
+
+    helm_bin: Path
+    kubectl_bin: Path
+    kubeconfig: Path
+    home: Path
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HELM_", "KUBE"))}
+        env.update(HOME=str(self.home), HELM_CACHE_HOME=str(self.home / "helm-cache"),
+                   HELM_CONFIG_HOME=str(self.home / "helm-config"), HELM_DATA_HOME=str(self.home / "helm-data"),
+                   KUBECACHEDIR=str(self.home / "kube-cache"))
+        return env
+
+    def run(self, binary: Path, *args: str, check: bool = True, input: str | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        cmd = [str(binary), "--kubeconfig", str(self.kubeconfig), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout, env=self.env())
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\n"
+                                 f"stderr:\n{proc.stderr}")
+        return proc
+
+    def helm(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return self.run(self.helm_bin, *args, check=check, timeout=timeout)
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return self.run(self.kubectl_bin, *args, check=check, input=input, timeout=timeout)

@@ -69,9 +69,17 @@ class Engine:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Begin reacting; objects already in the store (a restored state) are evaluated once."""
         self.loop = loop
+        self.resync()
+
+    def resync(self) -> None:
+        """Re-evaluate every object, e.g. after a fault was cleared or the readiness delay changed."""
+        loop = self.loop
+        if loop is None:
+            return
         for gr, obj in self.store.all_objects():
             if gr in self._by_gr:
-                loop.call_soon_threadsafe(self._evaluate, gr, obj)
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._evaluate, gr, obj)
 
     def stop(self) -> None:
         for _, handle in self._timers.values():

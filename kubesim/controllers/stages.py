@@ -8,7 +8,6 @@ simply never selected by its "available" stage; a failing Job's "finish" stage w
 
 from __future__ import annotations
 
-from kubesim.controllers import jobpods
 from kubesim.controllers import workloads as w
 from kubesim.controllers.engine import Stage, StageContext
 
@@ -26,7 +25,6 @@ STAGES: tuple[Stage, ...] = (
     Stage("daemonset-ready", ("apps", "daemonsets"), w.ds_not_ready, w.ds_ready, _ready_delay),
     Stage("job-start", ("batch", "jobs"), w.job_not_started, w.job_start),
     Stage("job-finish", ("batch", "jobs"), w.job_running, w.job_finish, _ready_delay),
-    Stage("job-pods", ("batch", "jobs"), jobpods.job_pod_out_of_date, jobpods.job_pod_sync),
     Stage("pvc-bind", ("", "persistentvolumeclaims"), w.pvc_pending, w.pvc_bind),
     Stage("pod-run", ("", "pods"), w.pod_not_running, w.pod_run, _ready_delay),
     Stage("service-loadbalancer", ("", "services"), w.lb_service_pending, w.lb_service_assign),

@@ -5,7 +5,9 @@ fields real controllers set and clients check: kstatus (helm ``--wait``) and ``k
 status`` read ``observedGeneration``, the replica counters and the ``Available``/``Complete``/
 ``Failed`` conditions. A Deployment's pod-template hash (the ``pod-template-hash`` label of its
 ReplicaSet) changes only when ``spec.template`` changes; each such change is one rollout and bumps
-the ``deployment.kubernetes.io/revision`` annotation.
+the ``deployment.kubernetes.io/revision`` annotation. A Job runs one Pod (labelled ``job-name``
+/ ``batch.kubernetes.io/job-name``, owned by the Job) that ends Succeeded or Failed with it.
+Deployments, StatefulSets and DaemonSets get no Pods: their status alone says they are ready.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import random
 import uuid
 from typing import Any
 
@@ -262,9 +265,53 @@ def job_not_started(obj: Obj, ctx: StageContext) -> bool:
     return not _spec(obj).get("suspend") and not _status(obj).get("startTime") and not _finished(obj)
 
 
+PODS_GR = ("", "pods")
+
+
+def _job_pods(store: Store, job: Obj) -> list[Obj]:
+    uid = _meta(job).get("uid")
+    items, _ = store.list(PODS_GR, _meta(job).get("namespace") or "")
+    return [p for p in items if any(r.get("uid") == uid for r in _meta(p).get("ownerReferences") or [])]
+
+
 def job_start(obj: Obj, ctx: StageContext) -> Obj:
-    return _with_status(obj, {"startTime": now(), "active": 1, "ready": 0, "terminating": 0,
+    """Start a Job: one Pod (owned by the Job, labelled like the job controller does) runs it."""
+    meta = _meta(obj)
+    template = copy.deepcopy(_spec(obj).get("template") or {})
+    labels = {**(_meta(template).get("labels") or {}), "job-name": meta["name"],
+              "batch.kubernetes.io/job-name": meta["name"], "controller-uid": meta.get("uid", ""),
+              "batch.kubernetes.io/controller-uid": meta.get("uid", "")}
+    suffix = "".join(random.choices(_SAFE, k=5))
+    stamp = now()
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": f"{meta['name']}-{suffix}", "namespace": meta.get("namespace") or "",
+                        "uid": str(uuid.uuid4()), "creationTimestamp": stamp, "labels": labels,
+                        "annotations": _meta(template).get("annotations") or {},
+                        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
+                                             "uid": meta.get("uid"), "controller": True,
+                                             "blockOwnerDeletion": True}]},
+           "spec": {**(template.get("spec") or {}), "nodeName": "kubesim-node"},
+           "status": {"phase": "Running", "startTime": stamp,
+                      "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "imageID": "",
+                                             "ready": True,
+                                             "started": True, "restartCount": 0,
+                                             "state": {"running": {"startedAt": stamp}}}
+                                            for c in (template.get("spec") or {}).get("containers") or []]}}
+    ctx.store.create(PODS_GR, pod)
+    return _with_status(obj, {"startTime": stamp, "active": 1, "ready": 0, "terminating": 0,
                               "uncountedTerminatedPods": {}})
+
+
+def _finish_pods(ctx: StageContext, job: Obj, failed: bool) -> None:
+    stamp = now()
+    for pod in _job_pods(ctx.store, job):
+        done = copy.deepcopy(pod)
+        done["status"]["phase"] = "Failed" if failed else "Succeeded"
+        for container in done["status"].get("containerStatuses") or []:
+            container.update(ready=False, started=False, state={"terminated": {
+                "exitCode": 1 if failed else 0, "reason": "Error" if failed else "Completed",
+                "startedAt": pod["status"].get("startTime"), "finishedAt": stamp}})
+        ctx.store.update(PODS_GR, done)
 
 
 def job_running(obj: Obj, ctx: StageContext) -> bool:
@@ -272,10 +319,11 @@ def job_running(obj: Obj, ctx: StageContext) -> bool:
 
 
 def job_finish(obj: Obj, ctx: StageContext) -> Obj:
-    _meta(obj)
     status = {k: v for k, v in _status(obj).items() if k not in ("active", "ready")}
     stamp = now()
-    if ctx.job_fails(obj):
+    failed = ctx.job_fails(obj)
+    _finish_pods(ctx, obj, failed)
+    if failed:
         status["failed"] = 1
         status["conditions"] = [
             {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
