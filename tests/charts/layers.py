@@ -1,42 +1,38 @@
 """Test helper: the example clusters as the deploy manager sees them, and their real helm renders.
 
-Merges the values layers the way docs/design.md fixes them (`values/_common/<component>.yaml`, then
-`values/<cluster>/<component>.yaml`; maps merge deeply, lists and scalars replace), renders charts
-with the real helm binary, and caches renders per process so every test module shares one set.
-Once `deploy_manager.desired` lands this loader can be swapped for it.
+Loads the clusters with the real loader (`deploy_manager.desired`, from a git repo built from this
+checkout), renders charts with the real helm binary, and caches renders per process so every test
+module shares one set.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from deploy_manager.desired import load_cluster
+from deploy_manager.desired.values import deep_merge
+from deploy_manager.source.git import GitSource
+
+__all__ = ["deep_merge"]  # re-exported: tests derive changed values with the loader's own merge
+
 ROOT = Path(__file__).resolve().parents[2]
 VALUES = ROOT / "values"
 HELM = Path(os.environ.get("DM_HELM_BIN", ROOT / ".tools" / "bin" / "helm"))
 # The example clusters: every directory of values/ with a cluster.yaml (`_common` holds shared layers).
 CLUSTERS = tuple(sorted(p.parent.name for p in VALUES.glob("*/cluster.yaml")))
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Later layer wins; maps merge key by key, anything else (lists included) replaces."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -59,34 +55,61 @@ class Component:
     values: dict[str, Any] = field(hash=False, compare=False)
 
 
+def build_values_repo(root: Path) -> Path:
+    """A git repo of this checkout's values/, charts/openstack/ and bootstrap/, committed on `main`
+    (the repo `make demo` builds)."""
+    for part in ("values", "charts/openstack", "bootstrap"):
+        shutil.copytree(ROOT / part, root / part, symlinks=True)
+    git(root, "init", "-q", "-b", "main")
+    commit_all(root, "values")
+    return root
+
+
+def git(root: Path, *args: str) -> str:
+    result = subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+def commit_all(root: Path, message: str) -> str:
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", message)
+    return git(root, "rev-parse", "HEAD")
+
+
+@cache
+def values_repo() -> tuple[GitSource, str]:
+    """The clusters load through the real loader from a committed copy, exactly as the service reads them."""
+    root = Path(tempfile.mkdtemp(prefix="dm-charts-repo-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    build_values_repo(root)
+    source = GitSource(str(root))
+    return source, source.resolve("main")
+
+
 @cache
 def cluster_file(cluster: str) -> dict[str, Any]:
     return load_yaml(VALUES / cluster / "cluster.yaml")
 
 
-def merged_values(cluster: str, component: str) -> dict[str, Any]:
-    shared = load_yaml(VALUES / "_common" / f"{component}.yaml")
-    return deep_merge(shared, load_yaml(VALUES / cluster / f"{component}.yaml"))
-
-
 @cache
 def components(cluster: str) -> tuple[Component, ...]:
-    spec = cluster_file(cluster)
-    out = []
-    for name, comp in spec["components"].items():
-        out.append(
-            Component(
-                cluster=cluster,
-                name=name,
-                chart=ROOT / comp["chart"],
-                release=comp.get("release", name),
-                namespace=comp.get("namespace", spec["namespace"]),
-                needs=tuple(comp.get("needs", ())),
-                bootstrap=tuple(comp.get("bootstrap", ())),
-                values=merged_values(cluster, name),
-            )
+    """The cluster as `deploy_manager.desired.load_cluster` sees it (schema-validated, layers merged,
+    every bootstrap script rendered with StrictUndefined)."""
+    source, commit = values_repo()
+    desired = load_cluster(source, commit, cluster)
+    return tuple(
+        Component(
+            cluster=cluster,
+            name=comp.name,
+            chart=ROOT / str(comp.chart.path),
+            release=comp.release,
+            namespace=comp.namespace,
+            needs=comp.needs,
+            bootstrap=tuple(asdict(step) for step in comp.bootstrap),
+            values=comp.values,
         )
-    return tuple(out)
+        for comp in desired.components.values()
+    )
 
 
 def all_components() -> Iterator[Component]:
