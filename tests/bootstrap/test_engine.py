@@ -1,7 +1,7 @@
 """The bootstrap engine end to end: the demo cluster (+ glance, nova) on the sandbox with the real helm.
 
-Every test gets its own sandbox (the demo's ingress chart owns a cluster-scoped IngressClass, so two
-installs cannot share one), its own repo and its own run database.
+Every test gets its own sandbox (the function-scoped `sandbox` fixture: the demo's ingress chart owns a
+cluster-scoped IngressClass, so two installs cannot share one), its own repo and its own run database.
 The order in which objects were created comes from the sandbox's store events (resourceVersion order),
 which is what a Kubernetes watch would report.
 """
@@ -25,7 +25,7 @@ from deploy_manager.models.run import RunRecord, RunStatus, StepStatus
 from deploy_manager.pipeline import Pipeline
 from deploy_manager.source.git import GitSource
 from deploy_manager.store.sqlite import RunStore
-from kubesim.testing import start_sandbox
+from kubesim.testing import RunningSandbox
 from tests.bootstrap.stack import CLUSTER, build_repo, declared_steps, edit_values, read_cluster
 
 JOBS = ("batch", "jobs")
@@ -106,20 +106,18 @@ class Env:
 
 
 @pytest.fixture
-def env(helm_bin: str, tmp_path: Path) -> Iterator[Env]:
-    with start_sandbox(tmp_path / "sandbox", ready_delay=0.02) as sandbox:
-        recorder = Recorder()
-        sandbox.state.store.subscribe(recorder)
-        repo = build_repo(tmp_path / "repo")
-        helm = HelmRunner(helm_bin, kubeconfig=sandbox.kubeconfig)
-        kube = KubeClient(kubeconfig=sandbox.kubeconfig)
-        store = RunStore(tmp_path / "state" / "deploy-manager.db")
-        engine = BootstrapEngine(helm=helm, kube=kube, store=store)
-        pipeline = Pipeline(helm=helm, kube=kube, store=store, hook=engine, cache_dir=tmp_path / "charts")
-        yield Env(sandbox, repo, read_cluster(repo)["namespace"], store, pipeline, recorder, helm)
-        env_store = pipeline.store
-        env_store.close()
-        kube.close()
+def env(sandbox: RunningSandbox, helm_bin: Path, tmp_path: Path) -> Iterator[Env]:
+    recorder = Recorder()
+    sandbox.state.store.subscribe(recorder)
+    repo = build_repo(tmp_path / "repo")
+    helm = HelmRunner(str(helm_bin), kubeconfig=sandbox.kubeconfig)
+    kube = KubeClient(kubeconfig=sandbox.kubeconfig)
+    store = RunStore(tmp_path / "state" / "deploy-manager.db")
+    engine = BootstrapEngine(helm=helm, kube=kube, store=store)
+    pipeline = Pipeline(helm=helm, kube=kube, store=store, hook=engine, cache_dir=tmp_path / "charts")
+    yield Env(sandbox, repo, read_cluster(repo)["namespace"], store, pipeline, recorder, helm)
+    pipeline.store.close()  # the lost-database test swaps it
+    kube.close()
 
 
 def component_steps(run: RunRecord) -> dict[str, StepStatus]:
@@ -266,7 +264,8 @@ def test_failing_db_sync_fails_keystone_blocks_dependents_and_a_reapply_resumes(
     failed = next(s for s in run.steps if s.action == ACTION_PREFIX + "db-sync")
     assert "keystone-db-sync-" in failed.error
     tail_lines = failed.output_tail.splitlines()
-    assert 0 < len(tail_lines) <= 50 and tail_lines[-1].startswith("kubesim: exit code 1")
+    assert 0 < len(tail_lines) <= 50 and tail_lines[-1] == "kubesim: pod phase Failed"
+    assert "runs: /bin/bash /bootstrap/script.sh" in failed.output_tail
     assert failed.exit_code == 1
     keystone = next(s for s in run.steps if s.component == "keystone" and s.action == "install")
     assert "bootstrap step db-sync of keystone failed" in keystone.error

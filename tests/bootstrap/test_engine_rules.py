@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from deploy_manager.bootstrap.engine import ACTION_PREFIX, BootstrapEngine
 from deploy_manager.bootstrap.manifests import LABEL_STEP
@@ -24,7 +25,7 @@ from deploy_manager.models.run import RunRecord, RunStatus, StepRecord, StepStat
 from deploy_manager.pipeline import Pipeline
 from deploy_manager.source.git import GitSource
 from deploy_manager.store.sqlite import RunStore
-from kubesim.testing import RunningSandbox, start_sandbox
+from kubesim.testing import RunningSandbox
 from tests.corelib import commit, init_repo, write, write_chart, write_cluster, write_values
 
 NS = "rules"
@@ -76,7 +77,7 @@ def values(connection: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def small(tmp_path: Path, helm_bin: str) -> Iterator[Small]:
+def small(sandbox: RunningSandbox, tmp_path: Path, helm_bin: Path) -> Iterator[Small]:
     repo = init_repo(tmp_path / "repo")
     chart = write_chart(repo, "charts/svc")
     write(chart / "templates" / "secret-etc.yaml", ETC)
@@ -90,14 +91,13 @@ def small(tmp_path: Path, helm_bin: str) -> Iterator[Small]:
     write_cluster(repo, "dev", spec)
     write_values(repo, "dev", "svc", values("mysql://db/svc0"))
     commit(repo, "svc")
-    with start_sandbox(tmp_path / "sandbox", ready_delay=0.02) as sandbox:
-        helm = HelmRunner(helm_bin, kubeconfig=sandbox.kubeconfig)
-        kube = KubeClient(kubeconfig=sandbox.kubeconfig)
-        store = RunStore(tmp_path / "state" / "deploy-manager.db")
-        engine = BootstrapEngine(helm=helm, kube=kube, store=store, history=3)
-        yield Small(sandbox, repo, Pipeline(helm=helm, kube=kube, store=store, hook=engine, cache_dir=tmp_path / "c"))
-        store.close()
-        kube.close()
+    helm = HelmRunner(str(helm_bin), kubeconfig=sandbox.kubeconfig)
+    kube = KubeClient(kubeconfig=sandbox.kubeconfig)
+    store = RunStore(tmp_path / "state" / "deploy-manager.db")
+    engine = BootstrapEngine(helm=helm, kube=kube, store=store, history=3)
+    yield Small(sandbox, repo, Pipeline(helm=helm, kube=kube, store=store, hook=engine, cache_dir=tmp_path / "c"))
+    store.close()
+    kube.close()
 
 
 def step(run: RunRecord, name: str) -> StepRecord:
@@ -132,11 +132,18 @@ def test_history_is_bounded_and_always_steps_get_a_fresh_job_each_time(small: Sm
     assert scripts == names
 
 
-def test_step_log_tail_has_secrets_redacted(small: Small) -> None:
+def test_values_at_secret_paths_never_reach_a_recorded_log_tail(small: Small) -> None:
+    # The sandbox's pod log names the image; declaring the image's value path secret must hide it.
+    spec_path = small.repo / "values" / "dev" / "cluster.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["components"]["svc"]["secrets"] = ["images.tags.tool"]
+    spec_path.write_text(yaml.safe_dump(spec))
+    commit(small.repo, "the image reference is secret")
     run = small.apply()
+    assert run.status is RunStatus.succeeded, run.error
     tail = step(run, "migrate").output_tail
-    assert "svc-manage --config-file /etc/svc/svc.conf db sync" in tail
-    assert TOKEN not in tail and "token=***" in tail
+    assert "runs: /bin/bash /bootstrap/script.sh" in tail
+    assert "registry.local/svc:1" not in tail and "(image ***)" in tail
 
 
 def test_jobs_mount_the_rendered_config_before_the_chart_exists(small: Small) -> None:
