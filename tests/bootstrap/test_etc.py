@@ -53,7 +53,7 @@ def test_pick_etc_data_rejects_a_broken_render() -> None:
 
 
 def test_render_etc_of_the_keystone_chart_is_its_config(tmp_path: Path, helm_bin: str) -> None:
-    repo = build_repo(tmp_path / "repo", namespace="openstack")
+    repo = build_repo(tmp_path / "repo")
     source = GitSource(str(repo))
     desired = load_cluster(source, source.resolve("main"), CLUSTER)
     keystone = desired.components["keystone"]
