@@ -21,6 +21,7 @@ from deploy_manager.bootstrap.engine import ACTION_PREFIX, BootstrapEngine
 from deploy_manager.bootstrap.manifests import LABEL_STEP
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
+from deploy_manager.models.errors import ConfigError
 from deploy_manager.models.run import RunRecord, RunStatus, StepRecord, StepStatus
 from deploy_manager.pipeline import Pipeline
 from deploy_manager.source.git import GitSource
@@ -163,7 +164,9 @@ def test_jobs_mount_the_rendered_config_before_the_chart_exists(small: Small) ->
     small.sandbox.clear_faults()
     assert small.apply().status is RunStatus.succeeded
     chart_etc = store.get(("", "secrets"), NS, "svc-etc")
-    assert chart_etc is not None and chart_etc["data"] == store.get(("", "secrets"), NS, "svc-bootstrap-etc")["data"]
+    bootstrap_etc = store.get(("", "secrets"), NS, "svc-bootstrap-etc")
+    assert chart_etc is not None and bootstrap_etc is not None
+    assert chart_etc["data"] == bootstrap_etc["data"]  # the same bytes the chart renders
 
 
 def test_a_step_that_outlives_its_timeout_fails_and_its_job_is_removed(small: Small) -> None:
@@ -178,3 +181,13 @@ def test_a_step_that_outlives_its_timeout_fails_and_its_job_is_removed(small: Sm
     failed = step(run, "migrate")
     assert failed.status is StepStatus.failed and "did not finish within 1s" in failed.error
     assert small.jobs("migrate") == []
+
+
+def test_an_unknown_image_key_fails_before_any_write(small: Small) -> None:
+    spec_path = small.repo / "values" / "dev" / "cluster.yaml"
+    spec_path.write_text(spec_path.read_text().replace("image: tool", "image: toool", 1))
+    commit(small.repo, "typo")
+    small.sandbox.reset_stats()
+    with pytest.raises(ConfigError, match=r"cluster\.yaml: components\.svc\.bootstrap\.0\.image: images\.tags\.toool"):
+        small.apply()
+    assert small.sandbox.stats()["writes"] == 0
