@@ -191,3 +191,25 @@ def test_an_unknown_image_key_fails_before_any_write(small: Small) -> None:
     with pytest.raises(ConfigError, match=r"cluster\.yaml: components\.svc\.bootstrap\.0\.image: images\.tags\.toool"):
         small.apply()
     assert small.sandbox.stats()["writes"] == 0
+
+
+def test_a_changed_script_alone_plans_an_upgrade_and_reruns_only_that_step(small: Small) -> None:
+    assert small.apply().status is RunStatus.succeeded
+    [old] = small.jobs("migrate")
+    script = small.repo / "bootstrap" / "svc" / "migrate.sh.j2"
+    script.write_text(script.read_text() + "svc-manage db online_data_migrations\n")
+    commit(small.repo, "one more migration")
+
+    plan = small.pipeline.plan(GitSource(str(small.repo)), "dev", "main")
+    action = plan.action_for("svc")
+    assert action.action.value == "upgrade"
+    assert [r.code for r in action.reasons] == ["bootstrap_changed"]
+    run = small.apply()
+
+    assert run.status is RunStatus.succeeded, run.error
+    assert step(run, "migrate").status is StepStatus.succeeded
+    migrate = small.jobs("migrate")
+    assert len(migrate) == 2 and old["metadata"]["name"] in {j["metadata"]["name"] for j in migrate}
+    new = next(j for j in migrate if j["metadata"]["name"] != old["metadata"]["name"])
+    cm = small.sandbox.state.store.get(("", "configmaps"), NS, new["metadata"]["name"])
+    assert cm is not None and cm["data"]["script.sh"].endswith("svc-manage db online_data_migrations\n")
