@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
+from deploy_manager.bootstrap import manifests as m
 from deploy_manager.bootstrap.engine import ACTION_PREFIX, BootstrapEngine
-from deploy_manager.bootstrap.manifests import LABEL_STEP
+from deploy_manager.desired.loader import load_cluster
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
+from deploy_manager.kube.jobs import JobsApi
 from deploy_manager.models.errors import ConfigError
 from deploy_manager.models.run import RunRecord, RunStatus, StepRecord, StepStatus
 from deploy_manager.pipeline import Pipeline
@@ -57,13 +59,14 @@ class Small:
     sandbox: RunningSandbox
     repo: Path
     pipeline: Pipeline
+    kube: KubeClient
 
     def apply(self) -> RunRecord:
         return self.pipeline.apply(GitSource(str(self.repo)), "dev", "main", trigger="test")
 
     def jobs(self, step: str) -> list[dict[str, Any]]:
         items, _ = self.sandbox.state.store.list(("batch", "jobs"), NS)
-        return [j for j in items if j["metadata"]["labels"][LABEL_STEP] == step]
+        return [j for j in items if j["metadata"]["labels"][m.LABEL_STEP] == step]
 
     def set_connection(self, value: str) -> None:
         write_values(self.repo, "dev", "svc", values(value))
@@ -96,7 +99,8 @@ def small(sandbox: RunningSandbox, tmp_path: Path, helm_bin: Path) -> Iterator[S
     kube = KubeClient(kubeconfig=sandbox.kubeconfig)
     store = RunStore(tmp_path / "state" / "deploy-manager.db")
     engine = BootstrapEngine(helm=helm, kube=kube, store=store, history=3)
-    yield Small(sandbox, repo, Pipeline(helm=helm, kube=kube, store=store, hook=engine, cache_dir=tmp_path / "c"))
+    pipeline = Pipeline(helm=helm, kube=kube, store=store, hook=engine, cache_dir=tmp_path / "c")
+    yield Small(sandbox, repo, pipeline, kube)
     store.close()
     kube.close()
 
@@ -213,3 +217,33 @@ def test_a_changed_script_alone_plans_an_upgrade_and_reruns_only_that_step(small
     new = next(j for j in migrate if j["metadata"]["name"] != old["metadata"]["name"])
     cm = small.sandbox.state.store.get(("", "configmaps"), NS, new["metadata"]["name"])
     assert cm is not None and cm["data"]["script.sh"].endswith("svc-manage db online_data_migrations\n")
+
+
+def test_a_job_left_running_by_an_interrupted_run_is_waited_for_not_duplicated(small: Small) -> None:
+    source = GitSource(str(small.repo))
+    desired = load_cluster(source, source.resolve("main"), "dev")
+    comp = desired.components["svc"]
+    migrate = comp.bootstrap[0]
+    name = m.job_name(comp.release, migrate.name, migrate.digest)
+    body = m.job_manifest(
+        name=name,
+        cluster="dev",
+        comp=comp,
+        step=migrate,
+        image="registry.local/svc:1",
+        etc_secret=None,
+        service_account=None,
+        commit=desired.commit,
+        run_id=None,
+    )
+    api = JobsApi(small.kube)
+    api.ensure_namespace(NS)
+    small.sandbox.set_ready_delay(0.5)
+    uid = api.create_job(NS, body)["metadata"]["uid"]
+
+    run = small.apply()
+
+    assert run.status is RunStatus.succeeded, run.error
+    record = step(run, "migrate")
+    assert [r.code for r in record.reasons] == ["step_running"] and record.status is StepStatus.succeeded
+    assert [j["metadata"]["uid"] for j in small.jobs("migrate")] == [uid]
