@@ -155,7 +155,7 @@ class Pipeline:
         return record_
 
     def preflight(self, source: GitSource, snap: Snapshot) -> dict[str, str]:
-        """Export the charts of every write action and render them client-side, before any write.
+        """Export the charts of every write action and, if there are several, render them before any write.
 
         Renders run in parallel (each is a separate helm process); the first failure in plan order is
         raised. Returns component -> what to pass helm as the chart (a local directory or a remote ref).
@@ -173,7 +173,10 @@ class Pipeline:
             info = chart_info(source, desired.commit, comp.chart.path)
             charts[comp.name] = str(export_chart(source, desired.commit, info, self.cache_dir))
             to_render.append(comp)
-        if not self.preflight_render or not to_render:
+        # With a single write, `helm upgrade` renders before it writes anything, so a separate render
+        # would only repeat that check; with several, rendering all of them first keeps one broken chart
+        # from leaving the cluster half-applied.
+        if not self.preflight_render or len(to_render) < 2:
             return charts
 
         def render(comp: DesiredComponent) -> ChartError | None:

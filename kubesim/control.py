@@ -25,7 +25,7 @@ Endpoints (JSON in, JSON out):
   ``DELETE /_sandbox/faults/<id>`` clears one.
 
 Objects can also ask for a fault themselves (handy in charts): annotation
-``kubesim.io/fail: "true"`` on a Job makes it fail; ``kubesim.io/never-ready: "true"`` on a
+``kubesim.io/fail: "true"`` on a Job (or a run-to-completion Pod) makes it fail; ``kubesim.io/never-ready: "true"`` on a
 workload keeps it unready (on the object itself or on its pod template — the latter is also a
 template change, hence a rollout, as a broken image would be).
 """

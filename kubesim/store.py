@@ -14,6 +14,7 @@ must pass in fresh dicts on write. Thread-safe; all methods are cheap and non-bl
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import threading
 from collections import deque
@@ -100,7 +101,7 @@ class Store:
             items = [o for o in items if accept(o)]
         return items, rv
 
-    def resources(self) -> list[GR]:
+    def resources(self) -> builtins.list[GR]:
         with self._lock:
             return [gr for gr, bucket in self._objects.items() if bucket]
 
@@ -169,7 +170,7 @@ class Store:
 
     # --- watch -------------------------------------------------------------------------------
 
-    def watch(self, watcher: Watcher, since_rv: int | None) -> list[Event]:
+    def watch(self, watcher: Watcher, since_rv: int | None) -> builtins.list[Event]:
         """Register ``watcher``; return the events it must see first.
 
         ``since_rv`` None: synthetic ADDED events for every current object (the "from now, with

@@ -249,6 +249,18 @@ def test_chart_that_fails_to_render_writes_nothing(env: Env) -> None:
     assert env.helm_ls() == {}
 
 
+def test_single_write_that_fails_to_render_writes_nothing(env: Env) -> None:
+    env.apply()
+    write_chart(env.root, "charts/openstack/nova", template='{{ fail "nope" }}\n')
+    commit(env.root, "bad nova")
+    env.sandbox.reset_stats()
+    run = env.apply()  # one write planned: helm's own render fails before it writes anything
+    step = next(s for s in run.steps if s.component == "nova")
+    assert run.status is RunStatus.failed and step.status is StepStatus.failed and "nope" in step.error
+    assert writes(env.sandbox) == 0
+    assert env.helm_ls()["nova"]["revision"] == "1"
+
+
 def test_database_loss_does_not_change_the_plan(env: Env) -> None:
     env.apply()
     for f in env.state.glob("deploy-manager.db*"):
@@ -323,3 +335,53 @@ def test_multiple_namespaces_one_list_call(env: Env) -> None:
     assert run.status is RunStatus.succeeded
     assert set(env.actions().values()) == {"none"}
     assert env.helm("ls", "-n", env.namespace + "-compute", "-q").split() == ["nova"]
+
+
+def test_hooks_run_around_each_write_and_a_failing_hook_blocks_dependents(env: Env) -> None:
+    from deploy_manager.reconcile.hooks import HookContext, HookPhase
+
+    calls: list[tuple[str, str, bool]] = []
+
+    def hook(phase: HookPhase, ctx: HookContext) -> None:
+        deployed = ctx.component.release in env.helm_ls()
+        calls.append((phase.value, ctx.component.name, deployed))
+        if ctx.component.name == "glance" and phase is HookPhase.before:
+            raise RuntimeError("db-sync failed")
+
+    pipe = env.pipeline()
+    pipe.hook = hook
+    run = pipe.apply(env.source(), env.cluster, "HEAD", trigger="test")
+    steps = {s.component: s for s in run.steps}
+    assert steps["glance"].status is StepStatus.failed and steps["glance"].error == "RuntimeError: db-sync failed"
+    assert steps["nova"].status is StepStatus.blocked and steps["placement"].status is StepStatus.succeeded
+    assert ("before", "keystone", False) in calls and ("after", "keystone", True) in calls
+    assert calls.index(("before", "keystone", False)) < calls.index(("after", "keystone", True))
+    assert not any(c[1] == "glance" and c[0] == "after" for c in calls)
+    assert "glance" not in env.helm_ls()
+
+
+def test_bootstrap_label_follows_the_steps(env: Env) -> None:
+    spec = yaml.safe_load((env.root / "values/dev/cluster.yaml").read_text())
+    spec["components"]["keystone"]["bootstrap"] = [{"name": "db-sync"}]
+    write_cluster(env.root, "dev", spec)
+    write(env.root / "bootstrap/keystone/db-sync.sh.j2", "keystone-manage db_sync\n")
+    commit(env.root, "keystone db-sync")
+    env.apply()
+
+    def ks_labels() -> dict[str, str]:
+        secrets = KubeClient(kubeconfig=env.kubeconfig).list_release_secrets([env.namespace])
+        newest = max(
+            (s for s in secrets if s["metadata"]["labels"]["name"] == "keystone"),
+            key=lambda s: int(s["metadata"]["labels"]["version"]),
+        )
+        return dict(newest["metadata"]["labels"])
+
+    assert "deploy-manager.io/bootstrap" in ks_labels()
+    del spec["components"]["keystone"]["bootstrap"]
+    write_cluster(env.root, "dev", spec)
+    commit(env.root, "no more db-sync")
+    action = next(a for a in env.plan()["actions"] if a["component"] == "keystone")
+    assert [r["code"] for r in action["reasons"]] == ["bootstrap_changed"]
+    env.apply()
+    assert "deploy-manager.io/bootstrap" not in ks_labels()
+    assert set(env.actions().values()) == {"none"}

@@ -366,15 +366,25 @@ def pod_not_running(obj: Obj, ctx: StageContext) -> bool:
 
 
 def pod_run(obj: Obj, ctx: StageContext) -> Obj:
+    """A bare Pod: a long-running one (restartPolicy Always) is Running and Ready; a run-to-completion
+    one (Never/OnFailure, e.g. a ``helm test`` Pod) ends Succeeded, or Failed when told to fail."""
     stamp = now()
     containers = _spec(obj).get("containers") or []
+    if _spec(obj).get("restartPolicy", "Always") == "Always":
+        phase, ready = "Running", True
+        state: Obj = {"running": {"startedAt": stamp}}
+    else:
+        failed = ctx.job_fails(obj)
+        phase, ready = ("Failed" if failed else "Succeeded"), False
+        state = {"terminated": {"exitCode": 1 if failed else 0, "reason": "Error" if failed else "Completed",
+                                "startedAt": stamp, "finishedAt": stamp}}
     return _with_status(obj, {
-        "phase": "Running", "podIP": "10.244.0.10", "hostIP": "10.0.0.1", "startTime": stamp,
-        "conditions": [{"type": t, "status": "True", "lastTransitionTime": stamp}
+        "phase": phase, "podIP": "10.244.0.10", "hostIP": "10.0.0.1", "startTime": stamp,
+        "conditions": [{"type": t, "status": "True" if ready or t in ("PodScheduled", "Initialized") else "False",
+                        "lastTransitionTime": stamp}
                        for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
-        "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "imageID": "", "ready": True,
-                               "started": True, "restartCount": 0,
-                               "state": {"running": {"startedAt": stamp}}} for c in containers],
+        "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "imageID": "", "ready": ready,
+                               "started": ready, "restartCount": 0, "state": state} for c in containers],
     })
 
 

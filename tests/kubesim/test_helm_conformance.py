@@ -49,7 +49,13 @@ def test_install_with_server_side_apply_creates_every_object(kube_cli_module: Ku
 def test_upgrade_history_rollback(kube_cli_module: KubeCLI) -> None:
     cli = kube_cli_module
     cli.helm("install", "web", APP, "-n", "roll", "--create-namespace", "--wait")
-    cli.helm("upgrade", "web", APP, "-n", "roll", "--wait", "--set", "message=second,image=registry.example/app:2.0")
+    cli.helm("upgrade", "--install", "web", APP, "-n", "roll", "--wait", "--labels",
+             "deploy-manager.io/digest=abc123,deploy-manager.io/commit=c0ffee", "--set",
+             "message=second,image=registry.example/app:2.0")
+    record = get(cli, "secret", "sh.helm.release.v1.web.v2", "-n", "roll")["metadata"]["labels"]
+    assert record["deploy-manager.io/digest"] == "abc123" and record["deploy-manager.io/commit"] == "c0ffee"
+    listed = get(cli, "secrets", "-n", "roll", "-l", "owner=helm,deploy-manager.io/digest=abc123")["items"]
+    assert [s["metadata"]["name"] for s in listed] == ["sh.helm.release.v1.web.v2"]
     deploy = get(cli, "deployment", "web", "-n", "roll")
     assert deploy["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/app:2.0"
@@ -199,3 +205,34 @@ def test_thousands_of_release_secrets_list_quickly(kube_cli_module: KubeCLI, san
     assert len(listed) == 3001
     print(f"helm list over 3001 release Secrets: {elapsed:.2f}s")
     assert elapsed < 10
+
+
+def test_helm_test_runs_test_pods(kube_cli_module: KubeCLI, tmp_path: Path) -> None:
+    cli = kube_cli_module
+    chart = tmp_path / "tested"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: tested\nversion: 0.1.0\n")
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-NAME\n  annotations:\n"
+           "    helm.sh/hook: test\nEXTRA\nspec:\n  restartPolicy: Never\n  containers:\n"
+           "    - {name: t, image: busybox, command: [wget, svc]}\n")
+    (chart / "templates" / "ok.yaml").write_text(pod.replace("NAME", "ok").replace("EXTRA\n", ""))
+    cli.helm("install", "tt", str(chart), "-n", "tests", "--create-namespace")
+    out = cli.helm("test", "tt", "-n", "tests").stdout
+    assert "tt-ok" in out and "Succeeded" in out
+    failing = pod.replace("NAME", "bad").replace("EXTRA", '    kubesim.io/fail: "true"')
+    (chart / "templates" / "bad.yaml").write_text(failing)
+    cli.helm("upgrade", "tt", str(chart), "-n", "tests")
+    failed = cli.helm("test", "tt", "-n", "tests", check=False)
+    assert failed.returncode != 0 and "tt-bad" in failed.stdout + failed.stderr
+
+
+def test_chart_with_an_unknown_field_fails_like_on_a_cluster(kube_cli_module: KubeCLI, tmp_path: Path) -> None:
+    cli = kube_cli_module
+    chart = tmp_path / "typo"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: typo\nversion: 0.1.0\n")
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndata: {a: b}\ndatta: {c: d}\n")
+    failed = cli.helm("install", "typo", str(chart), "-n", "typo", "--create-namespace", check=False)
+    assert failed.returncode != 0 and "datta" in failed.stderr
+    assert cli.kubectl("get", "configmap", "typo", "-n", "typo", check=False).returncode != 0

@@ -1,0 +1,65 @@
+"""The deploy-manager's own chart and image: lint clean, valid against the Kubernetes v1.35 schemas."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "deploy-manager"
+HELM = str(ROOT / ".tools" / "bin" / "helm")
+REQUIRED = ["--set", "config.repoUrl=https://git.example.com/cloud/deploy.git", "--set", "config.cluster=prod-east-1"]
+
+
+def _template(*extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HELM, "template", "dm", str(CHART), "--namespace", "deploy-manager", *extra],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_lint_strict() -> None:
+    result = subprocess.run([HELM, "lint", "--strict", str(CHART), *REQUIRED], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rendered_objects_are_valid_kubernetes() -> None:
+    result = _template(*REQUIRED)
+    assert result.returncode == 0, result.stderr
+    objects = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    kinds = sorted(obj["kind"] for obj in objects)
+    assert kinds == ["ClusterRoleBinding", "Deployment", "PersistentVolumeClaim", "Service", "ServiceAccount"]
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.35.0", strict=True)
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    # Self-upgrade safety: the old pod must finish before the new one starts.
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DM_CLUSTER"] == "prod-east-1"
+    assert "DM_GITHUB_WEBHOOK_SECRET" not in env  # secrets only via mounted files
+
+
+@pytest.mark.parametrize(
+    ("missing", "given"),
+    [
+        ("config.repoUrl", ["--set", "config.cluster=prod-east-1"]),
+        ("config.cluster", ["--set", "config.repoUrl=https://git.example.com/cloud/deploy.git"]),
+    ],
+)
+def test_required_settings_fail_clearly(missing: str, given: list[str]) -> None:
+    result = _template(*given)
+    assert result.returncode != 0
+    assert f"{missing} is required" in result.stderr
+
+
+def test_dockerfile_lints_clean() -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
