@@ -93,6 +93,33 @@ def _without_rv(obj: Obj) -> Obj:
     return {**obj, "metadata": meta}
 
 
+_META_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "namespace": str, "generateName": str, "resourceVersion": str, "uid": str, "labels": dict,
+    "annotations": dict, "finalizers": list, "ownerReferences": list, "managedFields": list,
+    "generation": int, "creationTimestamp": (str, type(None)), "deletionTimestamp": (str, type(None)),
+}
+
+
+def _check_metadata_types(rt: ResourceType, meta: Any) -> None:
+    """What the apiserver's decoder refuses before any validation runs: metadata of the wrong shape."""
+    def fail(where: str, why: str) -> errors.ApiError:
+        return errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                                  f"{where}: {why}")
+
+    if meta is None:
+        return
+    if not isinstance(meta, dict):
+        raise fail("metadata", "must be an object")
+    for key, expected in _META_TYPES.items():
+        if key in meta and meta[key] is not None and not isinstance(meta[key], expected):
+            raise fail(f"metadata.{key}", "has the wrong type")
+    for key in ("finalizers",):
+        if any(not isinstance(v, str) for v in meta.get(key) or []):
+            raise fail(f"metadata.{key}", "must be a list of strings")
+    if any(not isinstance(v, dict) for v in meta.get("ownerReferences") or []):
+        raise fail("metadata.ownerReferences", "must be a list of objects")
+
+
 class ResourceAPI:
     def __init__(self, store: Store, registry: ResourceRegistry) -> None:
         self.store = store
@@ -249,10 +276,10 @@ class ResourceAPI:
         if body.get("kind") and body["kind"] != rt.kind:
             raise errors.bad_request(f"the kind in the data ({body['kind']}) does not match the expected kind "
                                      f"({rt.kind})")
-        meta = body.get("metadata")
-        if meta is not None and not isinstance(meta, dict):
-            raise errors.bad_request("metadata must be an object")
+        _check_metadata_types(rt, body.get("metadata"))
         obj = copy.deepcopy(body)
+        if obj.get("metadata") is None:
+            obj["metadata"] = {}
         obj["apiVersion"] = rt.group_version
         obj["kind"] = rt.kind
         return obj
@@ -349,6 +376,7 @@ class ResourceAPI:
             patched = apply_patch(content_type, base, body, schema=schema, crd=target.rt.crd)
             if target.subresource == "scale":
                 patched = self._from_scale(old, patched)
+            patched = self._check_body(target, patched)
             try:
                 code, updated = self._update(target, old, patched, query, manager=_manager(query))
                 return (code, self._scale_of(target.rt, updated)) if target.subresource == "scale" else (code, updated)
@@ -405,10 +433,16 @@ class ResourceAPI:
                            "selector": ",".join(f"{k}={v}" for k, v in selector.items())}}
 
     @staticmethod
-    def _from_scale(old: Obj, scale: Obj) -> Obj:
+    def _from_scale(old: Obj, scale: Any) -> Obj:
+        spec = scale.get("spec") if isinstance(scale, dict) else None
+        meta = scale.get("metadata") if isinstance(scale, dict) else None
+        replicas = (spec or {}).get("replicas", 0) if isinstance(spec, dict | None) else None
+        if not isinstance(meta, dict | None) or not isinstance(replicas, int) or replicas < 0:
+            raise errors.bad_request("Scale in version \"v1\" cannot be handled as a Scale: spec.replicas must be "
+                                     "a non-negative integer")
         new = copy.deepcopy(old)
-        new["spec"]["replicas"] = (scale.get("spec") or {}).get("replicas", 0)
-        new["metadata"]["resourceVersion"] = (scale.get("metadata") or {}).get("resourceVersion")
+        new["spec"]["replicas"] = replicas
+        new["metadata"]["resourceVersion"] = (meta or {}).get("resourceVersion")
         return new
 
     def update_scale(self, target: Target, body: Any, query: Mapping[str, str]) -> Response:
