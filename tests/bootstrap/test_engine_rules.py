@@ -247,3 +247,18 @@ def test_a_job_left_running_by_an_interrupted_run_is_waited_for_not_duplicated(s
     record = step(run, "migrate")
     assert [r.code for r in record.reasons] == ["step_running"] and record.status is StepStatus.succeeded
     assert [j["metadata"]["uid"] for j in small.jobs("migrate")] == [uid]
+
+
+def test_deleting_a_steps_job_makes_the_next_apply_run_it_again(small: Small) -> None:
+    assert small.apply().status is RunStatus.succeeded
+    [old] = small.jobs("migrate")
+    assert JobsApi(small.kube).delete_job(NS, old["metadata"]["name"])
+
+    plan = small.pipeline.plan(GitSource(str(small.repo)), "dev", "main")
+    assert [r.code for r in plan.action_for("svc").reasons] == ["bootstrap_incomplete"]
+    run = small.apply()
+
+    assert run.status is RunStatus.succeeded, run.error
+    assert step(run, "migrate").status is StepStatus.succeeded
+    [new] = small.jobs("migrate")
+    assert new["metadata"]["name"] == old["metadata"]["name"] and new["metadata"]["uid"] != old["metadata"]["uid"]
