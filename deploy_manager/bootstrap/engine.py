@@ -254,7 +254,11 @@ class BootstrapEngine:
         deadline = time.monotonic() + step.timeout
         delay = self.backoff.initial
         while True:
-            current = self.api.get_job(comp.namespace, job)
+            try:
+                current = self.api.get_job(comp.namespace, job)
+            except KubeUnavailable as exc:  # an API blip must not fail a migration that runs fine: poll on
+                log.warning("component=%s step=%s: reading Job %s failed, retrying: %s", comp.name, step.name, job, exc)
+                current = {}
             if current is None:
                 return Outcome(job, False, "the Job was deleted while running", "", None)
             if m.job_finished(current):

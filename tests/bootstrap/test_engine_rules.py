@@ -262,3 +262,11 @@ def test_deleting_a_steps_job_makes_the_next_apply_run_it_again(small: Small) ->
     assert step(run, "migrate").status is StepStatus.succeeded
     [new] = small.jobs("migrate")
     assert new["metadata"]["name"] == old["metadata"]["name"] and new["metadata"]["uid"] != old["metadata"]["uid"]
+
+
+def test_api_errors_while_waiting_for_a_job_are_retried(small: Small) -> None:
+    small.sandbox.inject_fault(type="fail-writes", resource="jobs", verbs=["get"], count=3, code=503)
+    run = small.apply()
+    assert run.status is RunStatus.succeeded, run.error
+    assert step(run, "migrate").status is StepStatus.succeeded
+    assert small.sandbox.stats()["by_resource"]["jobs.batch"]["get"] >= 4  # 3 failed reads, then the answer
