@@ -15,6 +15,9 @@ in declared order. For each step:
 A failed step raises `BootstrapStepFailed` (carrying the log tail): the executor records the component
 failed, the helm upgrade after it does not run, and its dependents are blocked. A re-apply starts from
 the failed step, since the earlier ones are skipped by digest.
+
+`refine_plan` (the `PlanRefiningHook` side) plans an in-sync component again when one of its steps has
+no completed Job, e.g. an `after` step that failed once helm had written the release.
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ from deploy_manager.desired.bootstrap import resolve_image
 from deploy_manager.desired.values import secret_values
 from deploy_manager.helm.runner import HelmRunner, redact, tail
 from deploy_manager.kube.client import KubeClient
-from deploy_manager.kube.jobs import JobsApi, KubeConflict, KubeUnavailable
+from deploy_manager.kube.jobs import JobsApi, KubeConflict
 from deploy_manager.models.desired import BootstrapStep, DesiredCluster, DesiredComponent
-from deploy_manager.models.errors import ConfigError, DeployManagerError
+from deploy_manager.models.errors import ConfigError, DeployManagerError, KubeUnavailable
 from deploy_manager.models.plan import ActionKind, Plan, Reason
 from deploy_manager.models.run import StepRecord, StepStatus
 from deploy_manager.reconcile.hooks import HookContext, HookPhase
