@@ -156,6 +156,7 @@ def assert_creation_order(env: Env, since: int) -> None:
 
 def test_fresh_install_runs_every_step_in_declared_order_then_reapply_writes_nothing(env: Env) -> None:
     since = env.rv()
+    env.sandbox.reset_stats()
     run = env.apply()
 
     assert run.status is RunStatus.succeeded, run.error
@@ -163,7 +164,16 @@ def test_fresh_install_runs_every_step_in_declared_order_then_reapply_writes_not
     assert env.releases() == {c: "deployed" for c in declared_steps(env.repo)}
     created = env.job_steps(since)
     assert_creation_order(env, since)
-    assert len(created) == sum(len(s) for s in declared_steps(env.repo).values())
+    n_steps = sum(len(s) for s in declared_steps(env.repo).values())
+    assert len(created) == n_steps
+    jobs_stats = env.sandbox.stats()["by_resource"]["jobs.batch"]
+    assert jobs_stats["create"] == n_steps and "delete" not in jobs_stats  # one Job per step, no retries
+    scripts = [
+        c for c in env.recorder.added(("", "configmaps"), env.namespace, since) if LABEL_STEP in c["metadata"]["labels"]
+    ]
+    assert sorted(c["metadata"]["name"] for c in scripts) == sorted(
+        j["metadata"]["name"] for j in env.recorder.added(JOBS, env.namespace, since)
+    )  # one script ConfigMap per Job, named after it
     # keystone's `before` Jobs were created before its release Secret, its `after` Jobs after it.
     rv_of = {
         (g, o["metadata"]["name"]): int(o["metadata"]["resourceVersion"])
