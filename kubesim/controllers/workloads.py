@@ -200,6 +200,31 @@ def deployment_available(deploy: Obj, ctx: StageContext) -> Obj:
     return _with_status(deploy, {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"})
 
 
+def deployment_stalled(obj: Obj, ctx: StageContext) -> bool:
+    """A Deployment held unready by a fault, observed, not yet past its progress deadline."""
+    if not ctx.never_ready(obj) or _status(obj).get("observedGeneration") != _meta(obj).get("generation"):
+        return False
+    return not any(c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+                   for c in _status(obj).get("conditions") or [])
+
+
+def progress_deadline(obj: Obj, ctx: StageContext) -> float:
+    value = _spec(obj).get("progressDeadlineSeconds", 600)
+    return float(value) if isinstance(value, int | float) else 600.0
+
+
+def deployment_deadline_exceeded(deploy: Obj, ctx: StageContext) -> Obj:
+    """What the deployment controller reports after ``spec.progressDeadlineSeconds`` without
+    progress: ``Progressing=False, reason ProgressDeadlineExceeded`` (kstatus: Failed)."""
+    status = copy.deepcopy(_status(deploy))
+    rs_name = f"{_meta(deploy)['name']}-{template_hash(_spec(deploy).get('template') or {})}"
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "Progressing"]
+    conditions.append(_condition("Progressing", "False", "ProgressDeadlineExceeded",
+                                 f'ReplicaSet "{rs_name}" has timed out progressing.'))
+    status["conditions"] = conditions
+    return _with_status(deploy, status)
+
+
 # --- StatefulSet / DaemonSet -------------------------------------------------------------------
 
 

@@ -179,10 +179,9 @@ spec:
     cli.kubectl("apply", "-f", "-", input=crd)
     cli.kubectl("wait", "--for=condition=Established", "crd/gadgets.example.org", "--timeout=10s")
     apply(cli, ns, "apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {color: red}\n")
-    # switching from client-side to server-side apply: the sandbox does not model the apiserver's
-    # last-applied-configuration hand-over, so a changed field needs --force-conflicts here
+    # switching from client-side to server-side apply: kubectl hands the field ownership over
     apply(cli, ns, "apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {color: blue}\n",
-          "--server-side", "--force-conflicts")
+          "--server-side")
     assert get(cli, ns, "gadgets", "g1")["spec"] == {"color": "blue"}
     cli.kubectl("delete", "crd", "gadgets.example.org")
     assert cli.kubectl("get", "gadgets", "-n", ns, check=False).returncode != 0

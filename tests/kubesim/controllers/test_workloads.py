@@ -42,7 +42,9 @@ def settle(ctx: Ctx, gr: GR, obj: Obj) -> tuple[Obj, list[str]]:
     for _ in range(10):
         live = ctx.store.get(gr, meta["namespace"], meta["name"])
         assert live is not None
-        stage = next((s for s in STAGES if s.gr == gr and s.selects(live, ctx)), None)
+        # the progress-deadline stage waits minutes in real time: settle() stops before it
+        stage = next((s for s in STAGES if s.gr == gr and s.name != "deployment-deadline"
+                      and s.selects(live, ctx)), None)
         if stage is None:
             return live, ran
         new = stage.write(live, ctx)
@@ -149,3 +151,17 @@ def test_pvc_binds_and_load_balancer_gets_an_address() -> None:
     svc = {"metadata": {"name": "lb", "namespace": "ns"}, "spec": {"type": "LoadBalancer"}}
     live, _ = settle(ctx, ("", "services"), svc)
     assert live["status"]["loadBalancer"]["ingress"] == [{"ip": "127.0.0.1"}]
+
+
+def test_never_ready_deployment_hits_its_progress_deadline() -> None:
+    ctx = Ctx(unready=True)
+    live, ran = settle(ctx, ("apps", "deployments"), deployment())
+    deadline = next(s for s in STAGES if s.name == "deployment-deadline")
+    assert deadline.selects(live, ctx) and deadline.delay(live, ctx) == 600
+    live["spec"]["progressDeadlineSeconds"] = 5
+    assert deadline.delay(live, ctx) == 5
+    stalled = deadline.write(live, ctx)
+    assert stalled is not None
+    progressing = next(c for c in stalled["status"]["conditions"] if c["type"] == "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded")
+    assert not deadline.selects(stalled, ctx)
