@@ -75,10 +75,13 @@ class Pipeline:
     def snapshot(self, source: GitSource, cluster: str, rev: str) -> Snapshot:
         desired = self.desired(source, cluster, rev)
         observed = observe_releases(self.kube, desired.namespaces)
+        return Snapshot(desired, observed, self._plan(desired, observed))
+
+    def _plan(self, desired: DesiredCluster, observed: dict[ReleaseId, ObservedRelease]) -> Plan:
         plan = make_plan(desired, observed)
         if isinstance(self.hook, PlanRefiningHook):  # bootstrap: in sync, yet a step has not completed
             plan = self.hook.refine_plan(desired, plan)
-        return Snapshot(desired, observed, plan)
+        return plan
 
     def plan(self, source: GitSource, cluster: str, rev: str) -> Plan:
         """Desired x observed -> ordered actions. Never writes to the cluster."""
@@ -146,7 +149,7 @@ class Pipeline:
             try:  # the release records are the truth; refresh the store's copy (one list call)
                 observed = observe_releases(self.kube, desired.namespaces)
                 self.store.replace_releases(
-                    cluster, release_statuses(Snapshot(desired, observed, make_plan(desired, observed)))
+                    cluster, release_statuses(Snapshot(desired, observed, self._plan(desired, observed)))
                 )
             except DeployManagerError as exc:
                 log.warning("cluster=%s could not refresh releases after the run: %s", cluster, exc)

@@ -352,6 +352,8 @@ def test_failed_after_step_is_planned_again_at_the_same_commit(env: Env) -> None
     assert component_steps(run)["keystone"] is StepStatus.failed
     assert component_steps(run)["glance"] is StepStatus.blocked
     assert env.releases()["keystone"] == "deployed"  # helm wrote it; the step after it failed
+    states = {r.component: r.state for r in env.store.list_releases(CLUSTER)}
+    assert states["keystone"] == "out-of-sync" and states["rabbitmq"] == "in-sync"  # what /releases serves
 
     env.sandbox.clear_faults()
     plan = env.pipeline.plan(GitSource(str(env.repo)), CLUSTER, "main")
