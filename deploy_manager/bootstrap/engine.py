@@ -236,9 +236,20 @@ class BootstrapEngine:
             sequence=sequence,
         )
         created = self._create_job(comp.namespace, body)
-        self.api.create_configmap(comp.namespace, m.script_configmap(name, created, step.rendered))
+        self._script(comp.namespace, name, m.script_configmap(name, created, step.rendered))
         mine.append(created)
         return name, reason
+
+    def _script(self, namespace: str, job: str, body: dict[str, Any]) -> None:
+        """Create the Job's script ConfigMap; a Job without its script must not linger (it would never start)."""
+        try:
+            try:
+                self.api.create_configmap(namespace, body)
+            except KubeConflict:  # the ConfigMap of a deleted predecessor the GC has not removed yet: take it over
+                self.api.replace_configmap(namespace, body)
+        except DeployManagerError:
+            self.api.delete_job(namespace, job)
+            raise
 
     def _create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create a Job; a 409 right after deleting its failed predecessor means it is still going away."""
@@ -261,30 +272,35 @@ class BootstrapEngine:
                 current = self.api.get_job(comp.namespace, job)
             except KubeUnavailable as exc:  # an API blip must not fail a migration that runs fine: poll on
                 log.warning("component=%s step=%s: reading Job %s failed, retrying: %s", comp.name, step.name, job, exc)
-                current = {}
+                current = {"metadata": {"name": job}}
             if current is None:
                 return Outcome(job, False, "the Job was deleted while running", "", None)
             if m.job_finished(current):
                 ok = m.job_complete(current)
-                log_tail, exit_code = self._logs(comp.namespace, job, secrets)
+                log_tail, exit_code = self._logs(comp.namespace, current, secrets)
                 return Outcome(job, ok, "completed" if ok else m.job_failure_message(current), log_tail, exit_code)
             if time.monotonic() >= deadline:
-                log_tail, exit_code = self._logs(comp.namespace, job, secrets)
+                log_tail, exit_code = self._logs(comp.namespace, current, secrets)
                 self.api.delete_job(comp.namespace, job)  # the next run starts it afresh
                 return Outcome(job, False, f"did not finish within {step.timeout}s", log_tail, exit_code)
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * self.backoff.factor, self.backoff.maximum)
 
-    def _logs(self, namespace: str, job: str, secrets: Collection[str]) -> tuple[str, int | None]:
-        """The newest pod's log tail (redacted) and its container's exit code; empty if unavailable."""
+    def _logs(self, namespace: str, job: dict[str, Any], secrets: Collection[str]) -> tuple[str, int | None]:
+        """The newest pod's log tail (redacted) and its container's exit code; empty if unavailable.
+
+        Pods are matched by the Job's uid, so a predecessor of the same name (a retried step) never answers.
+        """
+        uid = (job.get("metadata") or {}).get("uid")
+        selector = f"batch.kubernetes.io/controller-uid={uid}" if uid else f"job-name={_name(job)}"
         try:
-            pods = self.api.list_pods(namespace, f"job-name={job}")
+            pods = self.api.list_pods(namespace, selector)
             if not pods:
                 return "", None
             pod = max(pods, key=m.creation_key)
             text = self.api.pod_log(namespace, _name(pod), tail_lines=LOG_LINES)
         except KubeUnavailable as exc:
-            log.warning("Job %s/%s: no log: %s", namespace, job, exc)
+            log.warning("Job %s/%s: no log: %s", namespace, _name(job), exc)
             return "", None
         return redact(tail(text, LOG_LINES), secrets), _exit_code(pod)
 

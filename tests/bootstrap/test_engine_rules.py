@@ -270,3 +270,22 @@ def test_api_errors_while_waiting_for_a_job_are_retried(small: Small) -> None:
     assert run.status is RunStatus.succeeded, run.error
     assert step(run, "migrate").status is StepStatus.succeeded
     assert small.sandbox.stats()["by_resource"]["jobs.batch"]["get"] >= 4  # 3 failed reads, then the answer
+
+
+def test_a_stale_script_configmap_of_the_same_name_is_taken_over(small: Small) -> None:
+    # A retried step's predecessor was deleted, but the garbage collector has not removed its ConfigMap yet.
+    source = GitSource(str(small.repo))
+    comp = load_cluster(source, source.resolve("main"), "dev").components["svc"]
+    name = m.job_name(comp.release, comp.bootstrap[0].name, comp.bootstrap[0].digest)
+    api = JobsApi(small.kube)
+    api.ensure_namespace(NS)
+    stale = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"x": "old"}}
+    api.create_configmap(NS, stale)
+
+    run = small.apply()
+
+    assert run.status is RunStatus.succeeded, run.error
+    [job] = small.jobs("migrate")
+    cm = small.sandbox.state.store.get(("", "configmaps"), NS, name)
+    assert cm is not None and set(cm["data"]) == {"script.sh"}
+    assert [o["uid"] for o in cm["metadata"]["ownerReferences"]] == [job["metadata"]["uid"]]
