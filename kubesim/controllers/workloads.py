@@ -7,11 +7,14 @@ status`` read ``observedGeneration``, the replica counters and the ``Available``
 ReplicaSet) changes only when ``spec.template`` changes; each such change is one rollout and bumps
 the ``deployment.kubernetes.io/revision`` annotation. A Job runs one Pod (labelled ``job-name``
 / ``batch.kubernetes.io/job-name``, owned by the Job) that ends Succeeded or Failed with it.
-Deployments, StatefulSets and DaemonSets get no Pods: their status alone says they are ready.
+Deployments (through their ReplicaSet), StatefulSets (``<name>-<ordinal>``) and DaemonSets (one
+simulated node) get Pods that become Running/Ready after the readiness delay; a rollout replaces
+them. Workload readiness is still decided by the workload's own stages, not by its Pods.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -20,11 +23,14 @@ import uuid
 from typing import Any
 
 from kubesim.controllers.engine import StageContext
+from kubesim.errors import ApiError
 from kubesim.store import Store
 
 Obj = dict[str, Any]
 REVISION = "deployment.kubernetes.io/revision"
 RS_GR = ("apps", "replicasets")
+PODS_GR = ("", "pods")
+PVC_GR = ("", "persistentvolumeclaims")
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet k8s uses for generated suffixes
 
 
@@ -88,6 +94,66 @@ def _owned_replicasets(store: Store, deploy: Obj) -> list[Obj]:
     return [rs for rs in items if any(r.get("uid") == uid for r in _meta(rs).get("ownerReferences") or [])]
 
 
+EVENTS_GR = ("", "events")
+
+
+def record_event(store: Store, obj: Obj, reason: str, message: str, *, warning: bool = False,
+                 component: str = "kubesim-controller") -> None:
+    """A core/v1 Event about ``obj``, as ``kubectl describe`` and ``kubectl events`` show them."""
+    meta = _meta(obj)
+    stamp = now()
+    event = {"apiVersion": "v1", "kind": "Event",
+             "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}",
+                          "namespace": meta.get("namespace") or "default", "uid": str(uuid.uuid4()),
+                          "creationTimestamp": stamp},
+             "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+                                "name": meta.get("name"), "namespace": meta.get("namespace"),
+                                "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")},
+             "reason": reason, "message": message, "type": "Warning" if warning else "Normal", "count": 1,
+             "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": component},
+             "reportingComponent": component, "reportingInstance": "kubesim"}
+    with contextlib.suppress(ApiError):
+        store.create(EVENTS_GR, event)
+
+
+def _owned_by(store: Store, gr: Any, namespace: str, uid: str | None) -> list[Obj]:
+    items, _ = store.list(gr, namespace)
+    return [o for o in items if any(r.get("uid") == uid for r in _meta(o).get("ownerReferences") or [])]
+
+
+def _new_pod(owner: Obj, owner_kind: str, template: Obj, name: str, extra_labels: Obj) -> Obj:
+    """A Pod as a workload controller creates it: template labels, owned by ``owner``, Pending
+    (the pod-run stage makes it Running and Ready after the readiness delay)."""
+    meta = _meta(owner)
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": meta.get("namespace") or "", "uid": str(uuid.uuid4()),
+                         "creationTimestamp": now(),
+                         "labels": {**(_meta(template).get("labels") or {}), **extra_labels},
+                         "annotations": dict(_meta(template).get("annotations") or {}),
+                         "ownerReferences": [{"apiVersion": owner.get("apiVersion", "apps/v1"), "kind": owner_kind,
+                                              "name": meta["name"], "uid": meta.get("uid"), "controller": True,
+                                              "blockOwnerDeletion": True}]},
+            "spec": {**copy.deepcopy(template.get("spec") or {}), "nodeName": "kubesim-node"},
+            "status": {"phase": "Pending"}}
+
+
+def _delete_all(store: Store, gr: Any, objs: list[Obj]) -> None:
+    for obj in objs:
+        with contextlib.suppress(ApiError):
+            store.delete(gr, _meta(obj).get("namespace") or "", _meta(obj)["name"])
+
+
+def _sync_replicaset_pods(ctx: StageContext, rs: Obj, replicas: int) -> None:
+    namespace = _meta(rs).get("namespace") or ""
+    pods = _owned_by(ctx.store, PODS_GR, namespace, _meta(rs).get("uid"))
+    _delete_all(ctx.store, PODS_GR, pods[replicas:])
+    template = _spec(rs).get("template") or {}
+    for _ in range(replicas - len(pods)):
+        name = f"{_meta(rs)['name']}-{''.join(random.choices(_SAFE, k=5))}"
+        with contextlib.suppress(ApiError):
+            ctx.store.create(PODS_GR, _new_pod(rs, "ReplicaSet", template, name, {}))
+
+
 def deployment_rollout(deploy: Obj, ctx: StageContext) -> Obj:
     """Observe a new generation: make sure the ReplicaSet of the current template exists (a new
     template is a rollout: new revision), scale the others down, report progress."""
@@ -108,6 +174,8 @@ def deployment_rollout(deploy: Obj, ctx: StageContext) -> Obj:
             scaled["spec"]["replicas"] = 0
             scaled["status"] = {"replicas": 0, "observedGeneration": _meta(rs).get("generation")}
             ctx.store.update(RS_GR, scaled)
+        if rs is not current:
+            _sync_replicaset_pods(ctx, rs, 0)
     rs_name = f"{name}-{pod_hash}"
     labels = {**(_meta(template).get("labels") or {}), "pod-template-hash": pod_hash}
     rs_template = copy.deepcopy(template)
@@ -125,14 +193,17 @@ def deployment_rollout(deploy: Obj, ctx: StageContext) -> Obj:
                                                 "blockOwnerDeletion": True}]},
               "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
               "status": {"replicas": 0, "observedGeneration": 1}}
-        ctx.store.create(RS_GR, rs)
+        current = ctx.store.create(RS_GR, rs)
+        record_event(ctx.store, deploy, "ScalingReplicaSet", f"Scaled up replica set {rs_name} from 0 to {replicas}",
+                     component="deployment-controller")
     elif _spec(current).get("replicas") != replicas or _meta(current).get("annotations", {}).get(REVISION) != str(
             revision):
         rs = copy.deepcopy(current)
         rs["spec"]["replicas"] = replicas
         rs["metadata"].setdefault("annotations", {}).update(annotations)
         rs["metadata"]["generation"] = int(rs["metadata"].get("generation", 1)) + 1
-        ctx.store.update(RS_GR, rs)
+        current = ctx.store.update(RS_GR, rs)
+    _sync_replicaset_pods(ctx, current, replicas)
     old = _status(deploy)
     available = min(int(old.get("availableReplicas", 0) or 0), replicas) if not new_template else 0
     status: Obj = {
@@ -234,12 +305,41 @@ def sts_needs_observe(obj: Obj, ctx: StageContext) -> bool:
             or status.get("updateRevision") != f"{_meta(obj)['name']}-{template_hash(_spec(obj).get('template'))}")
 
 
+def _sync_ordinal_pods(ctx: StageContext, sts: Obj, replicas: int, revision: str) -> None:
+    """StatefulSet Pods ``<name>-0 … <name>-(n-1)``; a Pod of an older revision is replaced."""
+    namespace = _meta(sts).get("namespace") or ""
+    name = _meta(sts)["name"]
+    template = _spec(sts).get("template") or {}
+    pods = {_meta(p)["name"]: p for p in _owned_by(ctx.store, PODS_GR, namespace, _meta(sts).get("uid"))}
+    wanted = {f"{name}-{i}" for i in range(replicas)}
+    _delete_all(ctx.store, PODS_GR, [p for n, p in pods.items() if n not in wanted or _meta(p).get(
+        "labels", {}).get("controller-revision-hash") != revision])
+    for pod_name in sorted(wanted):
+        # volumeClaimTemplates: one PVC per template and Pod, kept when the Pod goes (as the real controller)
+        for claim in _spec(sts).get("volumeClaimTemplates") or []:
+            pvc_name = f"{_meta(claim).get('name')}-{pod_name}"
+            if isinstance(claim, dict) and ctx.store.get(PVC_GR, namespace, pvc_name) is None:
+                labels = {**(_meta(template).get("labels") or {}), **(_meta(claim).get("labels") or {})}
+                with contextlib.suppress(ApiError):
+                    ctx.store.create(PVC_GR, {
+                        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                        "metadata": {"name": pvc_name, "namespace": namespace, "uid": str(uuid.uuid4()),
+                                     "creationTimestamp": now(), "labels": labels},
+                        "spec": {"volumeMode": "Filesystem", "storageClassName": "standard",
+                                 **copy.deepcopy(claim.get("spec") or {})}})
+        if ctx.store.get(PODS_GR, namespace, pod_name) is None:
+            with contextlib.suppress(ApiError):
+                ctx.store.create(PODS_GR, _new_pod(sts, "StatefulSet", template, pod_name, {
+                    "controller-revision-hash": revision, "statefulset.kubernetes.io/pod-name": pod_name}))
+
+
 def sts_observe(obj: Obj, ctx: StageContext) -> Obj:
     old = _status(obj)
     revision = f"{_meta(obj)['name']}-{template_hash(_spec(obj).get('template'))}"
     replicas = _replicas(obj)
     rolled = old.get("currentRevision") == revision
     ready = min(int(old.get("readyReplicas", 0) or 0), replicas) if rolled else 0
+    _sync_ordinal_pods(ctx, obj, replicas, revision)
     status = {"observedGeneration": _meta(obj).get("generation"), "replicas": replicas,
               "currentRevision": old.get("currentRevision", revision) if ready else old.get("currentRevision", ""),
               "updateRevision": revision, "readyReplicas": ready, "availableReplicas": ready,
@@ -273,6 +373,15 @@ def ds_not_ready(obj: Obj, ctx: StageContext) -> bool:
 
 def ds_ready(obj: Obj, ctx: StageContext) -> Obj:
     # One simulated node: every DaemonSet wants exactly one pod.
+    revision = template_hash(_spec(obj).get("template"))
+    pods = _owned_by(ctx.store, PODS_GR, _meta(obj).get("namespace") or "", _meta(obj).get("uid"))
+    stale = [p for p in pods if _meta(p).get("labels", {}).get("controller-revision-hash") != revision]
+    _delete_all(ctx.store, PODS_GR, stale)
+    if len(stale) == len(pods):
+        name = f"{_meta(obj)['name']}-{''.join(random.choices(_SAFE, k=5))}"
+        with contextlib.suppress(ApiError):
+            ctx.store.create(PODS_GR, _new_pod(obj, "DaemonSet", _spec(obj).get("template") or {}, name,
+                                               {"controller-revision-hash": revision}))
     return _with_status(obj, {"observedGeneration": _meta(obj).get("generation"), "desiredNumberScheduled": 1,
                               "currentNumberScheduled": 1, "updatedNumberScheduled": 1, "numberReady": 1,
                               "numberAvailable": 1, "numberMisscheduled": 0})
@@ -290,9 +399,6 @@ def job_not_started(obj: Obj, ctx: StageContext) -> bool:
     return not _spec(obj).get("suspend") and not _status(obj).get("startTime") and not _finished(obj)
 
 
-PODS_GR = ("", "pods")
-
-
 def _job_pods(store: Store, job: Obj) -> list[Obj]:
     uid = _meta(job).get("uid")
     items, _ = store.list(PODS_GR, _meta(job).get("namespace") or "")
@@ -306,10 +412,10 @@ def job_start(obj: Obj, ctx: StageContext) -> Obj:
     labels = {**(_meta(template).get("labels") or {}), "job-name": meta["name"],
               "batch.kubernetes.io/job-name": meta["name"], "controller-uid": meta.get("uid", ""),
               "batch.kubernetes.io/controller-uid": meta.get("uid", "")}
-    suffix = "".join(random.choices(_SAFE, k=5))
+    pod_name = f"{meta['name']}-{''.join(random.choices(_SAFE, k=5))}"
     stamp = now()
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": f"{meta['name']}-{suffix}", "namespace": meta.get("namespace") or "",
+    pod: Obj = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": pod_name, "namespace": meta.get("namespace") or "",
                         "uid": str(uuid.uuid4()), "creationTimestamp": stamp, "labels": labels,
                         "annotations": _meta(template).get("annotations") or {},
                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
@@ -323,6 +429,8 @@ def job_start(obj: Obj, ctx: StageContext) -> Obj:
                                              "state": {"running": {"startedAt": stamp}}}
                                             for c in (template.get("spec") or {}).get("containers") or []]}}
     ctx.store.create(PODS_GR, pod)
+    record_event(ctx.store, obj, "SuccessfulCreate", f"Created pod: {pod_name}",
+                 component="job-controller")
     return _with_status(obj, {"startTime": stamp, "active": 1, "ready": 0, "terminating": 0,
                               "uncountedTerminatedPods": {}})
 
@@ -348,6 +456,11 @@ def job_finish(obj: Obj, ctx: StageContext) -> Obj:
     stamp = now()
     failed = ctx.job_fails(obj)
     _finish_pods(ctx, obj, failed)
+    if failed:
+        record_event(ctx.store, obj, "BackoffLimitExceeded", "Job has reached the specified backoff limit",
+                     warning=True, component="job-controller")
+    else:
+        record_event(ctx.store, obj, "Completed", "Job completed", component="job-controller")
     if failed:
         status["failed"] = 1
         status["conditions"] = [
@@ -396,7 +509,7 @@ def pod_run(obj: Obj, ctx: StageContext) -> Obj:
     stamp = now()
     containers = _spec(obj).get("containers") or []
     if _spec(obj).get("restartPolicy", "Always") == "Always":
-        phase, ready = "Running", True
+        phase, ready = "Running", not ctx.never_ready(obj)
         state: Obj = {"running": {"startedAt": stamp}}
     else:
         failed = ctx.job_fails(obj)

@@ -165,3 +165,24 @@ def test_never_ready_deployment_hits_its_progress_deadline() -> None:
     progressing = next(c for c in stalled["status"]["conditions"] if c["type"] == "Progressing")
     assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded")
     assert not deadline.selects(stalled, ctx)
+
+
+def test_workloads_get_pods() -> None:
+    ctx = Ctx()
+    settle(ctx, ("apps", "deployments"), deployment(replicas=3))
+    pods = ctx.store.list(("", "pods"))[0]
+    assert len(pods) == 3
+    [rs] = ctx.store.list(("apps", "replicasets"))[0]
+    assert all(p["metadata"]["ownerReferences"][0]["uid"] == rs["metadata"]["uid"] for p in pods)
+    assert {p["metadata"]["labels"]["pod-template-hash"] for p in pods} == {rs["metadata"]["labels"][
+        "pod-template-hash"]}
+    sts = deployment(replicas=2)
+    sts.update(kind="StatefulSet")
+    sts["metadata"].update(name="db", uid="u3")
+    sts["spec"]["volumeClaimTemplates"] = [{"metadata": {"name": "data"},
+                                            "spec": {"resources": {"requests": {"storage": "1Gi"}}}}]
+    settle(ctx, ("apps", "statefulsets"), sts)
+    names = sorted(p["metadata"]["name"] for p in ctx.store.list(("", "pods"))[0] if p["metadata"]["name"][:3] == "db-")
+    assert names == ["db-0", "db-1"]
+    claims = sorted(c["metadata"]["name"] for c in ctx.store.list(("", "persistentvolumeclaims"))[0])
+    assert claims == ["data-db-0", "data-db-1"]
