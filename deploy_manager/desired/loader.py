@@ -1,0 +1,189 @@
+"""Load one cluster's desired state at one commit.
+
+Reads only through `GitSource` at the given sha. Everything that can be wrong with the repo's content
+(YAML, schema, unknown chart path, unknown `needs`) is raised here as a `ConfigError`/`ChartError`
+naming the file and line or key path, before anything touches the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from pydantic import ValidationError
+
+from deploy_manager.desired.bootstrap import render_script, step_digest
+from deploy_manager.desired.charts import ChartInfo, chart_info
+from deploy_manager.desired.schema import ClusterSpec, ComponentSpec
+from deploy_manager.desired.values import canonical_json, deep_merge, sha256_hex
+from deploy_manager.desired.yamlio import line_of, load_yaml
+from deploy_manager.models.desired import BootstrapStep, ChartSpec, DesiredCluster, DesiredComponent
+from deploy_manager.models.errors import ChartError, ConfigError
+from deploy_manager.source.git import GitSource
+
+# Label values are at most 63 characters; 40 hex characters (160 bits) are plenty to tell digests apart.
+DIGEST_LEN = 40
+COMMON_LAYER = "_common"
+
+
+def cluster_file(cluster: str) -> str:
+    return f"values/{cluster}/cluster.yaml"
+
+
+def values_layers(cluster: str, component: str) -> list[str]:
+    """The values files of a component, in merge order (later wins)."""
+    return [f"values/{COMMON_LAYER}/{component}.yaml", f"values/{cluster}/{component}.yaml"]
+
+
+def load_cluster(source: GitSource, commit: str, cluster: str) -> DesiredCluster:
+    path = cluster_file(cluster)
+    if cluster == COMMON_LAYER or "/" in cluster or not cluster:
+        raise ConfigError(f"invalid cluster name {cluster!r}")
+    raw = source.read_file(commit, path)
+    if raw is None:
+        raise ConfigError(f"no such cluster {cluster!r}: {path} not found at commit {commit[:12]}")
+    data, lines = load_yaml(raw, path)
+    spec = _validate(data, lines, path)
+
+    charts: dict[str, ChartInfo] = {}
+    components: dict[str, DesiredComponent] = {}
+    for name, comp in spec.components.items():
+        for need in comp.needs:
+            if need not in spec.components:
+                key = ("components", name, "needs")
+                raise ConfigError(
+                    f"unknown component {need!r} in needs of {name!r}",
+                    file=path,
+                    line=line_of(lines, key),
+                    key=".".join(key),
+                )
+        chart = _chart(source, commit, comp, charts, path, lines, name)
+        components[name] = _component(source, commit, cluster, spec, name, comp, chart)
+    return DesiredCluster(name=cluster, commit=commit, namespace=spec.namespace, components=components)
+
+
+def _validate(data: Any, lines: dict[tuple[str, ...], int], path: str) -> ClusterSpec:
+    if not isinstance(data, dict):
+        raise ConfigError("must be a mapping with `components`", file=path, line=1)
+    try:
+        return ClusterSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = tuple(str(p) for p in err["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{msg}{more}", file=path, line=line_of(lines, key), key=".".join(key) or "<root>") from exc
+
+
+def _chart(
+    source: GitSource,
+    commit: str,
+    comp: ComponentSpec,
+    cache: dict[str, ChartInfo],
+    path: str,
+    lines: dict[tuple[str, ...], int],
+    name: str,
+) -> ChartSpec:
+    if comp.remote:
+        ref = f"{comp.repo or ''}|{comp.chart}|{comp.version}"
+        return ChartSpec(
+            ref=comp.chart,
+            repo=comp.repo,
+            version=comp.version,
+            digest=sha256_hex(ref)[:DIGEST_LEN],
+            name=comp.chart.rstrip("/").rsplit("/", 1)[-1],
+            chart_version=comp.version or "",
+        )
+    key = ("components", name, "chart")
+    if comp.chart not in cache:
+        try:
+            cache[comp.chart] = chart_info(source, commit, comp.chart)
+        except ChartError as exc:
+            raise ConfigError(str(exc), file=path, line=line_of(lines, key), key=".".join(key)) from exc
+    info = cache[comp.chart]
+    return ChartSpec(path=info.path, digest=info.digest, name=info.name, chart_version=info.version)
+
+
+def _load_values(source: GitSource, commit: str, file: str) -> dict[str, Any]:
+    raw = source.read_file(commit, file)
+    if raw is None:
+        return {}
+    data, _ = load_yaml(raw, file)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"values must be a mapping, not {type(data).__name__}", file=file, line=1)
+    return data
+
+
+def _component(
+    source: GitSource,
+    commit: str,
+    cluster: str,
+    spec: ClusterSpec,
+    name: str,
+    comp: ComponentSpec,
+    chart: ChartSpec,
+) -> DesiredComponent:
+    values: dict[str, Any] = {}
+    files: list[str] = []
+    for layer in values_layers(cluster, name):
+        layer_values = _load_values(source, commit, layer)
+        if source.kind(commit, layer) == "blob":
+            files.append(layer)
+        values = deep_merge(values, layer_values)
+    # Helm stores values as JSON; normalise now so the digest and the diff see what helm will see.
+    values = json.loads(canonical_json(values))
+    release = comp.release or name
+    namespace = comp.namespace or spec.namespace
+
+    steps: list[BootstrapStep] = []
+    for i, s in enumerate(comp.bootstrap):
+        script = s.script or f"bootstrap/{name}/{s.name}.sh.j2"
+        raw = source.read_file(commit, script)
+        if raw is None:
+            raise ConfigError(
+                f"bootstrap script {script} not found at commit {commit[:12]}",
+                file=cluster_file(cluster),
+                key=f"components.{name}.bootstrap.{i}.script",
+            )
+        step = BootstrapStep(
+            name=s.name,
+            script=script,
+            when=s.when,
+            image=s.image,
+            inputs=tuple(s.inputs),
+            always=s.always,
+            timeout=s.timeout,
+        )
+        rendered = render_script(
+            raw.decode(),
+            file=script,
+            values=values,
+            cluster=cluster,
+            component=name,
+            release=release,
+            namespace=namespace,
+        )
+        steps.append(replace(step, digest=step_digest(step, rendered, values)))
+
+    values_digest = sha256_hex(canonical_json(values))[:DIGEST_LEN]
+    bootstrap_digest = sha256_hex(*(s.digest for s in steps))[:DIGEST_LEN] if steps else ""
+    settings = canonical_json({"release": release, "namespace": namespace})
+    digest = sha256_hex(chart.digest, values_digest, bootstrap_digest, settings)[:DIGEST_LEN]
+    return DesiredComponent(
+        name=name,
+        release=release,
+        namespace=namespace,
+        chart=chart,
+        needs=tuple(comp.needs),
+        timeout=comp.timeout,
+        values=values,
+        values_files=tuple(files),
+        bootstrap=tuple(steps),
+        secret_paths=tuple(comp.secrets),
+        digest=digest,
+        values_digest=values_digest,
+        bootstrap_digest=bootstrap_digest,
+    )

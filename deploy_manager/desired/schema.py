@@ -1,0 +1,116 @@
+"""The cluster.yaml model (pydantic) and its published JSON schema.
+
+`python -m deploy_manager.desired.schema` rewrites `deploy_manager/schemas/cluster.schema.json`;
+a test fails when the published file is out of date.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "cluster.schema.json"
+
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DURATION = re.compile(r"^(\d+)(s|m|h)?$")
+
+DnsLabel = Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)]
+# Helm release names are DNS-1123 labels of at most 53 characters.
+ReleaseName = Annotated[str, Field(pattern=_DNS_LABEL, max_length=53)]
+
+
+def _seconds(value: object) -> object:
+    """Accept 600, "600", "600s", "10m", "1h" and return seconds."""
+    if isinstance(value, str):
+        m = _DURATION.match(value.strip())
+        if not m:
+            raise ValueError(f"invalid duration {value!r} (use seconds, or e.g. 90s, 10m, 1h)")
+        return int(m.group(1)) * {"s": 1, None: 1, "m": 60, "h": 3600}[m.group(2)]
+    return value
+
+
+class BootstrapStepSpec(BaseModel):
+    """A bootstrap step (run as a Kubernetes Job by deploy_manager.bootstrap)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: DnsLabel = Field(description="Unique per component.")
+    script: str | None = Field(None, description="Default: bootstrap/<component>/<name>.sh.j2")
+    when: Literal["before", "after"] = Field("before", description="Before or after the helm upgrade.")
+    image: str | None = Field(None, description="Key under `images.tags` in the component's merged values.")
+    inputs: list[str] = Field(default_factory=list, description="Value paths whose change re-runs the step.")
+    always: bool = Field(False, description="Run on every apply of the component.")
+    timeout: int = Field(600, gt=0, description="Seconds (or a duration such as 10m).")
+
+    _timeout = field_validator("timeout", mode="before")(classmethod(lambda cls, v: _seconds(v)))
+
+
+class ComponentSpec(BaseModel):
+    """One component: a Helm release of a chart with layered values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chart: str = Field(description="A chart path in the repo, a repo chart name (with `repo`), or an oci:// ref.")
+    namespace: DnsLabel | None = Field(None, description="Default: the cluster's namespace.")
+    release: ReleaseName | None = Field(None, description="Default: the component name.")
+    needs: list[str] = Field(default_factory=list, description="Components deployed and ready first.")
+    timeout: int = Field(300, gt=0, description="helm --timeout in seconds (or a duration such as 10m).")
+    version: str | None = Field(None, description="Chart version, required for a remote chart.")
+    repo: str | None = Field(None, description="Chart repository URL for a remote chart.")
+    secrets: list[str] = Field(
+        default_factory=list, description="Value paths that are secret besides password/token/secret/*key names."
+    )
+    bootstrap: list[BootstrapStepSpec] = Field(default_factory=list)
+
+    _timeout = field_validator("timeout", mode="before")(classmethod(lambda cls, v: _seconds(v)))
+
+    @property
+    def remote(self) -> bool:
+        return self.repo is not None or self.chart.startswith("oci://")
+
+    @model_validator(mode="after")
+    def _check(self) -> ComponentSpec:
+        if self.remote and not self.version:
+            raise ValueError("a remote chart (repo or oci://) needs `version`")
+        if not self.remote and self.version:
+            raise ValueError("`version` applies to remote charts only (a chart in the repo has its Chart.yaml)")
+        names = [s.name for s in self.bootstrap]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate bootstrap step name(s): {', '.join(dup)}")
+        if len(set(self.needs)) != len(self.needs):
+            raise ValueError("duplicate entries in needs")
+        return self
+
+
+class ClusterSpec(BaseModel):
+    """values/<cluster>/cluster.yaml"""
+
+    model_config = ConfigDict(extra="forbid", title="deploy-manager cluster.yaml")
+
+    namespace: DnsLabel = Field("default", description="Default namespace of the cluster's releases.")
+    components: dict[Annotated[str, Field(pattern=_DNS_LABEL, max_length=53)], ComponentSpec] = Field(
+        description="Component name -> settings."
+    )
+
+
+def json_schema() -> str:
+    schema = ClusterSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def main() -> int:
+    SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
+    SCHEMA_PATH.write_text(json_schema())
+    sys.stdout.write(f"wrote {SCHEMA_PATH}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

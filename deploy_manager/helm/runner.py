@@ -1,0 +1,299 @@
+"""`HelmRunner`: run the helm binary safely.
+
+- an argument list, never a shell string; `--kubeconfig`/`--kube-context` on every cluster call;
+- values through a temporary file (mode 0600, deleted afterwards), never on the command line;
+- `--wait` with helm's `--timeout`, and a subprocess timeout *longer* than it, so helm is not killed
+  mid-release and a release is not left pending by us;
+- the last 50 lines of output kept, with secret values redacted;
+- failures as named error types: `HelmTimeout` (our subprocess limit, or helm's own deadline),
+  `ReleaseLocked` (the release is pending-*), `ChartRenderError` (client-side render), `HelmError`.
+  After a failed write the release's real state is read back with `helm status -o json`, so the kind
+  and the recorded revision come from the release record rather than from stderr wording.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deploy_manager.models.errors import DeployManagerError
+
+TAIL_LINES = 50
+REDACTED = "***"
+# `password: x`, `token=x`, `--set secret=x`… in helm's own output (e.g. a rendered manifest in an error).
+_SECRET_ASSIGN = re.compile(
+    r"(?i)\b([\w.-]*(?:password|passwd|token|secret|[_-]key)[\w.-]*)(\"?\s*[:=]\s*\"?)([^\s\",]+)"
+)
+
+
+class HelmError(DeployManagerError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int | None = None,
+        output_tail: str = "",
+        release: str | None = None,
+        revision: int | None = None,
+        status: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.output_tail = output_tail
+        self.release = release
+        self.revision = revision
+        self.status = status
+
+
+class HelmTimeout(HelmError):
+    temporary = True
+
+
+class ReleaseLocked(HelmError):
+    temporary = True
+
+
+class ChartRenderError(HelmError):
+    pass
+
+
+class HelmNotFound(HelmError):
+    pass
+
+
+@dataclass(frozen=True)
+class HelmResult:
+    args: tuple[str, ...]
+    exit_code: int
+    duration: float
+    stdout: str
+    output_tail: str
+    release: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def revision(self) -> int | None:
+        version = self.release.get("version")
+        return int(version) if isinstance(version, int | str) and str(version).isdigit() else None
+
+    @property
+    def status(self) -> str | None:
+        return (self.release.get("info") or {}).get("status")
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    for value in sorted(set(secrets), key=len, reverse=True):
+        if value:
+            text = text.replace(value, REDACTED)
+    return _SECRET_ASSIGN.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+class HelmRunner:
+    def __init__(
+        self,
+        helm_bin: str = "helm",
+        *,
+        kubeconfig: Path | None = None,
+        kube_context: str | None = None,
+        timeout_margin: int = 30,
+        wait: str = "watcher",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.helm_bin = helm_bin
+        self.kubeconfig = kubeconfig
+        self.kube_context = kube_context
+        self.timeout_margin = timeout_margin
+        self.wait = wait
+        self.env = {**os.environ, **(env or {})}
+
+    # -- plumbing -------------------------------------------------------------------------------------
+    def _cluster_flags(self) -> list[str]:
+        flags: list[str] = []
+        if self.kubeconfig is not None:
+            flags += ["--kubeconfig", str(self.kubeconfig)]
+        if self.kube_context:
+            flags += ["--kube-context", self.kube_context]
+        return flags
+
+    @contextlib.contextmanager
+    def _values_file(self, values: dict[str, Any]) -> Iterator[str]:
+        fd, path = tempfile.mkstemp(prefix="dm-values-", suffix=".json")  # mkstemp: mode 0600
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(values, fh)  # JSON is YAML: helm reads it as a values file
+            yield path
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def run(
+        self, args: list[str], *, timeout: float, secrets: Iterable[str] = (), release: str | None = None
+    ) -> HelmResult:
+        """Run `helm <args>`; raise HelmError/HelmTimeout on failure, return the result on exit 0."""
+        argv = [self.helm_bin, *args]
+        secrets = list(secrets)
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env, check=False)
+        except FileNotFoundError as exc:
+            raise HelmNotFound(f"helm binary not found: {self.helm_bin}", release=release) from exc
+        except subprocess.TimeoutExpired as exc:
+            out = _text(exc.stdout) + _text(exc.stderr)
+            raise HelmTimeout(
+                f"helm {args[0]} {release or ''} did not finish within {timeout:.0f}s".replace("  ", " "),
+                output_tail=redact(tail(out), secrets),
+                release=release,
+            ) from exc
+        duration = time.monotonic() - start
+        stdout, stderr = proc.stdout or "", proc.stderr or ""
+        shown = stderr if _looks_json(stdout) else stdout + stderr
+        out_tail = redact(tail(shown), secrets)
+        if proc.returncode != 0:
+            last = redact(_last_error_line(stderr or stdout), secrets)
+            raise HelmError(
+                f"helm {args[0]} {release + ' ' if release else ''}failed (exit {proc.returncode}): {last}",
+                exit_code=proc.returncode,
+                output_tail=out_tail,
+                release=release,
+            )
+        release_json: dict[str, Any] = {}
+        if _looks_json(stdout):
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(stdout)
+                release_json = parsed if isinstance(parsed, dict) else {}
+        return HelmResult(tuple(argv), proc.returncode, duration, stdout, out_tail, release_json)
+
+    # -- commands -------------------------------------------------------------------------------------
+    def upgrade_install(
+        self,
+        *,
+        release: str,
+        namespace: str,
+        chart: str,
+        values: dict[str, Any],
+        labels: dict[str, str],
+        timeout: int,
+        version: str | None = None,
+        repo: str | None = None,
+        secrets: Iterable[str] = (),
+        wait: bool = True,
+    ) -> HelmResult:
+        """`helm upgrade --install` one release; on failure, classify by the release's recorded state."""
+        secrets = list(secrets)
+        with self._values_file(values) as values_path:
+            args = ["upgrade", "--install", release, chart, "--namespace", namespace, "--create-namespace"]
+            args += ["--values", values_path, "--timeout", f"{timeout}s", "-o", "json"]
+            if wait:
+                args += [f"--wait={self.wait}"]
+            if labels:
+                args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))]
+            if version:
+                args += ["--version", version]
+            if repo:
+                args += ["--repo", repo]
+            args += self._cluster_flags()
+            try:
+                return self.run(args, timeout=timeout + self.timeout_margin, secrets=secrets, release=release)
+            except HelmTimeout as exc:
+                raise self._classified(exc, release, namespace, HelmTimeout) from exc
+            except HelmError as exc:
+                raise self._classified(exc, release, namespace, HelmError) from exc
+
+    def _classified(self, exc: HelmError, release: str, namespace: str, default: type[HelmError]) -> HelmError:
+        """Re-raise a failed write as the kind the release record shows, with its revision."""
+        state = self.status(release, namespace)
+        info = (state or {}).get("info") or {}
+        status = str(info.get("status") or "")
+        description = str(info.get("description") or "")
+        kind: type[HelmError] = default
+        if status.startswith("pending-"):
+            kind = ReleaseLocked
+        elif default is HelmError and _is_deadline(description + "\n" + exc.output_tail):
+            kind = HelmTimeout
+        revision = (state or {}).get("version")
+        return kind(
+            str(exc),
+            exit_code=exc.exit_code,
+            output_tail=exc.output_tail,
+            release=release,
+            revision=int(revision) if isinstance(revision, int) else None,
+            status=status or None,
+        )
+
+    def status(self, release: str, namespace: str) -> dict[str, Any] | None:
+        """`helm status -o json`, or None if the release does not exist (or cannot be read)."""
+        try:
+            res = self.run(
+                ["status", release, "--namespace", namespace, "-o", "json", *self._cluster_flags()],
+                timeout=60,
+                release=release,
+            )
+        except HelmError:
+            return None
+        return res.release or None
+
+    def template(
+        self,
+        *,
+        release: str,
+        namespace: str,
+        chart: str,
+        values: dict[str, Any],
+        secrets: Iterable[str] = (),
+        timeout: int = 120,
+    ) -> str:
+        """Render a local chart client-side (no cluster access): the cheap pre-flight check."""
+        with self._values_file(values) as values_path:
+            args = ["template", release, chart, "--namespace", namespace, "--values", values_path]
+            try:
+                return self.run(args, timeout=timeout, secrets=secrets, release=release).stdout
+            except HelmTimeout:
+                raise
+            except HelmError as exc:
+                raise ChartRenderError(
+                    str(exc).replace("helm template", "chart does not render:", 1),
+                    exit_code=exc.exit_code,
+                    output_tail=exc.output_tail,
+                    release=release,
+                ) from exc
+
+    def list_releases(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """`helm ls -o json` (all states), for status cross-checks and tests."""
+        args = ["list", "-a", "-o", "json", *self._cluster_flags()]
+        args += ["--namespace", namespace] if namespace else ["--all-namespaces"]
+        res = self.run(args, timeout=60)
+        data = json.loads(res.stdout or "[]")
+        return data if isinstance(data, list) else []
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+def _looks_json(text: str) -> bool:
+    return text.lstrip().startswith(("{", "["))
+
+
+def _last_error_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.lower().startswith("error")]
+    return (errors or lines or ["no output"])[-1][:500]
+
+
+def _is_deadline(text: str) -> bool:
+    low = text.lower()
+    return "context deadline exceeded" in low or "timed out waiting" in low

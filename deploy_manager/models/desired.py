@@ -1,0 +1,75 @@
+"""What a commit asks for: the cluster's components with merged values and digests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """A chart in the repo (`path`) or in a chart repository/OCI registry (`ref` + `version`)."""
+
+    path: str | None = None
+    ref: str | None = None
+    repo: str | None = None
+    version: str | None = None
+    # Content digest: the git tree ids for a chart in the repo, else ref+version.
+    digest: str = ""
+    # Chart.yaml name/version at the commit (in-repo charts) or the requested version (remote).
+    name: str = ""
+    chart_version: str = ""
+
+    @property
+    def local(self) -> bool:
+        return self.path is not None
+
+    def describe(self) -> str:
+        if self.path is not None:
+            return self.path
+        return f"{self.ref}@{self.version}" if self.version else str(self.ref)
+
+
+@dataclass(frozen=True)
+class BootstrapStep:
+    """One bootstrap step as declared in cluster.yaml (executed by deploy_manager.bootstrap)."""
+
+    name: str
+    script: str
+    when: str = "before"
+    image: str | None = None
+    inputs: tuple[str, ...] = ()
+    always: bool = False
+    timeout: int = 600
+    # sha256 over the step's script source, resolved image and the values at `inputs`.
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class DesiredComponent:
+    name: str
+    release: str
+    namespace: str
+    chart: ChartSpec
+    needs: tuple[str, ...]
+    timeout: int
+    values: dict[str, Any]
+    values_files: tuple[str, ...]
+    bootstrap: tuple[BootstrapStep, ...] = ()
+    # Value paths (dotted) whose values must never be printed, besides secret-looking key names.
+    secret_paths: tuple[str, ...] = ()
+    digest: str = ""
+    values_digest: str = ""
+    bootstrap_digest: str = ""
+
+
+@dataclass(frozen=True)
+class DesiredCluster:
+    name: str
+    commit: str
+    namespace: str
+    components: dict[str, DesiredComponent] = field(default_factory=dict)
+
+    @property
+    def namespaces(self) -> list[str]:
+        return sorted({c.namespace for c in self.components.values()} | {self.namespace})

@@ -1,0 +1,99 @@
+"""A plan: ordered actions with machine-readable reasons."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ReleaseState(enum.StrEnum):
+    absent = "absent"
+    in_sync = "in-sync"
+    out_of_sync = "out-of-sync"
+    drifted = "drifted"  # changed behind our back (rollback, manual upgrade, not ours)
+    failed = "failed"
+    locked = "locked"  # pending-install/upgrade/rollback: another operation is (or was) in progress
+
+
+class ActionKind(enum.StrEnum):
+    install = "install"
+    upgrade = "upgrade"
+    none = "none"
+    blocked = "blocked"
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    message: str
+    paths: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.paths:
+            out["paths"] = list(self.paths)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reason:
+        return cls(code=str(data["code"]), message=str(data["message"]), paths=tuple(data.get("paths", ())))
+
+
+@dataclass(frozen=True)
+class Action:
+    component: str
+    release: str
+    namespace: str
+    action: ActionKind
+    reasons: tuple[Reason, ...] = ()
+    state: ReleaseState = ReleaseState.absent
+    needs: tuple[str, ...] = ()
+    wave: int = 0
+    digest: str = ""
+    revision: int | None = None  # the deployed revision the plan saw
+
+    @property
+    def writes(self) -> bool:
+        return self.action in (ActionKind.install, ActionKind.upgrade)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "component": self.component,
+            "release": self.release,
+            "namespace": self.namespace,
+            "action": self.action.value,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "state": self.state.value,
+            "needs": list(self.needs),
+            "wave": self.wave,
+            "digest": self.digest,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    cluster: str
+    commit: str
+    actions: tuple[Action, ...] = field(default_factory=tuple)
+
+    def action_for(self, component: str) -> Action:
+        for a in self.actions:
+            if a.component == component:
+                return a
+        raise KeyError(component)
+
+    @property
+    def waves(self) -> list[list[str]]:
+        out: dict[int, list[str]] = {}
+        for a in self.actions:
+            out.setdefault(a.wave, []).append(a.component)
+        return [out[k] for k in sorted(out)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "commit": self.commit,
+            "actions": [a.to_dict() for a in self.actions],
+            "waves": self.waves,
+        }

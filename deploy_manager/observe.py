@@ -1,0 +1,80 @@
+"""Observe what is deployed: Helm's own release records, read with one list call.
+
+Helm (Secret driver) keeps one Secret per release revision, labelled owner=helm, name, version, status,
+plus the release labels we set (`deploy-manager.io/*`). Only the newest revision of each release is
+decoded (data.release = base64(gzip(JSON)), under the API's own base64). The result survives loss of our
+database and agrees with `helm ls`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import gzip
+import json
+from typing import Any
+
+from deploy_manager.kube.client import KubeClient
+from deploy_manager.models.observed import ObservedRelease, ReleaseId
+
+LABEL_PREFIX = "deploy-manager.io/"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def decode_release(data: str) -> dict[str, Any]:
+    """Decode a release Secret's `data.release` (as returned by the API, i.e. base64 once more)."""
+    raw = base64.b64decode(data)
+    if not raw.startswith(_GZIP_MAGIC) and not raw.lstrip().startswith(b"{"):
+        with contextlib.suppress(binascii.Error):
+            raw = base64.b64decode(raw, validate=True)
+    if raw.startswith(_GZIP_MAGIC):
+        raw = gzip.decompress(raw)
+    decoded = json.loads(raw)
+    if not isinstance(decoded, dict):
+        raise ValueError("release record is not a JSON object")
+    return decoded
+
+
+def newest_revisions(secrets: list[dict[str, Any]]) -> dict[ReleaseId, dict[str, Any]]:
+    newest: dict[ReleaseId, tuple[int, dict[str, Any]]] = {}
+    for secret in secrets:
+        meta = secret.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        name, version = labels.get("name"), labels.get("version")
+        if not name or not str(version).isdigit():
+            continue
+        rid = ReleaseId(str(meta.get("namespace", "")), str(name))
+        rev = int(version)
+        if rid not in newest or rev > newest[rid][0]:
+            newest[rid] = (rev, secret)
+    return {rid: s for rid, (_, s) in newest.items()}
+
+
+def to_observed(secret: dict[str, Any]) -> ObservedRelease:
+    meta = secret.get("metadata") or {}
+    labels: dict[str, str] = meta.get("labels") or {}
+    ours = {k[len(LABEL_PREFIX) :]: v for k, v in labels.items() if k.startswith(LABEL_PREFIX)}
+    release: dict[str, Any] = {}
+    encoded = (secret.get("data") or {}).get("release")
+    if encoded:
+        release = decode_release(encoded)
+    info = release.get("info") or {}
+    chart_meta = (release.get("chart") or {}).get("metadata") or {}
+    return ObservedRelease(
+        namespace=str(meta.get("namespace", "")),
+        name=str(labels.get("name", release.get("name", ""))),
+        revision=int(labels.get("version", release.get("version", 0))),
+        status=str(info.get("status") or labels.get("status", "unknown")),
+        chart_name=str(chart_meta.get("name", "")),
+        chart_version=str(chart_meta.get("version", "")),
+        description=str(info.get("description", "")),
+        config=release.get("config") or {},
+        labels=ours,
+        updated=str(info.get("last_deployed") or labels.get("modifiedAt", "")),
+    )
+
+
+def observe(kube: KubeClient, namespaces: list[str]) -> dict[ReleaseId, ObservedRelease]:
+    """The newest revision of every Helm release in `namespaces`."""
+    return {rid: to_observed(s) for rid, s in newest_revisions(kube.list_release_secrets(namespaces)).items()}

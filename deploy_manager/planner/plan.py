@@ -1,0 +1,57 @@
+"""Map release states to actions, in dependency order (pure).
+
+absent -> install; out-of-sync, drifted, failed -> upgrade; in-sync -> none; locked -> blocked.
+A component whose need is blocked is blocked too (transitively); a need being installed or upgraded
+is not a block: the executor runs the dependent after it succeeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from deploy_manager.models.desired import DesiredCluster
+from deploy_manager.models.observed import ObservedRelease, ReleaseId
+from deploy_manager.models.plan import Action, ActionKind, Plan, Reason, ReleaseState
+from deploy_manager.planner.graph import topo_waves
+from deploy_manager.planner.state import determine_state
+
+MSG_NEED_BLOCKED = "needs {need}, which is blocked"
+
+ACTION_FOR_STATE = {
+    ReleaseState.absent: ActionKind.install,
+    ReleaseState.out_of_sync: ActionKind.upgrade,
+    ReleaseState.drifted: ActionKind.upgrade,
+    ReleaseState.failed: ActionKind.upgrade,
+    ReleaseState.in_sync: ActionKind.none,
+    ReleaseState.locked: ActionKind.blocked,
+}
+
+
+def make_plan(desired: DesiredCluster, observed: Mapping[ReleaseId, ObservedRelease]) -> Plan:
+    needs = {name: list(c.needs) for name, c in desired.components.items()}
+    waves = topo_waves(needs)
+    actions: dict[str, Action] = {}
+    for wave_no, wave in enumerate(waves):
+        for name in wave:
+            comp = desired.components[name]
+            obs = observed.get(ReleaseId(comp.namespace, comp.release))
+            state, reasons = determine_state(comp, obs)
+            kind = ACTION_FOR_STATE[state]
+            blocked_by = [n for n in comp.needs if actions[n].action is ActionKind.blocked]
+            if blocked_by and kind is not ActionKind.blocked:
+                reasons = [Reason("need_blocked", MSG_NEED_BLOCKED.format(need=n)) for n in blocked_by] + reasons
+                kind = ActionKind.blocked
+            actions[name] = Action(
+                component=name,
+                release=comp.release,
+                namespace=comp.namespace,
+                action=kind,
+                reasons=tuple(reasons),
+                state=state,
+                needs=comp.needs,
+                wave=wave_no,
+                digest=comp.digest,
+                revision=obs.revision if obs else None,
+            )
+    ordered = [actions[name] for wave in waves for name in wave]
+    return Plan(cluster=desired.name, commit=desired.commit, actions=tuple(ordered))

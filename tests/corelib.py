@@ -1,0 +1,91 @@
+"""Builders for the core-loop tests: real git repos of the values layout, with small real charts."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIGMAP_TEMPLATE = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-conf
+  labels:
+    app.kubernetes.io/instance: {{ .Release.Name }}
+data:
+  values.json: {{ toJson .Values | quote }}
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def write_chart(
+    root: Path,
+    path: str,
+    *,
+    name: str | None = None,
+    version: str = "0.1.0",
+    template: str = CONFIGMAP_TEMPLATE,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """A minimal real chart that renders one ConfigMap holding its values."""
+    chart = root / path
+    meta: dict[str, Any] = {"apiVersion": "v2", "name": name or Path(path).name, "version": version}
+    meta.update(extra or {})
+    write(chart / "Chart.yaml", yaml.safe_dump(meta))
+    write(chart / "values.yaml", "{}\n")
+    write(chart / "templates" / "configmap.yaml", template)
+    return chart
+
+
+def write_cluster(root: Path, cluster: str, spec: dict[str, Any]) -> Path:
+    return write(root / "values" / cluster / "cluster.yaml", yaml.safe_dump(spec, sort_keys=False))
+
+
+def write_values(root: Path, layer: str, component: str, values: dict[str, Any]) -> Path:
+    return write(root / "values" / layer / f"{component}.yaml", yaml.safe_dump(values, sort_keys=False))
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def init_repo(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "test@example.invalid")
+    git(root, "config", "user.name", "test")
+    return root
+
+
+def commit(root: Path, message: str = "change") -> str:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "--allow-empty", "-m", message)
+    return git(root, "rev-parse", "HEAD")
+
+
+def simple_cluster(root: Path, cluster: str = "dev", *, namespace: str = "openstack") -> dict[str, Any]:
+    """Six components in four waves: rabbitmq, memcached -> keystone -> glance, placement -> nova."""
+    needs = {
+        "rabbitmq": [],
+        "memcached": [],
+        "keystone": ["rabbitmq", "memcached"],
+        "glance": ["keystone"],
+        "placement": ["keystone"],
+        "nova": ["glance", "placement"],
+    }
+    components: dict[str, Any] = {}
+    for name, deps in needs.items():
+        write_chart(root, f"charts/openstack/{name}")
+        components[name] = {"chart": f"charts/openstack/{name}"} | ({"needs": deps} if deps else {})
+        write_values(root, cluster, name, {"replicas": 1, "conf": {name: {"debug": False}}})
+    spec = {"namespace": namespace, "components": components}
+    write_cluster(root, cluster, spec)
+    return spec

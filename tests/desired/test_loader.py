@@ -1,0 +1,236 @@
+"""Loading a cluster at a commit from a real git repo: layout, layering, digests, precise errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deploy_manager.desired.loader import load_cluster
+from deploy_manager.models.errors import ConfigError
+from deploy_manager.source.git import GitSource
+from tests.corelib import commit, init_repo, simple_cluster, write, write_chart, write_cluster, write_values
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = init_repo(tmp_path / "repo")
+    simple_cluster(root)
+    commit(root, "init")
+    return root
+
+
+def load(root: Path, cluster: str = "dev"):
+    src = GitSource(str(root))
+    return load_cluster(src, src.resolve("HEAD"), cluster)
+
+
+def test_minimal_form_from_the_issue(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "r")
+    write_chart(root, "charts/openstack/rabbitmq")
+    write_chart(root, "charts/openstack/keystone")
+    write(
+        root / "values/c1/cluster.yaml",
+        "namespace: openstack\ncomponents:\n  rabbitmq:\n    chart: charts/openstack/rabbitmq\n"
+        "  keystone:\n    chart: charts/openstack/keystone\n    needs: [rabbitmq]\n",
+    )
+    commit(root)
+    d = load(root, "c1")
+    ks = d.components["keystone"]
+    assert (ks.release, ks.namespace, ks.needs, ks.timeout, ks.values) == (
+        "keystone",
+        "openstack",
+        ("rabbitmq",),
+        300,
+        {},
+    )
+    assert ks.chart.path == "charts/openstack/keystone" and ks.chart.chart_version == "0.1.0"
+    assert len(ks.digest) == 40 and ks.digest != d.components["rabbitmq"].digest
+
+
+def test_values_layers_merge_maps_deeply_and_replace_lists(repo: Path) -> None:
+    write_values(
+        repo, "_common", "keystone", {"conf": {"keystone": {"debug": True, "workers": 4}}, "hosts": ["a", "b"]}
+    )
+    write_values(repo, "dev", "keystone", {"conf": {"keystone": {"debug": False}}, "hosts": ["c"]})
+    commit(repo)
+    ks = load(repo).components["keystone"]
+    assert ks.values == {"conf": {"keystone": {"debug": False, "workers": 4}}, "hosts": ["c"]}
+    assert ks.values_files == ("values/_common/keystone.yaml", "values/dev/keystone.yaml")
+
+
+def test_digest_is_stable_across_unrelated_commits_and_tracks_inputs(repo: Path) -> None:
+    before = {n: c.digest for n, c in load(repo).components.items()}
+    write(repo / "README.md", "docs\n")
+    commit(repo)
+    assert {n: c.digest for n, c in load(repo).components.items()} == before
+
+    write_values(repo, "dev", "glance", {"replicas": 2, "conf": {"glance": {"debug": False}}})
+    commit(repo)
+    after = {n: c.digest for n, c in load(repo).components.items()}
+    assert {n for n in after if after[n] != before[n]} == {"glance"}
+
+    write(repo / "charts/openstack/nova/templates/extra.yaml", "# new template\n")
+    commit(repo)
+    again = {n: c.digest for n, c in load(repo).components.items()}
+    assert {n for n in again if again[n] != after[n]} == {"nova"}
+
+
+def test_common_layer_change_touches_every_cluster_using_it(repo: Path) -> None:
+    simple_cluster(repo, "prod")
+    commit(repo)
+    before = {(c, n): x.digest for c in ("dev", "prod") for n, x in load(repo, c).components.items()}
+    write_values(repo, "_common", "keystone", {"conf": {"keystone": {"token": {"expiration": 3600}}}})
+    commit(repo)
+    after = {(c, n): x.digest for c in ("dev", "prod") for n, x in load(repo, c).components.items()}
+    assert {k for k in after if after[k] != before[k]} == {("dev", "keystone"), ("prod", "keystone")}
+
+
+def test_timestamps_stay_strings(repo: Path) -> None:
+    write(repo / "values/dev/keystone.yaml", "since: 2024-01-01\nwhen: 2024-01-01T10:00:00Z\n")
+    commit(repo)
+    assert load(repo).components["keystone"].values == {"since": "2024-01-01", "when": "2024-01-01T10:00:00Z"}
+
+
+def test_broken_yaml_names_file_and_line(repo: Path) -> None:
+    write(repo / "values/dev/glance.yaml", "replicas: 1\nconf:\n  a: [1, 2\n  b: 3\n")
+    commit(repo)
+    with pytest.raises(ConfigError, match=r"^values/dev/glance\.yaml:\d+: invalid YAML") as exc:
+        load(repo)
+    assert exc.value.line in (3, 4)
+
+
+def test_duplicate_key_is_an_error(repo: Path) -> None:
+    write(repo / "values/dev/glance.yaml", "replicas: 1\nreplicas: 2\n")
+    commit(repo)
+    with pytest.raises(ConfigError, match=r"values/dev/glance\.yaml:2: .*duplicate key 'replicas'"):
+        load(repo)
+
+
+def test_values_file_must_be_a_mapping(repo: Path) -> None:
+    write(repo / "values/dev/glance.yaml", "- a\n- b\n")
+    commit(repo)
+    with pytest.raises(ConfigError, match=r"values/dev/glance\.yaml:1: values must be a mapping"):
+        load(repo)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "pattern"),
+    [
+        (
+            lambda s: s["components"]["glance"].update(timeout="soon"),
+            r"values/dev/cluster\.yaml:\d+: components\.glance\.timeout: invalid duration 'soon'",
+        ),
+        (
+            lambda s: s["components"]["glance"].update(colour="red"),
+            r"values/dev/cluster\.yaml:\d+: components\.glance\.colour: Extra inputs are not permitted",
+        ),
+        (
+            lambda s: s["components"]["glance"].update(needs=["keystone", "swift"]),
+            r"values/dev/cluster\.yaml:\d+: components\.glance\.needs: unknown component 'swift' in needs of 'glance'",
+        ),
+        (
+            lambda s: s["components"]["glance"].update(chart="charts/openstack/nope"),
+            r"values/dev/cluster\.yaml:\d+: components\.glance\.chart: charts/openstack/nope: no chart directory",
+        ),
+        (
+            lambda s: s["components"]["glance"].update(release="Bad_Name"),
+            r"components\.glance\.release: String should match pattern",
+        ),
+        (
+            lambda s: s["components"]["glance"].update(chart="oci://registry.example/glance"),
+            r"components\.glance: a remote chart \(repo or oci://\) needs `version`",
+        ),
+        (lambda s: s.pop("components"), r"values/dev/cluster\.yaml:1: components: Field required"),
+    ],
+)
+def test_schema_errors_name_file_line_and_key(repo: Path, mutate, pattern: str) -> None:
+    spec = yaml.safe_load((repo / "values/dev/cluster.yaml").read_text())
+    mutate(spec)
+    write_cluster(repo, "dev", spec)
+    commit(repo)
+    with pytest.raises(ConfigError, match=pattern):
+        load(repo)
+
+
+def test_schema_error_line_points_at_the_key(repo: Path) -> None:
+    text = (repo / "values/dev/cluster.yaml").read_text().replace("  glance:\n", "  glance:\n    colour: red\n")
+    write(repo / "values/dev/cluster.yaml", text)
+    commit(repo)
+    with pytest.raises(ConfigError) as exc:
+        load(repo)
+    line = text.splitlines().index("    colour: red") + 1
+    assert exc.value.line == line and exc.value.key == "components.glance.colour"
+
+
+def test_unknown_cluster(repo: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no such cluster 'qa': values/qa/cluster\.yaml not found"):
+        load(repo, "qa")
+
+
+def test_remote_chart_digest_is_ref_and_version(repo: Path) -> None:
+    spec = yaml.safe_load((repo / "values/dev/cluster.yaml").read_text())
+    spec["components"]["memcached"] = {"chart": "memcached", "repo": "https://charts.example", "version": "1.0.0"}
+    write_cluster(repo, "dev", spec)
+    commit(repo)
+    one = load(repo).components["memcached"]
+    spec["components"]["memcached"]["version"] = "1.0.1"
+    write_cluster(repo, "dev", spec)
+    commit(repo)
+    two = load(repo).components["memcached"]
+    assert not one.chart.local and one.chart.chart_version == "1.0.0" and one.digest != two.digest
+
+
+def test_bootstrap_steps_parse_and_their_inputs_feed_the_digest(repo: Path) -> None:
+    spec = yaml.safe_load((repo / "values/dev/cluster.yaml").read_text())
+    spec["components"]["keystone"]["bootstrap"] = [
+        {"name": "db-sync", "image": "keystone_db_sync", "inputs": ["conf.keystone.database"], "timeout": "10m"},
+        {"name": "register", "script": "bootstrap/keystone/reg.sh.j2", "when": "after", "always": True},
+    ]
+    write_cluster(repo, "dev", spec)
+    write(repo / "bootstrap/keystone/db-sync.sh.j2", "keystone-manage db_sync # {{ release }} in {{ namespace }}\n")
+    write(repo / "bootstrap/keystone/reg.sh.j2", "echo {{ values.images.tags.keystone_db_sync }}\n")
+    values = {"images": {"tags": {"keystone_db_sync": "ks:1"}}, "conf": {"keystone": {"database": "a"}}}
+    write_values(repo, "dev", "keystone", values)
+    commit(repo)
+    ks = load(repo).components["keystone"]
+    sync, reg = ks.bootstrap
+    assert (sync.script, sync.when, sync.timeout, sync.inputs) == (
+        "bootstrap/keystone/db-sync.sh.j2",
+        "before",
+        600,
+        ("conf.keystone.database",),
+    )
+    assert (reg.when, reg.always) == ("after", True)
+
+    values["conf"]["keystone"]["database"] = "b"
+    write_values(repo, "dev", "keystone", values)
+    commit(repo)
+    ks2 = load(repo).components["keystone"]
+    assert ks2.bootstrap[0].digest != sync.digest and ks2.bootstrap[1].digest == reg.digest
+    assert ks2.bootstrap_digest != ks.bootstrap_digest and ks2.digest != ks.digest
+
+    values["images"]["tags"]["keystone_db_sync"] = "ks:2"
+    write_values(repo, "dev", "keystone", values)
+    commit(repo)
+    assert load(repo).components["keystone"].bootstrap[0].digest != ks2.bootstrap[0].digest
+
+
+def test_missing_bootstrap_script_is_named(repo: Path) -> None:
+    spec = yaml.safe_load((repo / "values/dev/cluster.yaml").read_text())
+    spec["components"]["keystone"]["bootstrap"] = [{"name": "db-sync"}]
+    write_cluster(repo, "dev", spec)
+    commit(repo)
+    with pytest.raises(ConfigError, match=r"components\.keystone\.bootstrap\.0\.script: .*db-sync\.sh\.j2 not found"):
+        load(repo)
+
+
+def test_bootstrap_template_error_names_script(repo: Path) -> None:
+    spec = yaml.safe_load((repo / "values/dev/cluster.yaml").read_text())
+    spec["components"]["keystone"]["bootstrap"] = [{"name": "db-sync"}]
+    write_cluster(repo, "dev", spec)
+    write(repo / "bootstrap/keystone/db-sync.sh.j2", "echo {{ values.nope.deeper }}\n")
+    commit(repo)
+    with pytest.raises(ConfigError, match=r"bootstrap/keystone/db-sync\.sh\.j2: cannot render"):
+        load(repo)
