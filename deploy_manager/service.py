@@ -130,6 +130,7 @@ class RunQueue:
         self._last_polled: str | None = None
         self.last_fetch_error: str | None = None
         self._interrupted = 0
+        self._starting = False
         self._release_runs: dict[tuple[str, str], int] = {}
         self.metrics.watch_releases(self._release_statuses)
 
@@ -254,6 +255,7 @@ class RunQueue:
         if self._interrupted:
             log.warning("%d run(s) left running by a previous process marked interrupted", self._interrupted)
         self._load_history()
+        self._starting = True
         self._worker = threading.Thread(target=self._work, name=f"run-queue-{self.cluster}", daemon=True)
         self._worker.start()
 
@@ -272,7 +274,7 @@ class RunQueue:
         """True once nothing runs or waits (tests, benchmarks, graceful shutdown)."""
         deadline = self._clock() + timeout
         with self._cond:
-            while self._pending is not None or self._running is not None:
+            while self._starting or self._pending is not None or self._running is not None:
                 left = deadline - self._clock()
                 if left <= 0:
                     return False
@@ -309,6 +311,10 @@ class RunQueue:
             self.poll(force=self._interrupted > 0)
         except Exception as exc:
             log.error("start-up fetch of %s failed; polling will retry: %s", self.branch, exc)
+        finally:
+            with self._cond:
+                self._starting = False
+                self._cond.notify_all()
 
     def _execute(self, request: _Request) -> None:
         started = self._clock()

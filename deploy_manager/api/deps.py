@@ -17,7 +17,6 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from pydantic import BaseModel, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deploy_manager.api.auth import Role, TokenAuth, bearer_token
 from deploy_manager.config import Settings
@@ -73,9 +72,9 @@ ReadAuth = Annotated[Role, Depends(require_read)]
 WriteAuth = Annotated[Role, Depends(require_write)]
 
 
-class BodyTooLarge(StarletteHTTPException):
+class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
-        super().__init__(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail=f"request body over {limit} bytes")
+        super().__init__(413, detail=f"request body over {limit} bytes")
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -1,0 +1,240 @@
+"""The run queue: one run at a time, storms coalesced into one pending run, start-up recovery, polling.
+
+Real git repositories (a `file://` remote and its bare mirror), the real SQLite RunStore, a real worker
+thread; the pipeline is `StandInPipeline` (records what it applies, can be held open).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from deploy_manager.models.run import RunStatus
+from deploy_manager.service import RunQueue
+from deploy_manager.source.git import GitSource
+from deploy_manager.store.sqlite import RunStore
+from tests.corelib import commit, git, init_repo, write
+from tests.servicelib import StandInPipeline, wait_for
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = init_repo(tmp_path / "remote")
+    write(root / "README", "v0\n")
+    commit(root, "initial")
+    return root
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    s = RunStore(tmp_path / "state" / "deploy-manager.db")
+    yield s
+    s.close()
+
+
+def new_commit(repo: Path, text: str) -> str:
+    write(repo / "README", text)
+    return commit(repo, text)
+
+
+def make_queue(repo: Path, store: RunStore, pipeline: StandInPipeline, tmp_path: Path) -> RunQueue:
+    source = GitSource(f"file://{repo}", mirror_dir=tmp_path / "mirrors")
+    return RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=store, source=source, grace_seconds=30)
+
+
+def test_a_trigger_runs_once_and_records_the_commit(repo: Path, store: RunStore, tmp_path: Path) -> None:
+    pipeline = StandInPipeline(store)
+    queue = make_queue(repo, store, pipeline, tmp_path)
+    queue.start()
+    try:
+        assert queue.wait_idle(20)  # the start-up re-plan deploys the head
+        head = git(repo, "rev-parse", "HEAD")
+        assert pipeline.applied == [("poll", head)]
+        sha = new_commit(repo, "v1")
+        result = queue.trigger("github", commit=sha)
+        assert result.status == "queued" and result.run_id is not None
+        assert queue.wait_idle(20)
+        run = store.get_run(result.run_id)
+        assert run is not None and run.status is RunStatus.succeeded and run.commit == sha
+        assert queue.deployed_commit == sha
+    finally:
+        queue.stop()
+
+
+def test_a_storm_during_a_run_collapses_into_one_pending_run_for_the_newest_commit(
+    repo: Path, store: RunStore, tmp_path: Path
+) -> None:
+    gate = threading.Event()
+    pipeline = StandInPipeline(store, gate=gate)
+    queue = make_queue(repo, store, pipeline, tmp_path)
+    queue.start()
+    try:
+        pipeline.started.wait(20)  # the start-up run is now held open
+        first_id = queue.running_run_id
+        commits = [new_commit(repo, f"v{i}") for i in range(30)]
+        results = [queue.trigger("github", commit=sha) for sha in commits]
+        assert results[0].status == "queued"
+        pending_id = results[0].run_id
+        assert all(r.status == "coalesced" and r.run_id == pending_id for r in results[1:])
+        assert queue.depth == 1
+        # A repeat of the pending commit adds nothing either.
+        assert queue.trigger("jenkins", commit=commits[-1]).run_id == pending_id
+        gate.set()
+        assert queue.wait_idle(20)
+        runs = store.list_runs(cluster="dev")
+        assert [r.id for r in runs] == [pending_id, first_id]
+        assert pipeline.applied[-1] == ("github", commits[-1])
+        assert queue.deployed_commit == commits[-1]
+    finally:
+        gate.set()
+        queue.stop()
+
+
+def test_a_trigger_for_the_deployed_or_running_commit_adds_nothing(
+    repo: Path, store: RunStore, tmp_path: Path
+) -> None:
+    gate = threading.Event()
+    pipeline = StandInPipeline(store, gate=gate)
+    queue = make_queue(repo, store, pipeline, tmp_path)
+    queue.start()
+    try:
+        pipeline.started.wait(20)
+        head = git(repo, "rev-parse", "HEAD")
+        running = queue.trigger("github", commit=head)
+        assert running.status == "coalesced" and running.run_id == queue.running_run_id
+        gate.set()
+        assert queue.wait_idle(20)
+        deployed = queue.trigger("github", commit=head)
+        assert deployed.status == "coalesced" and deployed.run_id == running.run_id
+        assert len(store.list_runs(cluster="dev")) == 1
+    finally:
+        gate.set()
+        queue.stop()
+
+
+def test_an_explicit_revision_is_deployed_exactly(repo: Path, store: RunStore, tmp_path: Path) -> None:
+    old = git(repo, "rev-parse", "HEAD")
+    git(repo, "tag", "v0")
+    new_commit(repo, "v1")
+    pipeline = StandInPipeline(store)
+    queue = make_queue(repo, store, pipeline, tmp_path)
+    queue.start()
+    try:
+        assert queue.wait_idle(20)
+        result = queue.trigger("manual", rev="v0")
+        assert result.status == "queued"
+        assert queue.wait_idle(20)
+        assert pipeline.applied[-1] == ("manual", old)
+    finally:
+        queue.stop()
+
+
+def test_start_up_marks_dead_runs_interrupted_and_replans_the_head(
+    repo: Path, store: RunStore, tmp_path: Path
+) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    done = store.create_run(cluster="dev", commit=head, trigger="github", status="running")
+    store.finish_run(done, RunStatus.succeeded)
+    dead = store.create_run(cluster="dev", commit=head, trigger="github", status="running")
+    pipeline = StandInPipeline(store)
+    queue = make_queue(repo, store, pipeline, tmp_path)
+    queue.start()
+    try:
+        assert queue.wait_idle(20)
+        dead_run = store.get_run(dead)
+        assert dead_run is not None and dead_run.status is RunStatus.interrupted
+        # The head was deployed before, but a run died: re-plan it once (forced), not twice.
+        assert pipeline.applied == [("poll", head)]
+    finally:
+        queue.stop()
+
+
+def test_start_up_with_the_head_deployed_adds_no_run(repo: Path, store: RunStore, tmp_path: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    done = store.create_run(cluster="dev", commit=head, trigger="github", status="running")
+    store.finish_run(done, RunStatus.succeeded)
+    pipeline = StandInPipeline(store)
+    queue = make_queue(repo, store, pipeline, tmp_path)
+    queue.start()
+    try:
+        assert queue.wait_idle(20)
+        wait_for(lambda: queue._last_polled == head)
+        assert pipeline.applied == []
+        assert [r.id for r in store.list_runs(cluster="dev")] == [done]
+    finally:
+        queue.stop()
+
+
+def test_poll_triggers_on_a_new_commit_only(repo: Path, store: RunStore, tmp_path: Path) -> None:
+    pipeline = StandInPipeline(store)
+    queue = make_queue(repo, store, pipeline, tmp_path)
+    queue.start()
+    try:
+        assert queue.wait_idle(20)
+        assert queue.poll() is None  # nothing new
+        sha = new_commit(repo, "v1")
+        result = queue.poll()
+        assert result is not None and result.status == "queued"
+        assert queue.wait_idle(20)
+        assert pipeline.applied[-1] == ("poll", sha)
+        assert queue.poll() is None
+    finally:
+        queue.stop()
+
+
+def test_a_failed_fetch_fails_the_run_with_the_reason(repo: Path, store: RunStore, tmp_path: Path) -> None:
+    pipeline = StandInPipeline(store)
+    queue = make_queue(repo, store, pipeline, tmp_path)
+    queue.start()
+    try:
+        assert queue.wait_idle(20)
+        (repo / ".git").rename(tmp_path / "moved.git")  # the remote is gone
+        result = queue.trigger("manual")
+        assert queue.wait_idle(20)
+        assert result.run_id is not None
+        run = store.get_run(result.run_id)
+        assert run is not None and run.status is RunStatus.failed
+        assert "fetch" in run.error
+        assert queue.last_fetch_error
+    finally:
+        queue.stop()
+
+
+def test_an_unknown_revision_fails_the_run(repo: Path, store: RunStore, tmp_path: Path) -> None:
+    pipeline = StandInPipeline(store)
+    queue = make_queue(repo, store, pipeline, tmp_path)
+    queue.start()
+    try:
+        assert queue.wait_idle(20)
+        result = queue.trigger("manual", rev="no-such-branch")
+        assert queue.wait_idle(20)
+        assert result.run_id is not None
+        run = store.get_run(result.run_id)
+        assert run is not None and run.status is RunStatus.failed and "no-such-branch" in run.error
+    finally:
+        queue.stop()
+
+
+def test_stop_waits_for_the_running_run_and_refuses_new_triggers(
+    repo: Path, store: RunStore, tmp_path: Path
+) -> None:
+    gate = threading.Event()
+    pipeline = StandInPipeline(store, gate=gate)
+    queue = make_queue(repo, store, pipeline, tmp_path)
+    queue.start()
+    pipeline.started.wait(20)
+    run_id = queue.running_run_id
+    stopper = threading.Thread(target=queue.stop)
+    stopper.start()
+    stopper.join(0.3)
+    assert stopper.is_alive()  # still waiting for the run: helm is never cut off
+    with pytest.raises(RuntimeError, match="stopping"):
+        queue.trigger("manual")
+    gate.set()
+    stopper.join(20)
+    assert not stopper.is_alive()
+    assert run_id is not None
+    run = store.get_run(run_id)
+    assert run is not None and run.status is RunStatus.succeeded
