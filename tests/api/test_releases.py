@@ -22,7 +22,11 @@ def releases_at(commit: str) -> list[ReleaseStatus]:
             updated="2026-11-24 20:11:24.123456789 +0000 UTC",
         )
 
-    return [rel("keystone", "deployed", "in-sync"), rel("glance", "failed", "failed"), rel("nova", "deployed", "drifted")]
+    return [
+        rel("keystone", "deployed", "in-sync"),
+        rel("glance", "failed", "failed"),
+        rel("nova", "deployed", "drifted"),
+    ]
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from deploy_manager.models.run import StepRecord, StepStatus
 from deploy_manager.models.plan import Reason
+from deploy_manager.models.run import StepRecord, StepStatus
 from tests.api.conftest import Service, ServiceFactory
 from tests.corelib import git
 from tests.servicelib import READ_TOKEN, WRITE_TOKEN
