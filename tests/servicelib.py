@@ -5,6 +5,7 @@ records the commits it is asked to apply on the real `RunStore` and can be held 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -18,6 +19,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from deploy_manager.lease import LeaseConflict, LeaseRecord
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
 from deploy_manager.store.sqlite import RunStore
@@ -153,3 +155,34 @@ def state_dir(tmp_path: Path) -> Path:
     path = tmp_path / "state"
     path.mkdir(exist_ok=True)
     return path
+
+
+class MemoryLeaseBackend:
+    """One Lease with the API server's optimistic concurrency: every write checks the resourceVersion read
+    (409 on a stale one). For lock-logic tests; the Kubernetes backend runs against the sandbox."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.record: LeaseRecord | None = None
+        self._version = 0
+
+    def get(self) -> LeaseRecord | None:
+        with self._lock:
+            return self.record
+
+    def _store(self, record: LeaseRecord) -> LeaseRecord:
+        self._version += 1
+        self.record = dataclasses.replace(record, resource_version=str(self._version))
+        return self.record
+
+    def create(self, record: LeaseRecord) -> LeaseRecord:
+        with self._lock:
+            if self.record is not None:
+                raise LeaseConflict("exists")
+            return self._store(record)
+
+    def update(self, record: LeaseRecord) -> LeaseRecord:
+        with self._lock:
+            if self.record is None or record.resource_version != self.record.resource_version:
+                raise LeaseConflict("stale resourceVersion")
+            return self._store(record)

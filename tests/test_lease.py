@@ -1,8 +1,7 @@
 """ClusterLease: mutual exclusion across instances, renewal, takeover only after expiry, release.
 
-`MemoryLeaseBackend` keeps one Lease with the API server's optimistic concurrency (resourceVersion checked on
-every write, 409 on a stale one); the Kubernetes backend is exercised against the sandbox in
-tests/api/test_integration.py.
+`MemoryLeaseBackend` (tests/servicelib.py) keeps one Lease with the API server's optimistic concurrency;
+the Kubernetes backend is exercised against the sandbox in tests/api/test_integration.py.
 """
 
 from __future__ import annotations
@@ -13,35 +12,8 @@ import time
 
 import pytest
 
-from deploy_manager.lease import ClusterLease, LeaseConflict, LeaseRecord
-
-
-class MemoryLeaseBackend:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.record: LeaseRecord | None = None
-        self._version = 0
-
-    def get(self) -> LeaseRecord | None:
-        with self._lock:
-            return self.record
-
-    def _store(self, record: LeaseRecord) -> LeaseRecord:
-        self._version += 1
-        self.record = dataclasses.replace(record, resource_version=str(self._version))
-        return self.record
-
-    def create(self, record: LeaseRecord) -> LeaseRecord:
-        with self._lock:
-            if self.record is not None:
-                raise LeaseConflict("exists")
-            return self._store(record)
-
-    def update(self, record: LeaseRecord) -> LeaseRecord:
-        with self._lock:
-            if self.record is None or record.resource_version != self.record.resource_version:
-                raise LeaseConflict("stale resourceVersion")
-            return self._store(record)
+from deploy_manager.lease import ClusterLease, LeaseConflict
+from tests.servicelib import MemoryLeaseBackend
 
 
 def lease(backend: MemoryLeaseBackend, name: str, duration: float = 1.0, renew: float = 0.2) -> ClusterLease:
@@ -90,12 +62,12 @@ def test_racing_instances_never_both_win() -> None:
         barrier = threading.Barrier(len(leases))
         wins: list[str] = []
 
-        def race(lock: ClusterLease) -> None:
+        def race(lock: ClusterLease, barrier: threading.Barrier, wins: list[str]) -> None:
             barrier.wait()
             if lock.try_acquire():
                 wins.append(lock.identity)
 
-        threads = [threading.Thread(target=race, args=(lk,)) for lk in leases]
+        threads = [threading.Thread(target=race, args=(lk, barrier, wins)) for lk in leases]
         for t in threads:
             t.start()
         for t in threads:

@@ -7,16 +7,18 @@ thread; the pipeline is `StandInPipeline` (records what it applies, can be held 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from deploy_manager.lease import ClusterLease
 from deploy_manager.models.run import RunStatus
 from deploy_manager.service import RunQueue
 from deploy_manager.source.git import GitSource
 from deploy_manager.store.sqlite import RunStore
 from tests.corelib import commit, git, init_repo, write
-from tests.servicelib import StandInPipeline, wait_for
+from tests.servicelib import Concurrency, MemoryLeaseBackend, StandInPipeline, wait_for
 
 
 @pytest.fixture
@@ -238,3 +240,43 @@ def test_stop_waits_for_the_running_run_and_refuses_new_triggers(
     assert run_id is not None
     run = store.get_run(run_id)
     assert run is not None and run.status is RunStatus.succeeded
+
+
+def test_two_instances_sharing_a_cluster_lease_never_run_together(
+    repo: Path, store: RunStore, tmp_path: Path
+) -> None:
+    backend = MemoryLeaseBackend()
+    concurrency = Concurrency()
+    gates = [threading.Event(), threading.Event()]
+    queues, pipelines = [], []
+    for i, gate in enumerate(gates):
+        # Each instance has its own database, as two pods would; they share only the cluster (the Lease).
+        own_store = RunStore(tmp_path / f"state{i}" / "deploy-manager.db")
+        pipeline = StandInPipeline(own_store, gate=gate, concurrency=concurrency)
+        source = GitSource(f"file://{repo}", mirror_dir=tmp_path / f"mirrors{i}")
+        lease = ClusterLease(backend, identity=f"pod-{i}_1", duration_seconds=2, renew_seconds=0.2, retry_seconds=0.05)
+        queues.append(RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=own_store, source=source,
+                               lease=lease, grace_seconds=30))
+        pipelines.append(pipeline)
+    try:
+        for q in queues:
+            q.start()
+        first = wait_for(lambda: next((i for i, p in enumerate(pipelines) if p.started.is_set()), None) is not None)
+        assert first
+        running = next(i for i, p in enumerate(pipelines) if p.started.is_set())
+        other = 1 - running
+        time.sleep(0.5)  # the other instance is waiting for the Lease, not running
+        assert not pipelines[other].started.is_set() and concurrency.max_active == 1
+        gates[running].set()
+        assert pipelines[other].started.wait(10)
+        gates[other].set()
+        for q in queues:
+            assert q.wait_idle(20)
+        assert concurrency.max_active == 1
+        assert [len(p.applied) for p in pipelines] == [1, 1]
+    finally:
+        for gate in gates:
+            gate.set()
+        for q in queues:
+            q.stop()
+            q.store.close()  # type: ignore[attr-defined]
