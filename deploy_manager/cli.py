@@ -33,8 +33,8 @@ def version() -> None:
 
 
 # Registration by import: each module adds its subcommands to `app`.
+import deploy_manager.commands.serve_cmd  # noqa: E402,F401
 from deploy_manager.commands import sandbox_cmd  # noqa: E402,F401
-from deploy_manager.commands import serve_cmd  # noqa: E402,F401
 
 
 def main() -> None:
