@@ -75,6 +75,12 @@ def to_observed(secret: dict[str, Any]) -> ObservedRelease:
     )
 
 
-def observe(kube: KubeClient, namespaces: list[str]) -> dict[ReleaseId, ObservedRelease]:
-    """The newest revision of every Helm release in `namespaces`."""
+def observe(kube: KubeClient, namespaces: list[str] | None) -> dict[ReleaseId, ObservedRelease]:
+    """The newest revision of every Helm release in `namespaces` (None: every namespace)."""
     return {rid: to_observed(s) for rid, s in newest_revisions(kube.list_release_secrets(namespaces)).items()}
+
+
+def cluster_releases(kube: KubeClient, cluster: str) -> list[ObservedRelease]:
+    """Releases deploy-manager recorded for `cluster` (label `deploy-manager.io/cluster`), any namespace."""
+    found = observe(kube, None).values()
+    return sorted((r for r in found if r.labels.get("cluster") == cluster), key=lambda r: (r.namespace, r.name))

@@ -36,7 +36,14 @@ def _norm(path: str) -> str | None:
     return resolve_link(path.rstrip("/") + "/Chart.yaml", ".") if path else None
 
 
-def chart_info(source: GitSource, commit: str, path: str, *, _seen: frozenset[str] = frozenset()) -> ChartInfo:
+def chart_info(source: GitSource, commit: str, path: str) -> ChartInfo:
+    """Name, version and digest of the chart at `path` (memoised per commit: commits are immutable)."""
+    path = _norm(path) or path
+    commit = source.resolve(commit)  # a sha stays itself; a branch name must not become a cache key
+    return source.memo(("chart_info", commit, path), lambda: _chart_info(source, commit, path, frozenset()))
+
+
+def _chart_info(source: GitSource, commit: str, path: str, _seen: frozenset[str]) -> ChartInfo:
     path = _norm(path) or path
     if path in _seen:
         raise ChartError(f"{path}: chart dependencies form a cycle")
@@ -47,7 +54,7 @@ def chart_info(source: GitSource, commit: str, path: str, *, _seen: frozenset[st
     raw = source.read_file(commit, chart_yaml)
     if raw is None:
         raise ChartError(f"{chart_yaml}: missing (not a Helm chart) at commit {commit[:12]}")
-    meta, _ = load_yaml(raw, chart_yaml)
+    meta = load_yaml(raw, chart_yaml)
     if not isinstance(meta, dict) or not meta.get("name") or not meta.get("version"):
         raise ConfigError("Chart.yaml needs `name` and `version`", file=chart_yaml)
 
@@ -61,7 +68,7 @@ def chart_info(source: GitSource, commit: str, path: str, *, _seen: frozenset[st
             dep_path = resolve_link(f"{path}/Chart.yaml", repo[len("file://") :])
             if dep_path is None:
                 raise ConfigError(f"dependency path {repo} leaves the repository", file=chart_yaml)
-            dep_info = chart_info(source, commit, dep_path, _seen=_seen | {path})
+            dep_info = _chart_info(source, commit, dep_path, _seen | {path})
             parts.append(f"dep:{dep['name']}:{dep_info.digest}")
             file_deps.append((str(dep["name"]), dep_path))
         else:

@@ -17,7 +17,7 @@ from deploy_manager.desired.bootstrap import render_script, step_digest
 from deploy_manager.desired.charts import ChartInfo, chart_info
 from deploy_manager.desired.schema import ClusterSpec, ComponentSpec
 from deploy_manager.desired.values import canonical_json, deep_merge, sha256_hex
-from deploy_manager.desired.yamlio import line_of, load_yaml
+from deploy_manager.desired.yamlio import key_lines, line_of, load_yaml
 from deploy_manager.models.desired import BootstrapStep, ChartSpec, DesiredCluster, DesiredComponent
 from deploy_manager.models.errors import ChartError, ConfigError
 from deploy_manager.source.git import GitSource
@@ -43,8 +43,8 @@ def load_cluster(source: GitSource, commit: str, cluster: str) -> DesiredCluster
     raw = source.read_file(commit, path)
     if raw is None:
         raise ConfigError(f"no such cluster {cluster!r}: {path} not found at commit {commit[:12]}")
-    data, lines = load_yaml(raw, path)
-    spec = _validate(data, lines, path)
+    data = load_yaml(raw, path)
+    spec = _validate(data, raw, path)
 
     charts: dict[str, ChartInfo] = {}
     components: dict[str, DesiredComponent] = {}
@@ -55,15 +55,15 @@ def load_cluster(source: GitSource, commit: str, cluster: str) -> DesiredCluster
                 raise ConfigError(
                     f"unknown component {need!r} in needs of {name!r}",
                     file=path,
-                    line=line_of(lines, key),
+                    line=line_of(key_lines(raw), key),
                     key=".".join(key),
                 )
-        chart = _chart(source, commit, comp, charts, path, lines, name)
+        chart = _chart(source, commit, comp, charts, path, raw, name)
         components[name] = _component(source, commit, cluster, spec, name, comp, chart)
     return DesiredCluster(name=cluster, commit=commit, namespace=spec.namespace, components=components)
 
 
-def _validate(data: Any, lines: dict[tuple[str, ...], int], path: str) -> ClusterSpec:
+def _validate(data: Any, raw: bytes, path: str) -> ClusterSpec:
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping with `components`", file=path, line=1)
     try:
@@ -73,7 +73,9 @@ def _validate(data: Any, lines: dict[tuple[str, ...], int], path: str) -> Cluste
         key = tuple(str(p) for p in err["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         msg = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{msg}{more}", file=path, line=line_of(lines, key), key=".".join(key) or "<root>") from exc
+        raise ConfigError(
+            f"{msg}{more}", file=path, line=line_of(key_lines(raw), key), key=".".join(key) or "<root>"
+        ) from exc
 
 
 def _chart(
@@ -82,7 +84,7 @@ def _chart(
     comp: ComponentSpec,
     cache: dict[str, ChartInfo],
     path: str,
-    lines: dict[tuple[str, ...], int],
+    raw: bytes,
     name: str,
 ) -> ChartSpec:
     if comp.remote:
@@ -100,16 +102,17 @@ def _chart(
         try:
             cache[comp.chart] = chart_info(source, commit, comp.chart)
         except ChartError as exc:
-            raise ConfigError(str(exc), file=path, line=line_of(lines, key), key=".".join(key)) from exc
+            raise ConfigError(str(exc), file=path, line=line_of(key_lines(raw), key), key=".".join(key)) from exc
     info = cache[comp.chart]
     return ChartSpec(path=info.path, digest=info.digest, name=info.name, chart_version=info.version)
 
 
-def _load_values(source: GitSource, commit: str, file: str) -> dict[str, Any]:
+def _load_values(source: GitSource, commit: str, file: str) -> dict[str, Any] | None:
+    """The values in `file`, or None if there is no such file."""
     raw = source.read_file(commit, file)
     if raw is None:
-        return {}
-    data, _ = load_yaml(raw, file)
+        return None
+    data = load_yaml(raw, file)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -130,9 +133,9 @@ def _component(
     files: list[str] = []
     for layer in values_layers(cluster, name):
         layer_values = _load_values(source, commit, layer)
-        if source.kind(commit, layer) == "blob":
+        if layer_values is not None:
             files.append(layer)
-        values = deep_merge(values, layer_values)
+            values = deep_merge(values, layer_values)
     # Helm stores values as JSON; normalise now so the digest and the diff see what helm will see.
     values = json.loads(canonical_json(values))
     release = comp.release or name

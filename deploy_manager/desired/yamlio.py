@@ -12,8 +12,11 @@ import yaml
 
 from deploy_manager.models.errors import ConfigError
 
+# libyaml's parser when available (several times faster); the resolver and constructor stay Python.
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
 
-class _Loader(yaml.SafeLoader):
+
+class _Loader(_Base):  # type: ignore[misc,valid-type]
     pass
 
 
@@ -38,21 +41,25 @@ def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
-def load_yaml(text: bytes | str, file: str) -> tuple[Any, dict[tuple[str, ...], int]]:
-    """Parse one YAML document; return the data and a map key path -> 1-based line."""
+def load_yaml(text: bytes | str, file: str) -> Any:
+    """Parse one YAML document; errors name the file and line."""
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
+        return yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
         raise ConfigError(f"invalid YAML: {problem}", file=file, line=mark.line + 1 if mark else None) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=file) from exc
+
+
+def key_lines(text: bytes | str) -> dict[tuple[str, ...], int]:
+    """Map key path -> 1-based line, for error messages (only computed when there is an error)."""
     lines: dict[tuple[str, ...], int] = {}
+    node = yaml.compose(text, Loader=_Loader)
     if node is not None:
         _index(node, (), lines)
-    return data, lines
+    return lines
 
 
 def _index(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:

@@ -259,7 +259,7 @@ class HelmRunner:
             args = ["template", release, chart, "--namespace", namespace, "--values", values_path]
             try:
                 return self.run(args, timeout=timeout, secrets=secrets, release=release).stdout
-            except HelmTimeout:
+            except (HelmTimeout, HelmNotFound):
                 raise
             except HelmError as exc:
                 raise ChartRenderError(

@@ -57,21 +57,24 @@ class KubeClient:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise KubeUnavailable(f"{what}: cannot reach the Kubernetes API at {self.host}: {_short(exc)}") from exc
 
-    def list_release_secrets(self, namespaces: list[str]) -> list[dict[str, Any]]:
-        """Every Helm release Secret (all revisions) in `namespaces`, with ONE list call.
+    def list_release_secrets(self, namespaces: list[str] | None) -> list[dict[str, Any]]:
+        """Every Helm release Secret (all revisions) in `namespaces` (None: all), with ONE list call.
 
         One namespace: a namespaced list; several: a cluster-wide list filtered here, which is still one
         request however many releases and revisions there are.
         """
         what = "listing Helm release Secrets"
-        if len(namespaces) == 1:
+        if namespaces is not None and len(namespaces) == 1:
             data = self._call(
                 what, self.core.list_namespaced_secret, namespaces[0], label_selector=HELM_SECRET_SELECTOR
             )
             return list(data.get("items") or [])
         data = self._call(what, self.core.list_secret_for_all_namespaces, label_selector=HELM_SECRET_SELECTOR)
+        items = list(data.get("items") or [])
+        if namespaces is None:
+            return items
         wanted = set(namespaces)
-        return [s for s in data.get("items") or [] if s.get("metadata", {}).get("namespace") in wanted]
+        return [s for s in items if s.get("metadata", {}).get("namespace") in wanted]
 
     def ping(self) -> None:
         """Raise KubeUnavailable unless the API server answers."""

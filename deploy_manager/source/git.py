@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
 
 import git
 from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 from deploy_manager.models.errors import SourceError, UnknownRevision
 
+T = TypeVar("T")
+_SHA = re.compile(r"[0-9a-f]{40}")
 _SYMLINK_MODE = 0o120000
+_MEMO_SIZE = 4096
 _EXEC_MODE = 0o100755
 
 
@@ -47,6 +54,7 @@ class GitSource:
     def __init__(self, repo: str, *, mirror_dir: Path | None = None) -> None:
         self.url = repo
         self._lock = threading.RLock()
+        self._memo: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self.remote = _is_url(repo)
         if self.remote:
             root = mirror_dir if mirror_dir is not None else default_state_dir() / "mirrors"
@@ -71,6 +79,22 @@ class GitSource:
             raise SourceError(f"{self.url}: clone failed: {_git_error(exc)}") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def memo(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """Cache a value derived from immutable objects (key must include the commit or an object id).
+
+        Commits never change, so results keyed by them stay valid; a bounded LRU keeps memory flat.
+        """
+        with self._lock:
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]  # type: ignore[no-any-return]
+        value = compute()
+        with self._lock:
+            self._memo[key] = value
+            if len(self._memo) > _MEMO_SIZE:
+                self._memo.popitem(last=False)
+        return value
 
     def close(self) -> None:
         with self._lock:
@@ -101,14 +125,24 @@ class GitSource:
             raise UnknownRevision(f"unknown revision {commit!r} in {self.url}") from exc
 
     def _object(self, commit: str, path: str) -> git.Object | None:
-        tree = self._commit(commit).tree
+        """The object at `path` in `commit`, walking cached parent trees (GitPython trees cache entries)."""
+        if not _SHA.fullmatch(commit):
+            commit = self.resolve(commit)  # memo keys must be immutable: never cache under a branch name
         clean = str(PurePosixPath(path)).strip("/")
         if clean in ("", "."):
-            return tree
-        try:
-            return tree / clean
-        except KeyError:
-            return None
+            return self.memo(("root", commit), lambda: self._commit(commit).tree)
+        parent_path, _, name = clean.rpartition("/")
+
+        def lookup() -> git.Object | None:
+            parent = self._object(commit, parent_path)
+            if parent is None or parent.type != "tree":
+                return None
+            try:
+                return parent[name]
+            except KeyError:
+                return None
+
+        return self.memo(("obj", commit, clean), lookup)
 
     def read_file(self, commit: str, path: str) -> bytes | None:
         """The content of a file at `commit`, or None if there is no file at `path`."""

@@ -1,0 +1,273 @@
+"""`deploy-manager plan|apply|status|history`: the core loop from the command line.
+
+Exit codes: 0 success; 1 an apply in which some action failed or was blocked; 2 an error before any
+change (bad input, unknown revision, unreachable cluster). Errors are one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from deploy_manager.cli import app
+from deploy_manager.commands.options import (
+    ClusterOpt,
+    HelmBinOpt,
+    KubeconfigOpt,
+    KubeContextOpt,
+    OutputFormat,
+    OutputOpt,
+    RepoOpt,
+    RevOpt,
+    StateDirOpt,
+)
+
+if TYPE_CHECKING:
+    from deploy_manager.pipeline import Pipeline
+    from deploy_manager.source.git import GitSource
+    from deploy_manager.store.sqlite import RunStore
+
+EXIT_FAILED = 1
+EXIT_ERROR = 2
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn every failure into one precise line on stderr and a non-zero exit."""
+    from deploy_manager.models.errors import DeployManagerError
+
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except DeployManagerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        raise typer.Exit(130) from None
+    except Exception as exc:  # a bug still gets one line, not a traceback
+        typer.echo(f"error: internal: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+def _state_dir(state_dir: Path | None) -> Path:
+    from deploy_manager.source.git import default_state_dir
+
+    return state_dir if state_dir is not None else default_state_dir()
+
+
+def _store(state_dir: Path | None) -> RunStore:
+    from deploy_manager.store.sqlite import RunStore
+
+    return RunStore.in_dir(_state_dir(state_dir))
+
+
+def _source(repo: str, state_dir: Path | None) -> GitSource:
+    from deploy_manager.source.git import GitSource
+
+    src = GitSource(repo, mirror_dir=_state_dir(state_dir) / "mirrors")
+    src.fetch()
+    return src
+
+
+def _pipeline(kubeconfig: Path | None, kube_context: str | None, state_dir: Path | None, helm_bin: str) -> Pipeline:
+    from deploy_manager.helm.runner import HelmRunner
+    from deploy_manager.kube.client import KubeClient
+    from deploy_manager.pipeline import Pipeline
+
+    return Pipeline(
+        helm=HelmRunner(helm_bin, kubeconfig=kubeconfig, kube_context=kube_context),
+        kube=KubeClient(kubeconfig=kubeconfig, context=kube_context),
+        store=_store(state_dir),
+        cache_dir=_state_dir(state_dir) / "charts",
+    )
+
+
+def _emit(data: Any, output: OutputFormat, table: Callable[[], str]) -> None:
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(data, indent=2))
+    elif output is OutputFormat.yaml:
+        import yaml
+
+        typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+    else:
+        typer.echo(table())
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h).upper() for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def _reasons_text(reasons: list[dict[str, Any]]) -> str:
+    return "; ".join(r["message"] for r in reasons)
+
+
+@app.command()
+def plan(
+    repo: RepoOpt,
+    cluster: ClusterOpt,
+    rev: RevOpt = "HEAD",
+    output: OutputOpt = OutputFormat.table,
+    kubeconfig: KubeconfigOpt = None,
+    kube_context: KubeContextOpt = None,
+    state_dir: StateDirOpt = None,
+    helm_bin: HelmBinOpt = "helm",
+) -> None:
+    """Show what an apply of REV would do for the cluster. Never writes to the cluster."""
+    with _errors():
+        pipe = _pipeline(kubeconfig, kube_context, state_dir, helm_bin)
+        data = pipe.plan(_source(repo, state_dir), cluster, rev).to_dict()
+        _emit(
+            data,
+            output,
+            lambda: format_table(
+                ["wave", "component", "namespace", "release", "action", "reasons"],
+                [
+                    (a["wave"], a["component"], a["namespace"], a["release"], a["action"], _reasons_text(a["reasons"]))
+                    for a in data["actions"]
+                ],
+            ),
+        )
+
+
+@app.command()
+def apply(
+    repo: RepoOpt,
+    cluster: ClusterOpt,
+    rev: RevOpt = "HEAD",
+    output: OutputOpt = OutputFormat.table,
+    kubeconfig: KubeconfigOpt = None,
+    kube_context: KubeContextOpt = None,
+    state_dir: StateDirOpt = None,
+    helm_bin: HelmBinOpt = "helm",
+    max_parallel: int = typer.Option(4, "--max-parallel", min=1, help="Releases written at the same time."),
+) -> None:
+    """Apply REV to the cluster: exactly the helm upgrades it needs, in dependency order. Exit 1 if any fails."""
+    with _errors():
+        pipe = _pipeline(kubeconfig, kube_context, state_dir, helm_bin)
+        pipe.max_parallel = max_parallel
+        run = pipe.apply(_source(repo, state_dir), cluster, rev, trigger="cli")
+        data = run.to_dict()
+        _emit(
+            data,
+            output,
+            lambda: (
+                format_table(
+                    ["component", "namespace", "release", "action", "result", "revision", "seconds", "detail"],
+                    [
+                        (
+                            s["component"],
+                            s["namespace"],
+                            s["release"],
+                            s["action"],
+                            s["status"],
+                            s["helm_revision"],
+                            f"{s['duration']:.1f}",
+                            s["error"] or _reasons_text(s["reasons"]),
+                        )
+                        for s in data["steps"]
+                    ],
+                )
+                + f"\nrun {run.id}: {run.status.value} ({run.cluster} at {str(run.commit)[:12]})"
+            ),
+        )
+        if run.status.value != "succeeded":
+            raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def status(
+    cluster: ClusterOpt,
+    output: OutputOpt = OutputFormat.table,
+    kubeconfig: KubeconfigOpt = None,
+    kube_context: KubeContextOpt = None,
+    state_dir: StateDirOpt = None,
+    helm_bin: HelmBinOpt = "helm",
+) -> None:
+    """Deployed releases of the cluster, read from Helm's release records (not from our database)."""
+    with _errors():
+        from deploy_manager.kube.client import KubeClient
+        from deploy_manager.observe import cluster_releases
+
+        kube = KubeClient(kubeconfig=kubeconfig, context=kube_context)
+        rows = [
+            {
+                "component": r.labels.get("component", r.name),
+                "release": r.name,
+                "namespace": r.namespace,
+                "chart": r.chart_name,
+                "chart_version": r.chart_version,
+                "revision": r.revision,
+                "status": r.status,
+                "commit": r.commit,
+                "digest": r.digest,
+                "updated": r.updated,
+            }
+            for r in cluster_releases(kube, cluster)
+        ]
+        _emit(
+            rows,
+            output,
+            lambda: format_table(
+                ["component", "namespace", "release", "chart", "revision", "status", "commit"],
+                [
+                    (
+                        r["component"],
+                        r["namespace"],
+                        r["release"],
+                        f"{r['chart']}-{r['chart_version']}",
+                        r["revision"],
+                        r["status"],
+                        (r["commit"] or "")[:12],
+                    )
+                    for r in rows
+                ],
+            ),
+        )
+
+
+@app.command()
+def history(
+    cluster: ClusterOpt,
+    output: OutputOpt = OutputFormat.table,
+    limit: int = typer.Option(20, "--limit", min=1, help="Most recent runs to show."),
+    kubeconfig: KubeconfigOpt = None,
+    kube_context: KubeContextOpt = None,
+    state_dir: StateDirOpt = None,
+    helm_bin: HelmBinOpt = "helm",
+) -> None:
+    """Recorded runs of the cluster and their steps (from the local database)."""
+    with _errors():
+        runs = [r.to_dict() for r in _store(state_dir).list_runs(cluster=cluster, limit=limit)]
+
+        def table() -> str:
+            rows: list[tuple[Any, ...]] = []
+            for r in runs:
+                rows.append(
+                    (r["id"], r["created_at"], (r["commit"] or "")[:12], r["trigger"], r["status"], "", "", r["error"])
+                )
+                for s in r["steps"]:
+                    if s["status"] != "skipped":
+                        rows.append(
+                            (
+                                "",
+                                "",
+                                "",
+                                "",
+                                "",
+                                s["component"],
+                                f"{s['action']}:{s['status']}",
+                                s["error"] or _reasons_text(s["reasons"]),
+                            )
+                        )
+            return format_table(["run", "created", "commit", "trigger", "status", "component", "step", "detail"], rows)
+
+        _emit(runs, output, table)

@@ -1,0 +1,102 @@
+"""Executing plans: DAG order, bounded parallelism, transitive blocking, independent work continues."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from deploy_manager.models.plan import Action, ActionKind, Plan, ReleaseState
+from deploy_manager.models.run import StepRecord, StepStatus
+from deploy_manager.reconcile.executor import execute
+
+NEEDS = {"rmq": (), "mc": (), "ks": ("rmq", "mc"), "gl": ("ks",), "pl": ("ks",), "nova": ("gl", "pl"), "x": ()}
+ORDER = ["mc", "rmq", "x", "ks", "gl", "pl", "nova"]
+
+
+def plan(kinds: dict[str, ActionKind] | None = None) -> Plan:
+    kinds = kinds or {}
+    return Plan(
+        cluster="dev",
+        commit="c",
+        actions=tuple(
+            Action(
+                component=n,
+                release=n,
+                namespace="os",
+                action=kinds.get(n, ActionKind.install),
+                state=ReleaseState.absent,
+                needs=NEEDS[n],
+            )
+            for n in ORDER
+        ),
+    )
+
+
+class Recorder:
+    def __init__(self, fail: set[str] = frozenset(), delay: float = 0.02) -> None:  # type: ignore[assignment]
+        self.fail, self.delay = fail, delay
+        self.started: list[str] = []
+        self.finished: list[str] = []
+        self.active = 0
+        self.max_active = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, action: Action) -> StepRecord:
+        with self.lock:
+            for need in action.needs:
+                assert need in self.finished or need not in self.started, f"{action.component} before {need}"
+            self.started.append(action.component)
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        time.sleep(self.delay)
+        with self.lock:
+            self.active -= 1
+            self.finished.append(action.component)
+        status = StepStatus.failed if action.component in self.fail else StepStatus.succeeded
+        return StepRecord(action.component, action.release, action.namespace, action.action.value, status)
+
+
+def test_dag_order_and_parallelism() -> None:
+    rec = Recorder(delay=0.1)
+    steps = execute(plan(), rec, max_parallel=4)
+    assert {s.component for s in steps} == set(ORDER) and all(s.status is StepStatus.succeeded for s in steps)
+    pos = {n: rec.started.index(n) for n in ORDER}
+    for name, needs in NEEDS.items():
+        for need in needs:
+            assert rec.finished.index(need) < pos[name]
+    assert rec.max_active == 3  # mc, rmq, x together; then ks; then gl, pl
+
+
+def test_bounded_pool() -> None:
+    rec = Recorder(delay=0.05)
+    execute(plan(), rec, max_parallel=1)
+    assert rec.max_active == 1
+
+
+def test_failure_blocks_dependents_transitively_and_others_continue() -> None:
+    rec = Recorder(fail={"rmq"})
+    seen: list[str] = []
+    steps = {s.component: s for s in execute(plan(), rec, on_step=lambda s: seen.append(s.component))}
+    assert steps["rmq"].status is StepStatus.failed
+    assert {n for n, s in steps.items() if s.status is StepStatus.blocked} == {"ks", "gl", "pl", "nova"}
+    assert {n for n, s in steps.items() if s.status is StepStatus.succeeded} == {"mc", "x"}
+    assert steps["ks"].reasons[0].message == "needs rmq, which failed"
+    assert steps["gl"].reasons[0].message == "needs ks, which is blocked"
+    assert steps["gl"].action == "blocked"
+    assert sorted(seen) == sorted(ORDER)
+    assert set(rec.started) == {"mc", "rmq", "x"}
+
+
+def test_none_actions_do_not_run_and_unblock_dependents() -> None:
+    rec = Recorder()
+    kinds = {n: ActionKind.none for n in ORDER} | {"gl": ActionKind.upgrade}
+    steps = {s.component: s for s in execute(plan(kinds), rec)}
+    assert rec.started == ["gl"]
+    assert steps["ks"].status is StepStatus.skipped and steps["gl"].status is StepStatus.succeeded
+
+
+def test_planned_blocked_stays_blocked() -> None:
+    rec = Recorder()
+    steps = {s.component: s for s in execute(plan({"ks": ActionKind.blocked}), rec)}
+    assert steps["ks"].status is StepStatus.blocked and steps["nova"].status is StepStatus.blocked
+    assert "ks" not in rec.started and "x" in rec.started

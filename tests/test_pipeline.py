@@ -1,0 +1,293 @@
+"""The core loop end to end: real git repos, the real helm binary, the kubesim sandbox.
+
+Each test works in its own namespace(s), so one sandbox serves the module.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deploy_manager.helm.runner import HelmRunner
+from deploy_manager.kube.client import KubeClient
+from deploy_manager.models.errors import ChartError
+from deploy_manager.models.plan import ActionKind
+from deploy_manager.models.run import RunStatus, StepStatus
+from deploy_manager.pipeline import Pipeline
+from deploy_manager.source.git import GitSource
+from deploy_manager.store.sqlite import RunStore
+from tests.corelib import commit, init_repo, simple_cluster, write, write_chart, write_cluster, write_values
+
+pytestmark = pytest.mark.helm
+
+_ns_counter = itertools.count()
+
+NEVER_READY = """\
+apiVersion: bogus.example.com/v1
+kind: NoSuchKind
+metadata:
+  name: {{ .Release.Name }}
+"""
+
+
+@dataclass
+class Env:
+    root: Path
+    state: Path
+    cluster: str
+    namespace: str
+    sandbox: Any
+    helm_bin: str
+
+    @property
+    def kubeconfig(self) -> Path:
+        return Path(self.sandbox.kubeconfig)
+
+    def pipeline(self, max_parallel: int = 4) -> Pipeline:
+        return Pipeline(
+            helm=HelmRunner(self.helm_bin, kubeconfig=self.kubeconfig),
+            kube=KubeClient(kubeconfig=self.kubeconfig),
+            store=RunStore.in_dir(self.state),
+            max_parallel=max_parallel,
+            cache_dir=self.state / "charts",
+        )
+
+    def source(self) -> GitSource:
+        return GitSource(str(self.root))
+
+    def plan(self) -> dict[str, Any]:
+        return self.pipeline().plan(self.source(), self.cluster, "HEAD").to_dict()
+
+    def apply(self):  # noqa: ANN201
+        return self.pipeline().apply(self.source(), self.cluster, "HEAD", trigger="test")
+
+    def helm(self, *args: str) -> str:
+        return subprocess.run(
+            [self.helm_bin, *args, "--kubeconfig", str(self.kubeconfig)], check=True, capture_output=True, text=True
+        ).stdout
+
+    def helm_ls(self) -> dict[str, dict[str, Any]]:
+        out = json.loads(self.helm("ls", "-a", "-n", self.namespace, "-o", "json"))
+        return {r["name"]: r for r in out}
+
+    def actions(self) -> dict[str, str]:
+        return {a["component"]: a["action"] for a in self.plan()["actions"]}
+
+
+def writes(sandbox: Any) -> int:
+    stats = sandbox.stats()
+    return int(stats["writes"])
+
+
+@pytest.fixture
+def env(tmp_path: Path, sandbox: Any, helm_bin: str) -> Iterator[Env]:
+    n = next(_ns_counter)
+    namespace = f"os-{n}"
+    root = init_repo(tmp_path / "repo")
+    simple_cluster(root, "dev", namespace=namespace)
+    commit(root, "init")
+    yield Env(
+        root=root, state=tmp_path / "state", cluster="dev", namespace=namespace, sandbox=sandbox, helm_bin=str(helm_bin)
+    )
+
+
+def test_fresh_install_in_dag_order_with_labels(env: Env) -> None:
+    plan = env.plan()
+    assert [a["action"] for a in plan["actions"]] == ["install"] * 6
+    assert plan["waves"] == [["memcached", "rabbitmq"], ["keystone"], ["glance", "placement"], ["nova"]]
+    run = env.apply()
+    assert run.status is RunStatus.succeeded, run.to_dict()
+    steps = {s.component: s for s in run.steps}
+    assert {s.status for s in steps.values()} == {StepStatus.succeeded}
+    needs = {
+        "keystone": ["rabbitmq", "memcached"],
+        "glance": ["keystone"],
+        "placement": ["keystone"],
+        "nova": ["glance", "placement"],
+    }
+    for name, deps in needs.items():
+        for dep in deps:
+            assert steps[dep].finished_at <= steps[name].started_at, (dep, name)
+    listed = env.helm_ls()
+    assert set(listed) == set(steps) and {r["status"] for r in listed.values()} == {"deployed"}
+    # Our labels round-trip into Helm's release Secrets.
+    secrets = KubeClient(kubeconfig=env.kubeconfig).list_release_secrets([env.namespace])
+    labels = next(s["metadata"]["labels"] for s in secrets if s["metadata"]["labels"]["name"] == "keystone")
+    assert labels["deploy-manager.io/commit"] == run.commit
+    assert labels["deploy-manager.io/digest"] == env.plan()["actions"][2]["digest"]
+    assert all(s.helm_revision == 1 for s in steps.values())
+
+
+def test_noop_commit_plans_none_and_writes_nothing(env: Env) -> None:
+    env.apply()
+    write(env.root / "README.md", "docs only\n")
+    commit(env.root, "readme")
+    assert set(env.actions().values()) == {"none"}
+    env.sandbox.reset_stats()
+    run = env.apply()
+    assert run.status is RunStatus.succeeded and {s.status for s in run.steps} == {StepStatus.skipped}
+    assert writes(env.sandbox) == 0
+
+
+def test_values_change_is_exactly_one_upgrade_naming_the_key(env: Env) -> None:
+    env.apply()
+    write_values(
+        env.root,
+        "dev",
+        "keystone",
+        {"replicas": 1, "conf": {"keystone": {"debug": False, "token": {"expiration": 7200}}}},
+    )
+    commit(env.root, "token expiration")
+    plan = env.plan()
+    changed = [a for a in plan["actions"] if a["action"] != "none"]
+    assert [(a["component"], a["action"]) for a in changed] == [("keystone", "upgrade")]
+    assert changed[0]["reasons"] == [
+        {"code": "values_changed", "message": "values changed: conf.keystone.token", "paths": ["conf.keystone.token"]}
+    ]
+    run = env.apply()
+    upgraded = [s for s in run.steps if s.status is StepStatus.succeeded]
+    assert [(s.component, s.helm_revision) for s in upgraded] == [("keystone", 2)]
+    assert set(env.actions().values()) == {"none"}
+
+
+def test_common_layer_change(env: Env) -> None:
+    env.apply()
+    write_values(env.root, "_common", "glance", {"conf": {"glance": {"workers": 8}}})
+    commit(env.root, "common glance")
+    actions = env.plan()["actions"]
+    assert {a["component"]: a["action"] for a in actions if a["action"] != "none"} == {"glance": "upgrade"}
+    assert next(a for a in actions if a["component"] == "glance")["reasons"][0]["paths"] == ["conf.glance.workers"]
+
+
+def test_chart_version_bump(env: Env) -> None:
+    env.apply()
+    write_chart(env.root, "charts/openstack/placement", version="0.2.0")
+    commit(env.root, "placement 0.2.0")
+    action = next(a for a in env.plan()["actions"] if a["action"] != "none")
+    assert action["component"] == "placement"
+    assert action["reasons"][0] == {"code": "chart_version_changed", "message": "chart version changed: 0.1.0 -> 0.2.0"}
+    run = env.apply()
+    assert run.status is RunStatus.succeeded
+    assert env.helm_ls()["placement"]["chart"] == "placement-0.2.0"
+
+
+def test_failing_component_blocks_dependents_only(env: Env) -> None:
+    write_chart(env.root, "charts/openstack/keystone", template=NEVER_READY)
+    commit(env.root, "broken keystone")
+    run = env.apply()
+    assert run.status is RunStatus.failed
+    status = {s.component: s.status for s in run.steps}
+    assert status == {
+        "rabbitmq": StepStatus.succeeded,
+        "memcached": StepStatus.succeeded,
+        "keystone": StepStatus.failed,
+        "glance": StepStatus.blocked,
+        "placement": StepStatus.blocked,
+        "nova": StepStatus.blocked,
+    }
+    ks = next(s for s in run.steps if s.component == "keystone")
+    assert ks.exit_code == 1 and ks.error and ks.output_tail
+    listed = env.helm_ls()
+    assert set(listed) == {"rabbitmq", "memcached", "keystone"}
+    assert listed["keystone"]["status"] == "failed" and int(listed["keystone"]["revision"]) == ks.helm_revision
+    stored = RunStore.in_dir(env.state).get_run(run.id)
+    assert stored is not None and stored.status is RunStatus.failed and "keystone" in stored.error
+    # Next plan: keystone retried with the reason, dependents installed after it.
+    actions = {a["component"]: a for a in env.plan()["actions"]}
+    assert actions["keystone"]["action"] == "upgrade"
+    assert actions["keystone"]["reasons"][0]["code"] == "last_failed"
+    assert actions["nova"]["action"] == "install"
+
+
+def test_chart_that_fails_to_render_writes_nothing(env: Env) -> None:
+    write_chart(env.root, "charts/openstack/nova", template='{{ fail "nope" }}\n')
+    commit(env.root, "bad nova")
+    env.sandbox.reset_stats()
+    with pytest.raises(ChartError, match=r"charts/openstack/nova \(component nova\): chart does not render"):
+        env.apply()
+    assert writes(env.sandbox) == 0
+    assert env.helm_ls() == {}
+
+
+def test_database_loss_does_not_change_the_plan(env: Env) -> None:
+    env.apply()
+    for f in env.state.glob("deploy-manager.db*"):
+        f.unlink()
+    assert set(env.actions().values()) == {"none"}
+
+
+def test_manual_helm_upgrade_is_detected(env: Env) -> None:
+    env.apply()
+    env.helm(
+        "upgrade",
+        "glance",
+        str(next((env.state / "charts").glob("*/glance"))),
+        "-n",
+        env.namespace,
+        "--reuse-values",
+        "--set",
+        "replicas=3",
+    )
+    action = next(a for a in env.plan()["actions"] if a["component"] == "glance")
+    assert action["action"] == "upgrade"
+    assert [r["code"] for r in action["reasons"]] == ["changed_outside", "values_changed"]
+    assert action["reasons"][1]["paths"] == ["replicas"]
+    env.apply()
+    assert set(env.actions().values()) == {"none"}
+
+
+def test_helm_rollback_is_detected(env: Env) -> None:
+    env.apply()
+    write_values(env.root, "dev", "memcached", {"replicas": 2})
+    commit(env.root, "memcached replicas")
+    env.apply()
+    env.helm("rollback", "memcached", "1", "-n", env.namespace)
+    action = next(a for a in env.plan()["actions"] if a["component"] == "memcached")
+    assert action["action"] == "upgrade"
+    assert action["reasons"][0]["code"] == "rolled_back"
+    assert "Rollback to 1" in action["reasons"][0]["message"]
+    env.apply()
+    assert set(env.actions().values()) == {"none"}
+
+
+def test_cli_plan_apply_status_history(env: Env) -> None:
+    from typer.testing import CliRunner
+
+    from deploy_manager.cli import app
+
+    common = ["--kubeconfig", str(env.kubeconfig), "--state-dir", str(env.state), "--helm-bin", env.helm_bin]
+    cli = CliRunner()
+    res = cli.invoke(app, ["plan", "--repo", str(env.root), "--cluster", "dev", "-o", "json", *common])
+    assert res.exit_code == 0, res.stderr
+    plan = json.loads(res.stdout)
+    assert set(plan) >= {"cluster", "commit", "actions"} and len(plan["actions"]) == 6
+    res = cli.invoke(app, ["apply", "--repo", str(env.root), "--cluster", "dev", *common])
+    assert res.exit_code == 0, res.stderr
+    assert "run 1: succeeded" in res.stdout
+    res = cli.invoke(app, ["status", "--cluster", "dev", "-o", "json", *common])
+    rows = json.loads(res.stdout)
+    mine = [r for r in rows if r["namespace"] == env.namespace]
+    assert len(mine) == 6 and {r["status"] for r in mine} == {"deployed"}
+    assert {r["commit"] for r in mine} == {plan["commit"]}
+    res = cli.invoke(app, ["history", "--cluster", "dev", "-o", "yaml", *common])
+    runs = yaml.safe_load(res.stdout)
+    assert runs[0]["status"] == "succeeded" and len(runs[0]["steps"]) == 6
+
+
+def test_multiple_namespaces_one_list_call(env: Env) -> None:
+    spec = yaml.safe_load((env.root / "values/dev/cluster.yaml").read_text())
+    spec["components"]["nova"]["namespace"] = env.namespace + "-compute"
+    write_cluster(env.root, "dev", spec)
+    commit(env.root, "nova elsewhere")
+    run = env.apply()
+    assert run.status is RunStatus.succeeded
+    assert set(env.actions().values()) == {"none"}
+    assert ActionKind.none
