@@ -150,6 +150,10 @@ class Settings(BaseSettings):
         None, ge=0, description="Random delay added to each poll; default 10% of the interval, at most 30 s."
     )
     observe_interval_seconds: float = Field(300.0, ge=0, description="Refresh /releases from the cluster; 0: never.")
+    trigger_quiet_seconds: float = Field(
+        2.0, ge=0, description="A run queued during a burst of triggers starts once none came for this long."
+    )
+    trigger_max_delay_seconds: float = Field(60.0, ge=0, description="...but never later than this after queueing.")
     github_webhook_secret: SecretStr | None = None
     jenkins_token: SecretStr | None = None
     read_tokens: Tokens = ()

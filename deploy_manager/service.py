@@ -10,6 +10,9 @@ Contract:
 - What a run deploys: without `rev` the head of the branch *as fetched when the run starts* (so a storm of
   pushes ends with the newest commit deployed, whatever order the webhooks arrived in); with `rev` exactly
   that revision (`POST /runs` with a revision).
+- Bursts: a trigger after `quiet_seconds` without triggers starts at once (low latency); a run queued inside
+  a burst waits until no trigger came for `quiet_seconds` (at most `max_delay_seconds` after it was queued),
+  so a storm of pushes costs at most two runs: the one already running and one for the storm's end state.
 - One worker thread per queue executes runs: hold the cluster Lease (other instances wait), fetch the mirror,
   resolve, `pipeline.apply(..., run_id=...)`, refresh the releases (`pipeline.observe` -> store).
 - `poll()` fetches and triggers `poll` when the branch head moved since the last poll (and is not deployed).
@@ -80,6 +83,8 @@ class _Request:
     trigger: str
     rev: str | None  # None: the branch head at run time
     commit: str | None  # the commit the trigger named (a hint for coalescing), if any
+    queued_at: float = 0.0
+    deferred: bool = False  # queued inside a burst of triggers: starts once they are quiet
     resolved: str | None = None  # the commit actually deployed, once known
 
 
@@ -102,6 +107,8 @@ class RunQueue:
         lease: ClusterLease | None = None,
         metrics: ServiceMetrics | None = None,
         grace_seconds: float = 600.0,
+        quiet_seconds: float = 0.0,
+        max_delay_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cluster = cluster
@@ -117,6 +124,9 @@ class RunQueue:
         self.lease = lease
         self.metrics = metrics or ServiceMetrics()
         self.grace_seconds = grace_seconds
+        self.quiet_seconds = quiet_seconds
+        self.max_delay_seconds = max_delay_seconds
+        self._last_trigger = float("-inf")
         self._clock = clock
         self._cond = threading.Condition()
         self._pending: _Request | None = None
@@ -198,6 +208,9 @@ class RunQueue:
             if self._stopping.is_set():
                 raise RuntimeError("the run queue is stopping")
             pending, running = self._pending, self._running
+            now, previous_trigger = self._clock(), self._last_trigger
+            self._last_trigger = now
+            self._cond.notify_all()  # a deferred run re-computes when it may start
             if commit is not None and not force:
                 if pending is not None and pending.commit == commit and pending.rev == rev:
                     return self._coalesced(kind, pending.run_id, "already queued")
@@ -210,7 +223,9 @@ class RunQueue:
                 pending.rev, pending.commit = rev, commit
                 return self._coalesced(kind, pending.run_id, "joined the pending run")
             run_id = self.store.create_run(cluster=self.cluster, commit=commit, trigger=kind, status="queued")
-            self._pending = _Request(run_id=run_id, trigger=kind, rev=rev, commit=commit)
+            # Leading edge: after a quiet spell a trigger starts at once; inside a burst it waits for the end.
+            deferred = now - previous_trigger < self.quiet_seconds
+            self._pending = _Request(run_id, kind, rev, commit, queued_at=now, deferred=deferred)
             self.metrics.queue_depth.set(1)
             self.metrics.triggers.labels(kind, "queued").inc()
             self._cond.notify_all()
@@ -283,15 +298,31 @@ class RunQueue:
 
     # ---- the worker --------------------------------------------------------------------------------------
 
+    def _next_request(self) -> _Request | None:
+        """Wait for a pending request that may start now; None when stopping. Caller holds `_cond`."""
+        while not self._stopping.is_set():
+            request = self._pending
+            if request is None:
+                self._cond.wait()
+                continue
+            if request.deferred:
+                # A follow-up run waits for the storm to calm down (bounded), so it deploys its end state.
+                ready_at = min(self._last_trigger + self.quiet_seconds, request.queued_at + self.max_delay_seconds)
+                left = ready_at - self._clock()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+            self._pending = None
+            return request
+        return None
+
     def _work(self) -> None:
         self._startup_replan()
         while True:
             with self._cond:
-                while self._pending is None and not self._stopping.is_set():
-                    self._cond.wait()
-                if self._stopping.is_set():
+                request = self._next_request()
+                if request is None:
                     return
-                request, self._pending = self._pending, None
                 self._running = request
                 self.metrics.queue_depth.set(0)
                 self.metrics.run_in_progress.set(1)

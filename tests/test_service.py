@@ -280,3 +280,50 @@ def test_two_instances_sharing_a_cluster_lease_never_run_together(
         for q in queues:
             q.stop()
             q.store.close()  # type: ignore[attr-defined]
+
+
+def test_a_long_storm_of_fast_runs_still_costs_at_most_two_runs(repo: Path, store: RunStore, tmp_path: Path) -> None:
+    pipeline = StandInPipeline(store)  # runs finish in milliseconds, far faster than the storm lasts
+    source = GitSource(f"file://{repo}", mirror_dir=tmp_path / "mirrors")
+    queue = RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=store, source=source,
+                     quiet_seconds=0.3, max_delay_seconds=30, grace_seconds=30)
+    queue.start()
+    try:
+        assert queue.wait_idle(20)
+        before = len(store.list_runs(cluster="dev"))
+        shas = []
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:  # a push every ~20 ms for 1.5 s
+            shas.append(new_commit(repo, f"v{len(shas)}"))
+            queue.trigger("github", commit=shas[-1])
+        assert queue.wait_idle(20)
+        assert len(store.list_runs(cluster="dev")) - before <= 2
+        assert queue.deployed_commit == shas[-1]
+    finally:
+        queue.stop()
+
+
+def test_after_a_quiet_spell_a_trigger_starts_at_once_inside_a_burst_it_waits(
+    repo: Path, store: RunStore, tmp_path: Path
+) -> None:
+    pipeline = StandInPipeline(store)
+    source = GitSource(f"file://{repo}", mirror_dir=tmp_path / "mirrors")
+    queue = RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=store, source=source,
+                     quiet_seconds=0.8, grace_seconds=30)
+    queue.start()
+    try:
+        assert queue.wait_idle(20)
+        time.sleep(0.9)  # quiet spell since the start-up trigger
+        first = new_commit(repo, "v1")
+        started = time.monotonic()
+        assert queue.trigger("github", commit=first).status == "queued"
+        assert queue.wait_idle(20)
+        assert time.monotonic() - started < 0.5  # leading edge: no waiting
+        second = new_commit(repo, "v2")
+        started = time.monotonic()
+        assert queue.trigger("github", commit=second).status == "queued"  # right after the previous trigger: part of a burst
+        assert queue.wait_idle(20)
+        assert time.monotonic() - started >= 0.7
+        assert queue.deployed_commit == second
+    finally:
+        queue.stop()

@@ -150,6 +150,8 @@ def create_app(
         lease=lease,
         metrics=metrics,
         grace_seconds=settings.shutdown_grace_seconds,
+        quiet_seconds=settings.trigger_quiet_seconds,
+        max_delay_seconds=settings.trigger_max_delay_seconds,
     )
     scheduler = ServiceScheduler(
         queue,

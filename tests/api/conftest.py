@@ -77,6 +77,7 @@ def make_service(tmp_path: Path, values_repo: Path) -> Iterator[ServiceFactory]:
                 "read_tokens": READ_TOKEN,
                 "write_tokens": WRITE_TOKEN,
                 "shutdown_grace_seconds": 30,
+                "trigger_quiet_seconds": 0.2,
             }
             values.update(overrides)
             settings = Settings(**values)
