@@ -247,6 +247,8 @@ class KubernetesLeaseBackend:
     def _body(self, record: LeaseRecord) -> Any:
         c = self._client
         return c.V1Lease(
+            api_version="coordination.k8s.io/v1",
+            kind="Lease",
             metadata=c.V1ObjectMeta(
                 name=self.name,
                 namespace=self.namespace,
