@@ -321,7 +321,8 @@ def test_after_a_quiet_spell_a_trigger_starts_at_once_inside_a_burst_it_waits(
         assert time.monotonic() - started < 0.5  # leading edge: no waiting
         second = new_commit(repo, "v2")
         started = time.monotonic()
-        assert queue.trigger("github", commit=second).status == "queued"  # right after the previous trigger: part of a burst
+        # Right after the previous trigger: part of a burst, so it waits for the quiet period.
+        assert queue.trigger("github", commit=second).status == "queued"
         assert queue.wait_idle(20)
         assert time.monotonic() - started >= 0.7
         assert queue.deployed_commit == second

@@ -124,7 +124,9 @@ def start(tmp_path: Path, sandbox: Any, helm_bin: str, remote: Remote) -> Iterat
         yield factory
 
 
-def test_a_signed_push_runs_once_and_releases_show_the_new_commit(start: Callable[..., Running], remote: Remote) -> None:
+def test_a_signed_push_runs_once_and_releases_show_the_new_commit(
+    start: Callable[..., Running], remote: Remote
+) -> None:
     svc = start()
     assert svc.queue.wait_idle(60)  # the start-up run installs the initial commit
     assert {r["commit"] for r in svc.releases().values()} == {remote.head}
@@ -217,7 +219,7 @@ def test_two_instances_on_one_cluster_never_run_at_the_same_time(
         for svc in (a, b):  # both instances ran (so they did contend for the Lease)
             assert sum(1 for *_, who in intervals if who == svc.settings.identity) >= 3
         intervals.sort()
-        for (s1, f1, who1), (s2, _, who2) in itertools.pairwise(intervals):
+        for (_, f1, who1), (s2, _, who2) in itertools.pairwise(intervals):
             assert f1 <= s2, f"{who1} ran until {f1} but {who2} started at {s2}"
         assert a.releases()["keystone"]["commit"] == remote.head
     finally:
