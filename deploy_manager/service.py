@@ -142,6 +142,8 @@ class RunQueue:
         self._interrupted = 0
         self._starting = False
         self._release_runs: dict[tuple[str, str], int] = {}
+        # Bumped whenever the stored releases (or their last runs) may have changed: /releases caches by it.
+        self.releases_version = 0
         self.metrics.watch_releases(self._release_statuses)
 
     @property
@@ -259,7 +261,10 @@ class RunQueue:
     def refresh_releases(self) -> None:
         """Observe the cluster; the pipeline replaces the stored releases (/releases reads them)."""
         rev = self._deployed or self.branch
-        self.pipeline.observe(self.cluster, self.source, rev)
+        try:
+            self.pipeline.observe(self.cluster, self.source, rev)
+        finally:
+            self.releases_version += 1
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
@@ -394,6 +399,7 @@ class RunQueue:
             return "failed"
         status = _status_value(record.status)
         self._note_release_runs(record)
+        self.releases_version += 1  # the pipeline refreshed the stored releases if it wrote any
         if status == "succeeded":
             self._deployed, self._last_run_id = commit, request.run_id
         try:

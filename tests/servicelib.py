@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from deploy_manager.lease import LeaseConflict, LeaseRecord
 from deploy_manager.models.plan import Plan
-from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
+from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepRecord, StepStatus
 from deploy_manager.store.sqlite import RunStore
 
 WEBHOOK_SECRET = "test-webhook-secret-0123"
@@ -109,6 +109,10 @@ class StandInPipeline:
             if self.gate is not None:
                 assert self.gate.wait(60), "test gate never opened"
         if self.releases is not None:
+            # Like the real pipeline: an upgrade step per release, then the refreshed release records.
+            for rel in self.releases(commit):
+                step = StepRecord(rel.component, rel.release, rel.namespace, "upgrade", StepStatus.succeeded)
+                self.store.add_step(run_id, step)
             self.store.replace_releases(cluster, self.releases(commit))
         self.store.finish_run(run_id, RunStatus.failed if self.fail else RunStatus.succeeded, error="")
         record = self.store.get_run(run_id)

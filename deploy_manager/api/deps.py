@@ -19,6 +19,7 @@ from fastapi import Depends, HTTPException, Request, status
 from pydantic import BaseModel, ValidationError
 
 from deploy_manager.api.auth import Role, TokenAuth, bearer_token
+from deploy_manager.api.cache import ReleasesCache
 from deploy_manager.config import Settings
 from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.service import PipelineLike, RunQueue, StoreLike
@@ -35,9 +36,10 @@ class AppContext:
     metrics: ServiceMetrics
     auth: TokenAuth
     kube_ping: Any = None  # () -> None, raises when the Kubernetes API is unreachable (readiness)
+    releases_cache: ReleasesCache = dataclasses.field(default_factory=ReleasesCache)
 
 
-def get_ctx(request: Request) -> AppContext:
+async def get_ctx(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.dm
     return ctx
 
@@ -57,11 +59,11 @@ def _role(request: Request, ctx: AppContext) -> Role:
     return role
 
 
-def require_read(request: Request, ctx: Ctx) -> Role:
+async def require_read(request: Request, ctx: Ctx) -> Role:
     return _role(request, ctx)
 
 
-def require_write(request: Request, ctx: Ctx) -> Role:
+async def require_write(request: Request, ctx: Ctx) -> Role:
     role = _role(request, ctx)
     if role < Role.write:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this endpoint needs a write token")

@@ -1,13 +1,17 @@
-"""`GET /releases` and `GET /releases/{name}` (read token): what is deployed, served from the store."""
+"""`GET /releases` and `GET /releases/{name}` (read token): what is deployed, served from the store.
+
+Served from an in-memory snapshot of the store (`api/cache.py`), refreshed after every run and observe;
+reads never shell out to helm and normally do not touch the database either.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from deploy_manager.api.convert import release_out
-from deploy_manager.api.deps import AppContext, Ctx, ReadAuth
+from deploy_manager.api.cache import RELEASE_LIST
+from deploy_manager.api.deps import Ctx, ReadAuth
 from deploy_manager.api.schemas import ErrorBody, ReleaseOut
 
 router = APIRouter(tags=["releases"])
@@ -16,28 +20,24 @@ HELM_STATUS = r"^[a-z][a-z-]{0,31}$"
 ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 422: {"model": ErrorBody}}
 
 
-def _releases(ctx: AppContext) -> list[ReleaseOut]:
-    return [
-        release_out(r, ctx.queue.last_run_for(r.namespace, r.release))
-        for r in ctx.store.list_releases(ctx.settings.cluster)
-    ]
-
-
 @router.get("/releases", response_model=list[ReleaseOut], responses=ERRORS, summary="Releases of the cluster")
-def list_releases(
+async def list_releases(
     ctx: Ctx,
     _: ReadAuth,
     component: Annotated[str | None, Query(pattern=NAME, description="Only this component.")] = None,
     status_: Annotated[
         str | None, Query(alias="status", pattern=HELM_STATUS, description="Only this helm status.")
     ] = None,
-) -> list[ReleaseOut]:
-    out = _releases(ctx)
-    if component is not None:
-        out = [r for r in out if r.component == component]
-    if status_ is not None:
-        out = [r for r in out if r.status == status_]
-    return out
+) -> Response:
+    snap = ctx.releases_cache.get(ctx.queue, ctx.store, ctx.settings.cluster)
+    if component is None and status_ is None:
+        return Response(snap.body, media_type="application/json")
+    out = [
+        r
+        for r in snap.releases
+        if (component is None or r.component == component) and (status_ is None or r.status == status_)
+    ]
+    return Response(RELEASE_LIST.dump_json(out), media_type="application/json")
 
 
 @router.get(
@@ -46,8 +46,8 @@ def list_releases(
     responses={**ERRORS, 404: {"model": ErrorBody}},
     summary="One release, by release name or component name",
 )
-def get_release(ctx: Ctx, _: ReadAuth, name: Annotated[str, Path(pattern=NAME)]) -> ReleaseOut:
-    releases = _releases(ctx)
+async def get_release(ctx: Ctx, _: ReadAuth, name: Annotated[str, Path(pattern=NAME)]) -> ReleaseOut:
+    releases = ctx.releases_cache.get(ctx.queue, ctx.store, ctx.settings.cluster).releases
     for match in ([r for r in releases if r.release == name], [r for r in releases if r.component == name]):
         if match:
             return match[0]

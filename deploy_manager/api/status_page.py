@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 
 from deploy_manager.api.auth import basic_password, bearer_token
-from deploy_manager.api.convert import release_out, run_out
+from deploy_manager.api.convert import run_out
 from deploy_manager.api.deps import Ctx
 
 router = APIRouter(tags=["status"])
@@ -45,7 +45,7 @@ def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
             headers={"WWW-Authenticate": 'Basic realm="deploy-manager", charset="UTF-8"'},
         )
     q, s = ctx.queue, ctx.settings
-    releases = [release_out(r, q.last_run_for(r.namespace, r.release)) for r in ctx.store.list_releases(s.cluster)]
+    releases = ctx.releases_cache.get(q, ctx.store, s.cluster).releases
     runs = [run_out(r) for r in ctx.store.list_runs(cluster=s.cluster, limit=RECENT_RUNS)]
     release_rows = [
         [

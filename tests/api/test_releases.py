@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from deploy_manager.models.run import ReleaseStatus, StepRecord, StepStatus
+from deploy_manager.models.run import ReleaseStatus
 from tests.api.conftest import Service, ServiceFactory
-from tests.servicelib import READ_TOKEN
+from tests.servicelib import READ_TOKEN, WRITE_TOKEN
 
 FIELDS = {
     "component", "release", "namespace", "chart", "chart_version", "revision", "status", "commit", "digest",
@@ -67,13 +67,13 @@ def test_one_release_by_name(svc: Service) -> None:
     assert missing.status_code == 404 and "horizon" in missing.json()["detail"]
 
 
-def test_last_run_id_is_the_newest_run_that_wrote_the_release(svc: Service) -> None:
-    run_id = svc.store.list_runs(cluster="dev")[0].id
-    svc.store.add_step(run_id, StepRecord("keystone", "keystone", "openstack", "upgrade", StepStatus.succeeded))
-    svc.commit("v1")
+def test_last_run_id_and_commit_follow_each_run(svc: Service) -> None:
     with svc.server.client(READ_TOKEN) as c:
-        # The queue learns about the step when the run finishes; a new run here re-reads nothing else.
-        svc.queue._note_release_runs(svc.store.get_run(run_id))
-        body = {r["component"]: r for r in c.get("/releases").json()}
-    assert body["keystone"]["last_run_id"] == run_id
-    assert body["glance"]["last_run_id"] is None
+        first = {r["component"]: r for r in c.get("/releases").json()}
+        sha = svc.commit("v1")
+        with svc.server.client(WRITE_TOKEN) as w:
+            run_id = w.post("/runs").json()["run_id"]
+        assert svc.queue.wait_idle(20)
+        after = {r["component"]: r for r in c.get("/releases").json()}
+    assert first["keystone"]["last_run_id"] != run_id
+    assert after["keystone"]["last_run_id"] == run_id and after["keystone"]["commit"] == sha
