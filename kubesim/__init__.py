@@ -1,6 +1,28 @@
 """kubesim: a small, stateful Kubernetes API server for tests and demos.
 
-Real helm (v4) and kubectl drive it over HTTP as if it were a cluster. It is test and demo
-infrastructure only: nothing under ``deploy_manager`` except the ``sandbox`` CLI entry point
+Real helm (v4.1.4) and kubectl (v1.35) drive it over HTTP as if it were a cluster. It is test and
+demo infrastructure only: nothing under ``deploy_manager`` except the ``sandbox`` CLI entry point
 may import it.
+
+Modules: ``store`` (objects, one resourceVersion counter, watch fan-out), ``discovery`` (resource
+table, discovery documents incl. aggregated v2), ``api`` (object semantics), ``server`` (HTTP
+routing, watch streams), ``controllers`` (kwok-style stages: workloads become ready, Jobs finish,
+garbage collection), ``control`` (the ``/_sandbox/`` API), ``persistence`` (``--state-file``),
+``tables`` (kubectl's Table output), ``testing`` (in-process sandbox + helm/kubectl runner),
+``main`` (``deploy-manager sandbox``). Pure pieces: ``patch/`` (merge, JSON, strategic, apply),
+``codecs`` (protobuf request bodies), ``openapi`` (OpenAPI v2/v3 documents).
+
+Control API (JSON; full reference in :mod:`kubesim.control`):
+
+- ``GET /_sandbox/stats`` -> ``{"requests", "writes", "by_verb", "by_resource", …}``;
+  ``POST /_sandbox/reset-stats``.
+- ``GET|PUT /_sandbox/config`` ``{"ready_delay": seconds}``.
+- ``POST /_sandbox/faults`` with ``{"type": "fail-writes", "resource": "secrets", "count": 2,
+  "code": 500}`` | ``{"type": "latency", "seconds": 0.2}`` | ``{"type": "job-fail", "name":
+  "db-sync-*"}`` | ``{"type": "never-ready", "kind": "Deployment", "name": "web"}``;
+  ``GET /_sandbox/faults``; ``DELETE /_sandbox/faults[/<id>]``.
+- Annotations ``kubesim.io/fail: "true"`` (Job, run-to-completion Pod) and
+  ``kubesim.io/never-ready: "true"`` (workload or its pod template) do the same from a chart.
+
+Debugging: ``KUBESIM_LOG_REQUESTS=1 deploy-manager sandbox`` logs every request line.
 """

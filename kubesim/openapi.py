@@ -17,6 +17,9 @@ when the GV document is missing they fail with "failed to download openapi". ``k
 before it reads ``x-kubernetes-patch-strategy``/``-merge-key`` from ``components.schemas``.
 So every kind gets a PATCH path with those parameters and request content types.
 
+``unknown_fields(obj)`` lists the fields an object's schema does not declare, which is what the
+server needs to honour ``fieldValidation=Strict`` (the validation helm and kubectl now leave to it).
+
 The JSON-schema flavour is turned back into what kube-openapi parses: ``type: ["string",
 "null"]`` becomes ``type: "string"``, ``#/$defs/`` refs become ``#/components/schemas/`` (v3) or
 ``#/definitions/`` (v2), IntOrString and Quantity get their apiserver form.
@@ -25,6 +28,7 @@ The JSON-schema flavour is turned back into what kube-openapi parses: ``type: ["
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import threading
@@ -114,6 +118,15 @@ def _refs(schema: Any, acc: set[str]) -> None:
             _refs(v, acc)
 
 
+@functools.cache
+def builtin_definitions() -> dict[str, Any]:
+    """The packaged Kubernetes v1.35 schemas as read (JSON-schema flavour, ``#/$defs/`` refs).
+
+    Shared and cached: callers must not mutate it.
+    """
+    return _load_builtin()
+
+
 def _load_builtin() -> dict[str, Any]:
     package, name = DEFINITIONS_RESOURCE
     with resources.files(package).joinpath(name).open("rb") as f:
@@ -142,7 +155,7 @@ class OpenAPIRegistry:
     """
 
     def __init__(self, definitions: dict[str, Any] | None = None, group_versions: Iterable[str] | None = None) -> None:
-        raw = definitions if definitions is not None else _load_builtin()
+        raw = definitions if definitions is not None else builtin_definitions()
         self._lock = threading.RLock()
         self._schemas: dict[str, dict[str, Any]] = {name: _normalize(s, _V3_REF) for name, s in raw.items()}
         self._apiserver_forms()
@@ -192,6 +205,58 @@ class OpenAPIRegistry:
         """One component schema (v3 refs), or None. Do not mutate the result."""
         with self._lock:
             return self._schemas.get(name)
+
+    def unknown_fields(self, obj: dict[str, Any]) -> list[str]:
+        """Fields of ``obj`` its kind's schema does not declare, for ``fieldValidation=Strict``.
+
+        Paths use the apiserver's strict-decoding spelling (``spec.template.spec.containers[0].imagex``).
+        Empty when the kind is unknown here or the schema leaves the place free-form
+        (``x-kubernetes-preserve-unknown-fields``, objects without declared properties).
+        """
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if not isinstance(api_version, str) or not isinstance(kind, str):
+            return []
+        group, _, version = api_version.rpartition("/")
+        with self._lock:
+            k = self._kinds.get((group, version), {}).get(kind)
+            root = self._schemas.get(k.schema) if k else None
+            if root is None:
+                return []
+            out: list[str] = []
+            self._unknown(obj, root, "", out)
+            return out
+
+    def _resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        for _ in range(32):
+            ref = schema.get("$ref")
+            if isinstance(ref, str) and ref.startswith(_V3_REF):
+                schema = self._schemas.get(ref[len(_V3_REF) :], {})
+                continue
+            all_of = schema.get("allOf")
+            if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], dict):
+                schema = all_of[0]
+                continue
+            break
+        return schema
+
+    def _unknown(self, value: Any, schema: dict[str, Any], path: str, out: list[str]) -> None:
+        schema = self._resolve(schema)
+        if schema.get("x-kubernetes-preserve-unknown-fields"):
+            return
+        if isinstance(value, dict):
+            props = schema.get("properties")
+            extra = schema.get("additionalProperties")
+            for key, child in value.items():
+                sub = f"{path}.{key}" if path else key
+                if isinstance(props, dict) and key in props:
+                    self._unknown(child, props[key], sub, out)
+                elif isinstance(extra, dict):
+                    self._unknown(child, extra, sub, out)
+                elif isinstance(props, dict) and extra is not True:
+                    out.append(sub)
+        elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+            for i, child in enumerate(value):
+                self._unknown(child, schema["items"], f"{path}[{i}]", out)
 
     # --- v3 ---------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """kubesim.codecs: the Kubernetes protobuf envelope decoder.
 
-Two kinds of input: bodies captured from the real Helm v4.1.4 binary on loopback (fixtures/*.pb,
-recorded by a throwaway HTTP server while `helm install/upgrade/uninstall` ran against it), and
-bodies built here with a minimal protobuf *encoder* so every modelled field is exercised.
+Three kinds of input: bodies captured from the real Helm v4.1.4 binary on loopback (fixtures/*.pb,
+recorded by a throwaway HTTP server while `helm install/upgrade/uninstall` ran against it);
+bodies built here with a minimal protobuf *encoder* so every modelled field is exercised; and
+bodies the real kubectl sends for `kubectl create/run`, compared with the JSON kubectl prints
+for the same command with --dry-run=client.
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,13 +189,74 @@ CASES = [
         {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": -1},
     ),
     (
-        "unknown fields are skipped, fixed32/fixed64 included",
+        "unknown fields holding zero values are tolerated (gogo writes empty structs), fixed32/fixed64 included",
         envelope(
             "v1",
             "ConfigMap",
-            lfield(1, lfield(1, "c") + lfield(99, "?")) + b"\x7d\x01\x02\x03\x04" + b"\x79" + bytes(8),
+            lfield(1, lfield(1, "c") + lfield(99, "")) + vfield(98, 0) + b"\x7d" + bytes(4) + b"\x79" + bytes(8),
         ),
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+    ),
+    (
+        "Deployment with a pod template: inline structs, IntOrString, Quantity maps, packed ints",
+        envelope(
+            "apps/v1",
+            "Deployment",
+            lfield(1, lfield(1, "web"))
+            + lfield(
+                2,
+                vfield(1, 0)  # replicas is a pointer: 0 is kept
+                + lfield(2, entry(1, "app", "web"))
+                + lfield(
+                    3,
+                    lfield(1, b"")
+                    + lfield(
+                        2,
+                        lfield(
+                            2,
+                            lfield(1, "c")
+                            + lfield(2, "nginx")
+                            + lfield(8, entry(1, "cpu", lfield(1, "100m")))
+                            + lfield(
+                                10,
+                                lfield(
+                                    1, lfield(2, lfield(1, "/healthz") + lfield(2, vfield(1, 1) + lfield(3, "http")))
+                                ),
+                            ),
+                        )
+                        + lfield(1, lfield(1, "cfg") + lfield(2, lfield(19, lfield(1, lfield(1, "my-cm")))))
+                        + lfield(14, lfield(4, bytes([1, 2, 3]))),
+                    ),
+                )
+                + lfield(4, lfield(1, "RollingUpdate") + lfield(2, lfield(1, vfield(1, 0) + vfield(2, 1)))),
+            )
+            + lfield(3, b""),  # empty status
+        ),
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "c",
+                                "image": "nginx",
+                                "resources": {"limits": {"cpu": "100m"}},
+                                "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
+                            }
+                        ],
+                        "volumes": [{"name": "cfg", "configMap": {"name": "my-cm"}}],
+                        "securityContext": {"supplementalGroups": [1, 2, 3]},
+                    },
+                },
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            },
+        },
     ),
 ]
 
@@ -239,11 +308,21 @@ def test_decode_unknown_splits_envelope() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        envelope("apps/v1", "Deployment", b""),
+        envelope("apps/v1", "StatefulSet", b""),
         envelope("v2", "Secret", b""),  # Secret only exists in core v1
+        envelope("v1", "ConfigMap", lfield(42, "something")),  # a field this decoder does not model
+        envelope("v1", "ConfigMap", lfield(42, vfield(1, 0) + lfield(2, vfield(1, 7)))),  # non-zero deep inside
+        envelope("v1", "Pod", lfield(2, lfield(18, lfield(1, b"x")))),  # pod affinity is not modelled
         b"k8s\x00" + lfield(1, lfield(1, "v1") + lfield(2, "Secret")) + lfield(3, "gzip"),
     ],
-    ids=["unknown-kind", "wrong-group-version", "content-encoding"],
+    ids=[
+        "unknown-kind",
+        "wrong-group-version",
+        "unmodelled-field",
+        "unmodelled-deep-value",
+        "unmodelled-nested-field",
+        "content-encoding",
+    ],
 )
 def test_unsupported(body: bytes) -> None:
     with pytest.raises(UnsupportedProtobuf):
@@ -264,3 +343,140 @@ def test_unsupported(body: bytes) -> None:
 def test_malformed(body: bytes) -> None:
     with pytest.raises(ProtobufDecodeError):
         decode_protobuf(body)
+
+
+# --- real kubectl bodies: what `kubectl create/run` sends as protobuf must decode to the same
+# object kubectl prints for the same command with --dry-run=client -o json -----------------
+
+KUBECTL = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "kubectl"
+
+CREATE_COMMANDS = [
+    ["create", "namespace", "ns1"],
+    ["create", "secret", "generic", "s1", "--from-literal=a=b", "--type=Opaque"],
+    ["create", "configmap", "c1", "--from-literal=a=b", "--from-literal=c=d"],
+    ["create", "serviceaccount", "sa1"],
+    ["create", "service", "clusterip", "svc1", "--tcp=80:8080", "--tcp=443:https"],
+    ["create", "deployment", "d1", "--image=nginx:1", "--replicas=2", "--port=80"],
+    ["create", "job", "j1", "--image=busybox", "--", "echo", "hi"],
+    ["create", "cronjob", "cj1", "--image=busybox", "--schedule=*/5 * * * *", "--", "date"],
+    [
+        "create",
+        "secret",
+        "docker-registry",
+        "reg",
+        "--docker-server=r.example",
+        "--docker-username=u",
+        "--docker-password=p",
+    ],
+    ["create", "role", "r1", "--verb=get,list", "--resource=pods", "--resource-name=x"],
+    ["create", "clusterrole", "cr1", "--verb=get", "--non-resource-url=/healthz"],
+    ["create", "clusterrole", "cr2", "--aggregation-rule=team=a"],
+    ["create", "rolebinding", "rb1", "--role=r1", "--user=u", "--serviceaccount=default:sa1", "--group=g"],
+    ["create", "clusterrolebinding", "crb1", "--clusterrole=cr1", "--group=g"],
+    ["create", "poddisruptionbudget", "pdb1", "--selector=app=x", "--min-available=50%"],
+    [
+        "create",
+        "ingress",
+        "ing1",
+        "--rule=a.example/p*=svc1:80,tls=sec",
+        "--default-backend=svc2:http",
+        "--class=nginx",
+    ],
+]  # (kubectl run sends JSON)
+
+
+class _Capture(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    bodies: list[bytes] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _reply(self, code: int, obj: dict) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        path = self.path.split("?")[0]
+        if path == "/api":  # kubectl run looks up pods in discovery
+            self._reply(200, {"kind": "APIVersions", "versions": ["v1"]})
+        elif path == "/apis":
+            self._reply(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+        elif path == "/api/v1":
+            pods = {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "verbs": ["create"]}
+            self._reply(200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [pods]})
+        else:
+            self._reply(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404})
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.bodies.append(body)
+        try:
+            obj = decode_protobuf(body) if body.startswith(b"k8s\x00") else json.loads(body)
+        except UnsupportedProtobuf as e:
+            self._reply(
+                415, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": str(e), "code": 415}
+            )
+            return
+        self._reply(201, obj)
+
+
+def _empty(obj: Any) -> bool:
+    return obj == 0 or (isinstance(obj, dict) and all(_empty(v) for v in obj.values()))
+
+
+def _normalize(obj: Any) -> Any:
+    """The JSON form minus what protobuf cannot say differently: nulls and an all-zero status."""
+    if isinstance(obj, dict):
+        out = {k: _normalize(v) for k, v in obj.items() if v is not None}
+        if "status" in out and _empty(out["status"]):
+            del out["status"]
+        return out
+    if isinstance(obj, list):
+        return [_normalize(v) for v in obj]
+    return obj
+
+
+@pytest.fixture(scope="module")
+def kubectl_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    if not KUBECTL.exists():
+        pytest.skip("run `make tools` first")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    home = tmp_path_factory.mktemp("kubectl-codecs")
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "s", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+        "contexts": [{"name": "s", "context": {"cluster": "s", "namespace": "default"}}],
+        "current-context": "s",
+        "users": [{"name": "u", "user": {}}],
+    }
+    (home / "kubeconfig").write_text(json.dumps(config))
+    yield {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "KUBECONFIG": str(home / "kubeconfig")}
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize("command", CREATE_COMMANDS, ids=[" ".join(c[:3]) for c in CREATE_COMMANDS])
+def test_kubectl_create_bodies(kubectl_env: dict[str, str], command: list[str]) -> None:
+    def kubectl(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(KUBECTL), *command[:3], *extra, *command[3:]] if "--" in command else [str(KUBECTL), *command, *extra],
+            env=kubectl_env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    dry = kubectl("--dry-run=client", "-o", "json")
+    assert dry.returncode == 0, dry.stderr
+    _Capture.bodies.clear()
+    res = kubectl()
+    assert res.returncode == 0, res.stderr
+    (body,) = _Capture.bodies
+    assert body.startswith(b"k8s\x00"), "kubectl sent JSON; this test expects its protobuf path"
+    assert _normalize(decode_protobuf(body)) == _normalize(json.loads(dry.stdout))

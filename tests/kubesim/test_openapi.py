@@ -392,3 +392,66 @@ def test_kubectl_client_side_apply_uses_v3_patch_metadata(
     patches = [(q, ct) for m, p, q, ct in handler.log if m == "PATCH" and p.endswith("/deployments/web")]
     assert patches and patches[0][1] == "application/strategic-merge-patch+json"
     assert patches[0][0].get("fieldValidation") == ["Strict"]
+
+
+# fieldValidation=Strict: the apiserver rejects fields the schema does not declare
+# (kubernetes.io/docs/reference/using-api/api-concepts/#field-validation).
+STRICT_CASES = [
+    (
+        "typo in a container field and an unknown metadata field",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "x", "bogus": 1, "labels": {"any": "label"}},
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "c", "imagex": "i", "resources": {"limits": {"cpu": "1"}}}]}
+                }
+            },
+        },
+        ["metadata.bogus", "spec.template.spec.containers[0].imagex"],
+    ),
+    (
+        "a valid Job",
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "j", "annotations": {"helm.sh/hook": "pre-install"}},
+            "spec": {
+                "backoffLimit": 0,
+                "template": {"spec": {"containers": [{"name": "c"}], "restartPolicy": "Never"}},
+            },
+        },
+        [],
+    ),
+    (
+        "managedFields and CRD schemas are free-form below their declared roots",
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "a.b", "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {
+                "versions": [{"name": "v1", "schema": {"openAPIV3Schema": {"properties": {"x": {"type": "string"}}}}}]
+            },
+        },
+        [],
+    ),
+    ("an unknown kind is not judged", {"apiVersion": "example.com/v1", "kind": "Nope", "spec": {"x": 1}}, []),
+]
+
+
+@pytest.mark.parametrize(("obj", "expected"), [c[1:] for c in STRICT_CASES], ids=[c[0] for c in STRICT_CASES])
+def test_unknown_fields(registry: OpenAPIRegistry, obj: dict, expected: list[str]) -> None:
+    assert registry.unknown_fields(obj) == expected
+
+
+def test_unknown_fields_of_custom_resources() -> None:
+    reg = OpenAPIRegistry(group_versions=["v1"])
+    reg.add_crd(CRD)
+    widget = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"size": 1, "colour": "x"},
+    }
+    assert reg.unknown_fields(widget) == ["spec.colour"]

@@ -1,0 +1,396 @@
+"""What the simulated controllers write: workload status, ReplicaSets for Deployments, Job results.
+
+Pure functions from a live object (plus the stage context) to the next object. They mirror the
+fields real controllers set and clients check: kstatus (helm ``--wait``) and ``kubectl rollout
+status`` read ``observedGeneration``, the replica counters and the ``Available``/``Complete``/
+``Failed`` conditions. A Deployment's pod-template hash (the ``pod-template-hash`` label of its
+ReplicaSet) changes only when ``spec.template`` changes; each such change is one rollout and bumps
+the ``deployment.kubernetes.io/revision`` annotation. A Job runs one Pod (labelled ``job-name``
+/ ``batch.kubernetes.io/job-name``, owned by the Job) that ends Succeeded or Failed with it.
+Deployments, StatefulSets and DaemonSets get no Pods: their status alone says they are ready.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+import uuid
+from typing import Any
+
+from kubesim.controllers.engine import StageContext
+from kubesim.store import Store
+
+Obj = dict[str, Any]
+REVISION = "deployment.kubernetes.io/revision"
+RS_GR = ("apps", "replicasets")
+_SAFE = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet k8s uses for generated suffixes
+
+
+def now() -> str:
+    from kubesim.api import now as api_now
+
+    return api_now()
+
+
+def template_hash(template: Any) -> str:
+    digest = int.from_bytes(hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()[:8], "big")
+    out = []
+    for _ in range(10):
+        digest, rem = divmod(digest, len(_SAFE))
+        out.append(_SAFE[rem])
+    return "".join(out)
+
+
+def _meta(obj: Obj) -> Obj:
+    return obj.get("metadata") or {}
+
+
+def _spec(obj: Obj) -> Obj:
+    return obj.get("spec") or {}
+
+
+def _status(obj: Obj) -> Obj:
+    return obj.get("status") or {}
+
+
+def _replicas(obj: Obj) -> int:
+    value = _spec(obj).get("replicas", 1)
+    return value if isinstance(value, int) else 1
+
+
+def _condition(type_: str, status: str, reason: str, message: str, previous: list[Obj] | None = None) -> Obj:
+    stamp = now()
+    for cond in previous or []:
+        if cond.get("type") == type_ and cond.get("status") == status:
+            return {**cond, "reason": reason, "message": message, "lastUpdateTime": stamp}
+    return {"type": type_, "status": status, "reason": reason, "message": message, "lastUpdateTime": stamp,
+            "lastTransitionTime": stamp}
+
+
+def _with_status(obj: Obj, status: Obj) -> Obj:
+    new = copy.deepcopy(obj)
+    new["status"] = status
+    return new
+
+
+# --- Deployment ----------------------------------------------------------------------------
+
+
+def deployment_needs_rollout(obj: Obj, ctx: StageContext) -> bool:
+    return _status(obj).get("observedGeneration") != _meta(obj).get("generation")
+
+
+def _owned_replicasets(store: Store, deploy: Obj) -> list[Obj]:
+    uid = _meta(deploy).get("uid")
+    items, _ = store.list(RS_GR, _meta(deploy).get("namespace") or "")
+    return [rs for rs in items if any(r.get("uid") == uid for r in _meta(rs).get("ownerReferences") or [])]
+
+
+def deployment_rollout(deploy: Obj, ctx: StageContext) -> Obj:
+    """Observe a new generation: make sure the ReplicaSet of the current template exists (a new
+    template is a rollout: new revision), scale the others down, report progress."""
+    meta = _meta(deploy)
+    name, namespace = meta["name"], meta.get("namespace") or ""
+    template = _spec(deploy).get("template") or {}
+    pod_hash = template_hash(template)
+    replicas = _replicas(deploy)
+    owned = _owned_replicasets(ctx.store, deploy)
+    max_revision = max((int(_meta(rs).get("annotations", {}).get(REVISION, "0") or 0) for rs in owned), default=0)
+    current = next((rs for rs in owned if _meta(rs).get("labels", {}).get("pod-template-hash") == pod_hash), None)
+    new_template = current is None or (
+        _meta(current).get("annotations", {}).get(REVISION) != str(max_revision))
+    revision = max_revision + 1 if new_template else max_revision
+    for rs in owned:
+        if rs is not current and _spec(rs).get("replicas", 0) != 0:
+            scaled = copy.deepcopy(rs)
+            scaled["spec"]["replicas"] = 0
+            scaled["status"] = {"replicas": 0, "observedGeneration": _meta(rs).get("generation")}
+            ctx.store.update(RS_GR, scaled)
+    rs_name = f"{name}-{pod_hash}"
+    labels = {**(_meta(template).get("labels") or {}), "pod-template-hash": pod_hash}
+    rs_template = copy.deepcopy(template)
+    rs_template.setdefault("metadata", {})["labels"] = labels
+    selector = copy.deepcopy(_spec(deploy).get("selector") or {})
+    selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
+    annotations = {REVISION: str(revision), "deployment.kubernetes.io/desired-replicas": str(replicas)}
+    if current is None:
+        rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+              "metadata": {"name": rs_name, "namespace": namespace, "uid": str(uuid.uuid4()),
+                           "creationTimestamp": now(), "generation": 1, "labels": labels,
+                           "annotations": annotations,
+                           "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                                                "uid": meta.get("uid"), "controller": True,
+                                                "blockOwnerDeletion": True}]},
+              "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
+              "status": {"replicas": 0, "observedGeneration": 1}}
+        ctx.store.create(RS_GR, rs)
+    elif _spec(current).get("replicas") != replicas or _meta(current).get("annotations", {}).get(REVISION) != str(
+            revision):
+        rs = copy.deepcopy(current)
+        rs["spec"]["replicas"] = replicas
+        rs["metadata"].setdefault("annotations", {}).update(annotations)
+        rs["metadata"]["generation"] = int(rs["metadata"].get("generation", 1)) + 1
+        ctx.store.update(RS_GR, rs)
+    old = _status(deploy)
+    available = min(int(old.get("availableReplicas", 0) or 0), replicas) if not new_template else 0
+    status: Obj = {
+        "observedGeneration": meta.get("generation"),
+        "replicas": replicas,
+        "updatedReplicas": 0 if new_template else replicas,
+        "readyReplicas": available,
+        "availableReplicas": available,
+        "conditions": [
+            _condition("Progressing", "True", "ReplicaSetUpdated",
+                       f'ReplicaSet "{rs_name}" is progressing.', old.get("conditions")),
+            _condition("Available", "True" if available >= replicas else "False",
+                       "MinimumReplicasAvailable" if available >= replicas else "MinimumReplicasUnavailable",
+                       "Deployment has minimum availability." if available >= replicas
+                       else "Deployment does not have minimum availability.", old.get("conditions")),
+        ],
+    }
+    if replicas - available:
+        status["unavailableReplicas"] = replicas - available
+    new = _with_status(deploy, {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"})
+    new["metadata"].setdefault("annotations", {})[REVISION] = str(revision)
+    return new
+
+
+def deployment_not_available(obj: Obj, ctx: StageContext) -> bool:
+    meta, status = _meta(obj), _status(obj)
+    if status.get("observedGeneration") != meta.get("generation"):
+        return False
+    if ctx.never_ready(obj):
+        return False
+    replicas = _replicas(obj)
+    progressed = any(c.get("type") == "Progressing" and c.get("reason") == "NewReplicaSetAvailable"
+                     for c in status.get("conditions") or [])
+    return not (progressed and status.get("updatedReplicas", 0) == replicas
+                and status.get("availableReplicas", 0) == replicas and status.get("readyReplicas", 0) == replicas
+                and not status.get("unavailableReplicas"))
+
+
+def deployment_available(deploy: Obj, ctx: StageContext) -> Obj:
+    meta = _meta(deploy)
+    replicas = _replicas(deploy)
+    pod_hash = template_hash(_spec(deploy).get("template") or {})
+    rs = ctx.store.get(RS_GR, meta.get("namespace") or "", f"{meta['name']}-{pod_hash}")
+    if rs is not None:
+        ready_rs = copy.deepcopy(rs)
+        ready_rs["status"] = {"replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": replicas,
+                              "availableReplicas": replicas, "observedGeneration": _meta(rs).get("generation")}
+        if ready_rs["status"] != _status(rs):
+            ctx.store.update(RS_GR, ready_rs)
+    old = _status(deploy)
+    rs_name = f"{meta['name']}-{pod_hash}"
+    status: Obj = {
+        "observedGeneration": meta.get("generation"),
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+        "conditions": [
+            _condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.",
+                       old.get("conditions")),
+            _condition("Progressing", "True", "NewReplicaSetAvailable",
+                       f'ReplicaSet "{rs_name}" has successfully progressed.', old.get("conditions")),
+        ],
+    }
+    return _with_status(deploy, {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"})
+
+
+# --- StatefulSet / DaemonSet -------------------------------------------------------------------
+
+
+def sts_needs_observe(obj: Obj, ctx: StageContext) -> bool:
+    status = _status(obj)
+    return (status.get("observedGeneration") != _meta(obj).get("generation")
+            or status.get("updateRevision") != f"{_meta(obj)['name']}-{template_hash(_spec(obj).get('template'))}")
+
+
+def sts_observe(obj: Obj, ctx: StageContext) -> Obj:
+    old = _status(obj)
+    revision = f"{_meta(obj)['name']}-{template_hash(_spec(obj).get('template'))}"
+    replicas = _replicas(obj)
+    rolled = old.get("currentRevision") == revision
+    ready = min(int(old.get("readyReplicas", 0) or 0), replicas) if rolled else 0
+    status = {"observedGeneration": _meta(obj).get("generation"), "replicas": replicas,
+              "currentRevision": old.get("currentRevision", revision) if ready else old.get("currentRevision", ""),
+              "updateRevision": revision, "readyReplicas": ready, "availableReplicas": ready,
+              "currentReplicas": ready, "updatedReplicas": ready, "collisionCount": 0}
+    return _with_status(obj, {k: v for k, v in status.items() if v not in (0, "") or k == "observedGeneration"})
+
+
+def sts_not_ready(obj: Obj, ctx: StageContext) -> bool:
+    status = _status(obj)
+    if sts_needs_observe(obj, ctx) or ctx.never_ready(obj):
+        return False
+    replicas = _replicas(obj)
+    return not (status.get("readyReplicas", 0) == replicas and status.get("currentRevision")
+                == status.get("updateRevision") and status.get("updatedReplicas", 0) == replicas)
+
+
+def sts_ready(obj: Obj, ctx: StageContext) -> Obj:
+    replicas = _replicas(obj)
+    status = {**_status(obj), "replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas,
+              "currentReplicas": replicas, "updatedReplicas": replicas,
+              "currentRevision": _status(obj).get("updateRevision")}
+    return _with_status(obj, {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"})
+
+
+def ds_not_ready(obj: Obj, ctx: StageContext) -> bool:
+    meta, status = _meta(obj), _status(obj)
+    if ctx.never_ready(obj):
+        return False
+    return status.get("observedGeneration") != meta.get("generation") or status.get("numberReady") != 1
+
+
+def ds_ready(obj: Obj, ctx: StageContext) -> Obj:
+    # One simulated node: every DaemonSet wants exactly one pod.
+    return _with_status(obj, {"observedGeneration": _meta(obj).get("generation"), "desiredNumberScheduled": 1,
+                              "currentNumberScheduled": 1, "updatedNumberScheduled": 1, "numberReady": 1,
+                              "numberAvailable": 1, "numberMisscheduled": 0})
+
+
+# --- Job -------------------------------------------------------------------------------------
+
+
+def _finished(obj: Obj) -> bool:
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in _status(obj).get("conditions") or [])
+
+
+def job_not_started(obj: Obj, ctx: StageContext) -> bool:
+    return not _spec(obj).get("suspend") and not _status(obj).get("startTime") and not _finished(obj)
+
+
+PODS_GR = ("", "pods")
+
+
+def _job_pods(store: Store, job: Obj) -> list[Obj]:
+    uid = _meta(job).get("uid")
+    items, _ = store.list(PODS_GR, _meta(job).get("namespace") or "")
+    return [p for p in items if any(r.get("uid") == uid for r in _meta(p).get("ownerReferences") or [])]
+
+
+def job_start(obj: Obj, ctx: StageContext) -> Obj:
+    """Start a Job: one Pod (owned by the Job, labelled like the job controller does) runs it."""
+    meta = _meta(obj)
+    template = copy.deepcopy(_spec(obj).get("template") or {})
+    labels = {**(_meta(template).get("labels") or {}), "job-name": meta["name"],
+              "batch.kubernetes.io/job-name": meta["name"], "controller-uid": meta.get("uid", ""),
+              "batch.kubernetes.io/controller-uid": meta.get("uid", "")}
+    suffix = "".join(random.choices(_SAFE, k=5))
+    stamp = now()
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": f"{meta['name']}-{suffix}", "namespace": meta.get("namespace") or "",
+                        "uid": str(uuid.uuid4()), "creationTimestamp": stamp, "labels": labels,
+                        "annotations": _meta(template).get("annotations") or {},
+                        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
+                                             "uid": meta.get("uid"), "controller": True,
+                                             "blockOwnerDeletion": True}]},
+           "spec": {**(template.get("spec") or {}), "nodeName": "kubesim-node"},
+           "status": {"phase": "Running", "startTime": stamp,
+                      "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "imageID": "",
+                                             "ready": True,
+                                             "started": True, "restartCount": 0,
+                                             "state": {"running": {"startedAt": stamp}}}
+                                            for c in (template.get("spec") or {}).get("containers") or []]}}
+    ctx.store.create(PODS_GR, pod)
+    return _with_status(obj, {"startTime": stamp, "active": 1, "ready": 0, "terminating": 0,
+                              "uncountedTerminatedPods": {}})
+
+
+def _finish_pods(ctx: StageContext, job: Obj, failed: bool) -> None:
+    stamp = now()
+    for pod in _job_pods(ctx.store, job):
+        done = copy.deepcopy(pod)
+        done["status"]["phase"] = "Failed" if failed else "Succeeded"
+        for container in done["status"].get("containerStatuses") or []:
+            container.update(ready=False, started=False, state={"terminated": {
+                "exitCode": 1 if failed else 0, "reason": "Error" if failed else "Completed",
+                "startedAt": pod["status"].get("startTime"), "finishedAt": stamp}})
+        ctx.store.update(PODS_GR, done)
+
+
+def job_running(obj: Obj, ctx: StageContext) -> bool:
+    return bool(_status(obj).get("startTime")) and not _finished(obj)
+
+
+def job_finish(obj: Obj, ctx: StageContext) -> Obj:
+    status = {k: v for k, v in _status(obj).items() if k not in ("active", "ready")}
+    stamp = now()
+    failed = ctx.job_fails(obj)
+    _finish_pods(ctx, obj, failed)
+    if failed:
+        status["failed"] = 1
+        status["conditions"] = [
+            {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
+             "message": "Job has reached the specified backoff limit", "lastProbeTime": stamp,
+             "lastTransitionTime": stamp},
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+             "message": "Job has reached the specified backoff limit", "lastProbeTime": stamp,
+             "lastTransitionTime": stamp},
+        ]
+    else:
+        status["succeeded"] = int(_spec(obj).get("completions") or 1)
+        status["completionTime"] = stamp
+        status["conditions"] = [
+            {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+             "message": "Reached expected number of succeeded pods", "lastProbeTime": stamp,
+             "lastTransitionTime": stamp},
+            {"type": "Complete", "status": "True", "reason": "CompletionsReached",
+             "message": "Reached expected number of succeeded pods", "lastProbeTime": stamp,
+             "lastTransitionTime": stamp},
+        ]
+    return _with_status(obj, status)
+
+
+# --- small ones ----------------------------------------------------------------------------------
+
+
+def pvc_pending(obj: Obj, ctx: StageContext) -> bool:
+    return _status(obj).get("phase") != "Bound"
+
+
+def pvc_bind(obj: Obj, ctx: StageContext) -> Obj:
+    spec = _spec(obj)
+    capacity = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+    return _with_status(obj, {"phase": "Bound", "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+                              "capacity": {"storage": capacity}})
+
+
+def pod_not_running(obj: Obj, ctx: StageContext) -> bool:
+    return _status(obj).get("phase") not in ("Running", "Succeeded", "Failed")
+
+
+def pod_run(obj: Obj, ctx: StageContext) -> Obj:
+    """A bare Pod: a long-running one (restartPolicy Always) is Running and Ready; a run-to-completion
+    one (Never/OnFailure, e.g. a ``helm test`` Pod) ends Succeeded, or Failed when told to fail."""
+    stamp = now()
+    containers = _spec(obj).get("containers") or []
+    if _spec(obj).get("restartPolicy", "Always") == "Always":
+        phase, ready = "Running", True
+        state: Obj = {"running": {"startedAt": stamp}}
+    else:
+        failed = ctx.job_fails(obj)
+        phase, ready = ("Failed" if failed else "Succeeded"), False
+        state = {"terminated": {"exitCode": 1 if failed else 0, "reason": "Error" if failed else "Completed",
+                                "startedAt": stamp, "finishedAt": stamp}}
+    return _with_status(obj, {
+        "phase": phase, "podIP": "10.244.0.10", "hostIP": "10.0.0.1", "startTime": stamp,
+        "conditions": [{"type": t, "status": "True" if ready or t in ("PodScheduled", "Initialized") else "False",
+                        "lastTransitionTime": stamp}
+                       for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
+        "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "imageID": "", "ready": ready,
+                               "started": ready, "restartCount": 0, "state": state} for c in containers],
+    })
+
+
+def lb_service_pending(obj: Obj, ctx: StageContext) -> bool:
+    return _spec(obj).get("type") == "LoadBalancer" and not (_status(obj).get("loadBalancer") or {}).get("ingress")
+
+
+def lb_service_assign(obj: Obj, ctx: StageContext) -> Obj:
+    return _with_status(obj, {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}})

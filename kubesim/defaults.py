@@ -1,0 +1,209 @@
+"""Defaulting applied to every written object, like the apiserver's defaulters and registry
+strategies: fields clients read back (Deployment replicas, Service clusterIP, Job selector,
+Namespace phase, Secret type …). ``apply_defaults`` mutates the fresh dict it is given.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import itertools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+class ClusterIPAllocator:
+    """Hands out Service clusterIPs from 10.96.0.0/12, skipping the ones already in use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._used: set[str] = set()
+        self._next = itertools.count(10)
+        self._base = ipaddress.IPv4Address("10.96.0.0")
+
+    def reserve(self, ip: str) -> None:
+        with self._lock:
+            self._used.add(ip)
+
+    def allocate(self) -> str:
+        with self._lock:
+            while True:
+                ip = str(self._base + next(self._next))
+                if ip not in self._used:
+                    self._used.add(ip)
+                    return ip
+
+
+def _containers(pod_spec: Any) -> None:
+    if not isinstance(pod_spec, dict):
+        return
+    pod_spec.setdefault("restartPolicy", "Always")
+    pod_spec.setdefault("dnsPolicy", "ClusterFirst")
+    pod_spec.setdefault("schedulerName", "default-scheduler")
+    pod_spec.setdefault("terminationGracePeriodSeconds", 30)
+    for key in ("containers", "initContainers"):
+        for container in pod_spec.get(key) or []:
+            if not isinstance(container, dict):
+                continue
+            image = str(container.get("image", ""))
+            tag = image.rsplit("/", 1)[-1]
+            container.setdefault("imagePullPolicy",
+                                 "Always" if ":" not in tag or tag.endswith(":latest") else "IfNotPresent")
+            container.setdefault("terminationMessagePath", "/dev/termination-log")
+            container.setdefault("terminationMessagePolicy", "File")
+            for port in container.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+
+
+def _template(obj: Obj) -> None:
+    template = (obj.get("spec") or {}).get("template")
+    if isinstance(template, dict):
+        _containers(template.get("spec"))
+
+
+def _deployment(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    strategy = spec.setdefault("strategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        strategy.setdefault("rollingUpdate", {"maxSurge": "25%", "maxUnavailable": "25%"})
+    _template(obj)
+
+
+def _statefulset(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    strategy = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+    if strategy.get("type") == "RollingUpdate":
+        strategy.setdefault("rollingUpdate", {"partition": 0})
+    _template(obj)
+
+
+def _daemonset(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("updateStrategy", {"type": "RollingUpdate",
+                                       "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}})
+    _template(obj)
+
+
+def _replicaset(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
+    obj.setdefault("spec", {}).setdefault("replicas", 1)
+    _template(obj)
+
+
+def _job(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
+    spec = obj.setdefault("spec", {})
+    for key, value in (("parallelism", 1), ("completions", 1), ("backoffLimit", 6),
+                       ("completionMode", "NonIndexed"), ("suspend", False)):
+        spec.setdefault(key, value)
+    template = spec.setdefault("template", {})
+    _containers(template.get("spec"))
+    template.setdefault("spec", {}).setdefault("restartPolicy", "Never")
+    if old is not None:  # the generated selector and labels are fixed at creation
+        if "selector" in (old.get("spec") or {}):
+            spec.setdefault("selector", old["spec"]["selector"])
+            old_labels = ((old["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
+            labels = template.setdefault("metadata", {}).setdefault("labels", {})
+            for key in ("batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name",
+                        "controller-uid", "job-name"):
+                if key in old_labels:
+                    labels.setdefault(key, old_labels[key])
+        return
+    if spec.get("manualSelector"):
+        return
+    uid = obj["metadata"].get("uid", "")
+    name = obj["metadata"].get("name", "")
+    spec.setdefault("selector", {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    labels.update({"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
+                   "controller-uid": uid, "job-name": name})
+
+
+def _cronjob(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+
+
+def _service(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            if "port" in port:
+                port.setdefault("targetPort", port["port"])
+    if spec["type"] == "ExternalName":
+        return
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    spec.setdefault("ipFamilies", ["IPv4"])
+    spec.setdefault("ipFamilyPolicy", "SingleStack")
+    old_ip = ((old or {}).get("spec") or {}).get("clusterIP")
+    if "clusterIP" not in spec or spec["clusterIP"] == "":
+        spec["clusterIP"] = old_ip or ips.allocate()
+    elif spec["clusterIP"] != "None":
+        ips.reserve(spec["clusterIP"])
+    spec.setdefault("clusterIPs", [spec["clusterIP"]])
+
+
+def _namespace(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
+    obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+    status = obj.setdefault("status", {})
+    status.setdefault("phase", "Active")
+    labels = obj["metadata"].setdefault("labels", {})
+    labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+
+
+def _secret(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
+    obj.setdefault("type", "Opaque")
+    # stringData is write-only: the apiserver folds it into data (base64) and never stores it.
+    string_data = obj.pop("stringData", None)
+    if isinstance(string_data, dict):
+        data = obj.setdefault("data", {}) or {}
+        obj["data"] = data
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+
+
+def _pvc(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("volumeMode", "Filesystem")
+    spec.setdefault("storageClassName", "standard")
+
+
+def _pod(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
+    _containers(obj.setdefault("spec", {}))
+
+
+_DEFAULTERS: dict[tuple[str, str], Callable[[Obj, Obj | None, ClusterIPAllocator], None]] = {
+    ("apps", "Deployment"): _deployment,
+    ("apps", "StatefulSet"): _statefulset,
+    ("apps", "DaemonSet"): _daemonset,
+    ("apps", "ReplicaSet"): _replicaset,
+    ("batch", "Job"): _job,
+    ("batch", "CronJob"): _cronjob,
+    ("", "Service"): _service,
+    ("", "Namespace"): _namespace,
+    ("", "Secret"): _secret,
+    ("", "PersistentVolumeClaim"): _pvc,
+    ("", "Pod"): _pod,
+}
+
+
+def apply_defaults(group: str, kind: str, obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
+    defaulter = _DEFAULTERS.get((group, kind))
+    if defaulter is not None:
+        defaulter(obj, old, ips)

@@ -1,0 +1,133 @@
+"""Run a sandbox in-process for tests: uvicorn in a background thread on a free loopback port.
+
+``start_sandbox(tmp_dir)`` is a context manager yielding a :class:`RunningSandbox` with ``url``,
+``kubeconfig`` (a file in ``tmp_dir``), ``stats()``, ``reset_stats()``, ``inject_fault(**fault)``,
+``clear_faults()``, ``set_ready_delay(seconds)`` and ``state`` (the :class:`kubesim.sim.Simulator`,
+for direct inspection: ``state.store.get(("apps", "deployments"), "ns", "web")``).
+:class:`KubeCLI` runs the real helm/kubectl binaries against a sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from kubesim.kubeconfig import write_kubeconfig
+from kubesim.server import create_app
+from kubesim.sim import Simulator
+
+
+@dataclass
+class RunningSandbox:
+    url: str
+    kubeconfig: Path
+    state: Simulator
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10)
+
+    def stats(self) -> dict[str, Any]:
+        with self._client() as client:
+            return client.get("/_sandbox/stats").raise_for_status().json()  # type: ignore[no-any-return]
+
+    def reset_stats(self) -> dict[str, Any]:
+        with self._client() as client:
+            return client.post("/_sandbox/reset-stats").raise_for_status().json()  # type: ignore[no-any-return]
+
+    def inject_fault(self, **fault: Any) -> dict[str, Any]:
+        """Add a fault (see :mod:`kubesim.control`), e.g. ``inject_fault(type="job-fail", name="x")``."""
+        with self._client() as client:
+            return client.post("/_sandbox/faults", json=fault).raise_for_status().json()  # type: ignore[no-any-return]
+
+    def clear_faults(self) -> None:
+        with self._client() as client:
+            client.delete("/_sandbox/faults").raise_for_status()
+
+    def set_ready_delay(self, seconds: float) -> None:
+        with self._client() as client:
+            client.put("/_sandbox/config", json={"ready_delay": seconds}).raise_for_status()
+
+
+def free_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and
+    # without it every keep-alive response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def make_server(sim: Simulator, sock: socket.socket) -> uvicorn.Server:
+    config = uvicorn.Config(create_app(sim), log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=1, timeout_keep_alive=30)
+    return uvicorn.Server(config)
+
+
+@contextmanager
+def start_sandbox(
+    tmp_dir: Path, ready_delay: float = 0.05, state_file: Path | None = None
+) -> Iterator[RunningSandbox]:
+    sim = Simulator(ready_delay=ready_delay, state_file=state_file)
+    sock = free_socket()
+    host, port = sock.getsockname()[:2]
+    server = make_server(sim, sock)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="kubesim", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("kubesim did not start")
+        time.sleep(0.005)
+    url = f"http://{host}:{port}"
+    kubeconfig = write_kubeconfig(Path(tmp_dir) / "kubeconfig", url)
+    try:
+        yield RunningSandbox(url, kubeconfig, sim)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@dataclass
+class KubeCLI:
+    """Runs the real helm/kubectl against one sandbox: ``--kubeconfig`` is always passed, and helm's
+    and kubectl's caches/config live under ``home`` (never the user's)."""
+
+    helm_bin: Path
+    kubectl_bin: Path
+    kubeconfig: Path
+    home: Path
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HELM_", "KUBE"))}
+        env.update(HOME=str(self.home), HELM_CACHE_HOME=str(self.home / "helm-cache"),
+                   HELM_CONFIG_HOME=str(self.home / "helm-config"), HELM_DATA_HOME=str(self.home / "helm-data"),
+                   KUBECACHEDIR=str(self.home / "kube-cache"))
+        return env
+
+    def run(self, binary: Path, *args: str, check: bool = True, input: str | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        cmd = [str(binary), "--kubeconfig", str(self.kubeconfig), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout, env=self.env())
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\n"
+                                 f"stderr:\n{proc.stderr}")
+        return proc
+
+    def helm(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return self.run(self.helm_bin, *args, check=check, timeout=timeout)
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return self.run(self.kubectl_bin, *args, check=check, input=input, timeout=timeout)

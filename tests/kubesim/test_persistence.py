@@ -1,0 +1,67 @@
+"""--state-file: a restarted sandbox keeps its objects (and helm its releases)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kubesim.persistence import StateFile
+from kubesim.store import Store
+from kubesim.testing import KubeCLI, start_sandbox
+
+APP = str(Path(__file__).parent / "charts" / "app")
+
+
+@pytest.mark.helm
+def test_restart_keeps_releases_and_objects(tmp_path: Path, helm_bin: Path, kubectl_bin: Path) -> None:
+    state = tmp_path / "state.json"
+    with start_sandbox(tmp_path / "one", state_file=state) as first:
+        cli = KubeCLI(helm_bin, kubectl_bin, first.kubeconfig, tmp_path / "home")
+        cli.helm("install", "keep", APP, "-n", "default", "--wait")
+        rv = first.stats()["resourceVersion"]
+    assert state.exists()
+    with start_sandbox(tmp_path / "two", state_file=state) as second:
+        cli = KubeCLI(helm_bin, kubectl_bin, second.kubeconfig, tmp_path / "home")
+        assert second.stats()["resourceVersion"] == rv
+        releases = json.loads(cli.helm("list", "-n", "default", "-o", "json").stdout)
+        assert [(r["name"], r["status"]) for r in releases] == [("keep", "deployed")]
+        cli.helm("upgrade", "keep", APP, "-n", "default", "--wait", "--set", "message=after-restart")
+        deploy = json.loads(cli.kubectl("get", "deployment", "keep", "-n", "default", "-o", "json").stdout)
+        assert deploy["status"]["availableReplicas"] == 1
+        with httpx.Client(base_url=second.url) as client:
+            cm = client.get("/api/v1/namespaces/default/configmaps/keep-config").json()
+        assert cm["data"]["message"] == "after-restart"
+        assert int(cm["metadata"]["resourceVersion"]) > rv
+
+
+def test_old_resource_version_is_gone_after_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    with start_sandbox(tmp_path, state_file=state) as first, httpx.Client(base_url=first.url) as client:
+        client.post("/api/v1/namespaces/default/configmaps",
+                    json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
+    with start_sandbox(tmp_path, state_file=state) as second, httpx.Client(base_url=second.url) as client:
+        r = client.get("/api/v1/namespaces/default/configmaps", params={"watch": "1", "resourceVersion": "1"})
+        event = json.loads(r.text.splitlines()[0])
+        assert event["type"] == "ERROR" and event["object"]["code"] == 410
+
+
+def test_corrupt_state_file_is_an_error(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text("{not json")
+    with pytest.raises(RuntimeError, match="cannot load sandbox state"):
+        StateFile(state, Store()).load()
+
+
+def test_saves_are_debounced_and_atomic(tmp_path: Path) -> None:
+    store = Store()
+    saver = StateFile(tmp_path / "s.json", store, delay=0.05)
+    saver.start()
+    for i in range(50):
+        store.create(("", "configmaps"), {"metadata": {"name": f"c{i}", "namespace": "default"}})
+    saver.stop()
+    snapshot = json.loads((tmp_path / "s.json").read_text())
+    assert snapshot["resourceVersion"] == 50 and len(snapshot["objects"]) == 50
+    assert not list(tmp_path.glob(".*.tmp"))
