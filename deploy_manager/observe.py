@@ -45,7 +45,7 @@ def newest_revisions(secrets: list[dict[str, Any]]) -> dict[ReleaseId, dict[str,
         if not name or not str(version).isdigit():
             continue
         rid = ReleaseId(str(meta.get("namespace", "")), str(name))
-        rev = int(version)
+        rev = int(str(version))
         if rid not in newest or rev > newest[rid][0]:
             newest[rid] = (rev, secret)
     return {rid: s for rid, (_, s) in newest.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from deploy_manager.desired.loader import cluster_file, load_cluster
 from deploy_manager.desired.values import secret_values
 from deploy_manager.helm.runner import ChartRenderError, HelmRunner
 from deploy_manager.kube.client import KubeClient
-from deploy_manager.models.desired import DesiredCluster
+from deploy_manager.models.desired import DesiredCluster, DesiredComponent
 from deploy_manager.models.errors import ChartError, DeployManagerError
 from deploy_manager.models.observed import ObservedRelease, ReleaseId
 from deploy_manager.models.plan import Plan
@@ -151,34 +152,47 @@ class Pipeline:
         return record_
 
     def preflight(self, source: GitSource, snap: Snapshot) -> dict[str, str]:
-        """Export the charts of every write action and render them client-side, before any write.
+        """Export the charts of every write action and, if there are several, render them before any write.
 
-        Returns component -> what to pass helm as the chart (a local directory or a remote reference).
+        Renders run in parallel (each is a separate helm process); the first failure in plan order is
+        raised. Returns component -> what to pass helm as the chart (a local directory or a remote ref).
         """
         charts: dict[str, str] = {}
         desired = snap.desired
+        to_render: list[DesiredComponent] = []
         for action in snap.plan.actions:
             if not action.writes:
                 continue
             comp = desired.components[action.component]
-            if not comp.chart.local:
+            if comp.chart.path is None:
                 charts[comp.name] = str(comp.chart.ref)
                 continue  # rendering a remote chart means a download: not a cheap pre-flight check
-            assert comp.chart.path is not None
             info = chart_info(source, desired.commit, comp.chart.path)
-            chart_dir = export_chart(source, desired.commit, info, self.cache_dir)
-            charts[comp.name] = str(chart_dir)
-            if self.preflight_render:
-                try:
-                    self.helm.template(
-                        release=comp.release,
-                        namespace=comp.namespace,
-                        chart=str(chart_dir),
-                        values=comp.values,
-                        secrets=secret_values(comp.values, comp.secret_paths),
-                    )
-                except ChartRenderError as exc:
-                    raise ChartError(f"{comp.chart.path} (component {comp.name}): {exc}") from exc
+            charts[comp.name] = str(export_chart(source, desired.commit, info, self.cache_dir))
+            to_render.append(comp)
+        # With a single write, `helm upgrade` renders before it writes anything, so a separate render
+        # would only repeat that check; with several, rendering all of them first keeps one broken chart
+        # from leaving the cluster half-applied.
+        if not self.preflight_render or len(to_render) < 2:
+            return charts
+
+        def render(comp: DesiredComponent) -> ChartError | None:
+            try:
+                self.helm.template(
+                    release=comp.release,
+                    namespace=comp.namespace,
+                    chart=charts[comp.name],
+                    values=comp.values,
+                    secrets=secret_values(comp.values, comp.secret_paths),
+                )
+            except ChartRenderError as exc:
+                return ChartError(f"{comp.chart.path} (component {comp.name}): {exc}")
+            return None
+
+        with ThreadPoolExecutor(max_workers=max(1, self.max_parallel), thread_name_prefix="dm-render") as pool:
+            for error in pool.map(render, to_render):
+                if error is not None:
+                    raise error
         return charts
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from deploy_manager.kube.client import KubeClient
 from deploy_manager.models.observed import ReleaseId
-from deploy_manager.observe import decode_release, newest_revisions, to_observed
+from deploy_manager.observe import decode_release, newest_revisions, observe, to_observed
 
 FIXTURE = Path(__file__).parent / "kubesim" / "fixtures" / "helm414_secret_release_update.pb"
 
@@ -83,3 +87,29 @@ def test_decodes_a_secret_written_by_real_helm_4() -> None:
     assert release["name"] == "r1" and release["info"]["status"] == "uninstalling"
     obs = to_observed({**secret, "metadata": {**secret["metadata"], "namespace": "default"}})
     assert obs.chart_name == "empty" and obs.revision == 2
+
+
+@pytest.mark.helm
+def test_observe_twelve_releases_with_ten_revisions_in_one_request(sandbox: Any) -> None:
+    kube = KubeClient(kubeconfig=Path(sandbox.kubeconfig))
+    kube.core.create_namespace({"metadata": {"name": "obs-12x10"}})
+    config = {"conf": {"x": "y" * 2000}}  # releases carry values (and in reality manifests): not tiny
+    for r in range(12):
+        for rev in range(1, 11):
+            secret = helm_secret(
+                f"rel{r}",
+                rev,
+                "deployed" if rev == 10 else "superseded",
+                ns="obs-12x10",
+                config=config,
+                labels={"deploy-manager.io/digest": f"d{rev}"},
+            )
+            kube.core.create_namespaced_secret("obs-12x10", {**secret, "type": "helm.sh/release.v1"})
+    sandbox.reset_stats()
+    t0 = time.perf_counter()
+    found = observe(kube, ["obs-12x10"])
+    elapsed = time.perf_counter() - t0
+    assert sandbox.stats()["requests"] == 1
+    assert len(found) == 12 and {o.revision for o in found.values()} == {10}
+    assert {o.digest for o in found.values()} == {"d10"} and {o.status for o in found.values()} == {"deployed"}
+    assert elapsed < 1.0, elapsed

@@ -19,7 +19,6 @@ import yaml
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.models.errors import ChartError
-from deploy_manager.models.plan import ActionKind
 from deploy_manager.models.run import RunStatus, StepStatus
 from deploy_manager.pipeline import Pipeline
 from deploy_manager.source.git import GitSource
@@ -30,7 +29,26 @@ pytestmark = pytest.mark.helm
 
 _ns_counter = itertools.count()
 
+# A Deployment the sandbox never makes ready: helm --wait times out and records the release as failed.
 NEVER_READY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+  annotations:
+    kubesim.io/never-ready: "true"
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: {{ .Release.Name }}}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}}
+    spec:
+      containers: [{name: main, image: example/keystone:1}]
+"""
+
+UNKNOWN_KIND = """\
 apiVersion: bogus.example.com/v1
 kind: NoSuchKind
 metadata:
@@ -75,7 +93,7 @@ class Env:
         ).stdout
 
     def helm_ls(self) -> dict[str, dict[str, Any]]:
-        out = json.loads(self.helm("ls", "-a", "-n", self.namespace, "-o", "json"))
+        out = json.loads(self.helm("ls", "--deployed", "--failed", "--pending", "-n", self.namespace, "-o", "json"))
         return {r["name"]: r for r in out}
 
     def actions(self) -> dict[str, str]:
@@ -181,7 +199,10 @@ def test_chart_version_bump(env: Env) -> None:
 
 def test_failing_component_blocks_dependents_only(env: Env) -> None:
     write_chart(env.root, "charts/openstack/keystone", template=NEVER_READY)
-    commit(env.root, "broken keystone")
+    spec = yaml.safe_load((env.root / "values/dev/cluster.yaml").read_text())
+    spec["components"]["keystone"]["timeout"] = 2
+    write_cluster(env.root, "dev", spec)
+    commit(env.root, "keystone never ready")
     run = env.apply()
     assert run.status is RunStatus.failed
     status = {s.component: s.status for s in run.steps}
@@ -194,7 +215,7 @@ def test_failing_component_blocks_dependents_only(env: Env) -> None:
         "nova": StepStatus.blocked,
     }
     ks = next(s for s in run.steps if s.component == "keystone")
-    assert ks.exit_code == 1 and ks.error and ks.output_tail
+    assert ks.exit_code == 1 and ks.error and ks.output_tail and ks.helm_revision == 1
     listed = env.helm_ls()
     assert set(listed) == {"rabbitmq", "memcached", "keystone"}
     assert listed["keystone"]["status"] == "failed" and int(listed["keystone"]["revision"]) == ks.helm_revision
@@ -207,6 +228,17 @@ def test_failing_component_blocks_dependents_only(env: Env) -> None:
     assert actions["nova"]["action"] == "install"
 
 
+def test_rejected_manifest_fails_before_any_release_record(env: Env) -> None:
+    write_chart(env.root, "charts/openstack/memcached", template=UNKNOWN_KIND)
+    commit(env.root, "memcached with an unknown kind")
+    run = env.apply()
+    steps = {s.component: s for s in run.steps}
+    assert run.status is RunStatus.failed and steps["memcached"].status is StepStatus.failed
+    assert steps["memcached"].helm_revision is None and "unable to build kubernetes objects" in steps["memcached"].error
+    assert steps["rabbitmq"].status is StepStatus.succeeded and steps["keystone"].status is StepStatus.blocked
+    assert set(env.helm_ls()) == {"rabbitmq"}
+
+
 def test_chart_that_fails_to_render_writes_nothing(env: Env) -> None:
     write_chart(env.root, "charts/openstack/nova", template='{{ fail "nope" }}\n')
     commit(env.root, "bad nova")
@@ -215,6 +247,18 @@ def test_chart_that_fails_to_render_writes_nothing(env: Env) -> None:
         env.apply()
     assert writes(env.sandbox) == 0
     assert env.helm_ls() == {}
+
+
+def test_single_write_that_fails_to_render_writes_nothing(env: Env) -> None:
+    env.apply()
+    write_chart(env.root, "charts/openstack/nova", template='{{ fail "nope" }}\n')
+    commit(env.root, "bad nova")
+    env.sandbox.reset_stats()
+    run = env.apply()  # one write planned: helm's own render fails before it writes anything
+    step = next(s for s in run.steps if s.component == "nova")
+    assert run.status is RunStatus.failed and step.status is StepStatus.failed and "nope" in step.error
+    assert writes(env.sandbox) == 0
+    assert env.helm_ls()["nova"]["revision"] == "1"
 
 
 def test_database_loss_does_not_change_the_plan(env: Env) -> None:
@@ -290,4 +334,54 @@ def test_multiple_namespaces_one_list_call(env: Env) -> None:
     run = env.apply()
     assert run.status is RunStatus.succeeded
     assert set(env.actions().values()) == {"none"}
-    assert ActionKind.none
+    assert env.helm("ls", "-n", env.namespace + "-compute", "-q").split() == ["nova"]
+
+
+def test_hooks_run_around_each_write_and_a_failing_hook_blocks_dependents(env: Env) -> None:
+    from deploy_manager.reconcile.hooks import HookContext, HookPhase
+
+    calls: list[tuple[str, str, bool]] = []
+
+    def hook(phase: HookPhase, ctx: HookContext) -> None:
+        deployed = ctx.component.release in env.helm_ls()
+        calls.append((phase.value, ctx.component.name, deployed))
+        if ctx.component.name == "glance" and phase is HookPhase.before:
+            raise RuntimeError("db-sync failed")
+
+    pipe = env.pipeline()
+    pipe.hook = hook
+    run = pipe.apply(env.source(), env.cluster, "HEAD", trigger="test")
+    steps = {s.component: s for s in run.steps}
+    assert steps["glance"].status is StepStatus.failed and steps["glance"].error == "RuntimeError: db-sync failed"
+    assert steps["nova"].status is StepStatus.blocked and steps["placement"].status is StepStatus.succeeded
+    assert ("before", "keystone", False) in calls and ("after", "keystone", True) in calls
+    assert calls.index(("before", "keystone", False)) < calls.index(("after", "keystone", True))
+    assert not any(c[1] == "glance" and c[0] == "after" for c in calls)
+    assert "glance" not in env.helm_ls()
+
+
+def test_bootstrap_label_follows_the_steps(env: Env) -> None:
+    spec = yaml.safe_load((env.root / "values/dev/cluster.yaml").read_text())
+    spec["components"]["keystone"]["bootstrap"] = [{"name": "db-sync"}]
+    write_cluster(env.root, "dev", spec)
+    write(env.root / "bootstrap/keystone/db-sync.sh.j2", "keystone-manage db_sync\n")
+    commit(env.root, "keystone db-sync")
+    env.apply()
+
+    def ks_labels() -> dict[str, str]:
+        secrets = KubeClient(kubeconfig=env.kubeconfig).list_release_secrets([env.namespace])
+        newest = max(
+            (s for s in secrets if s["metadata"]["labels"]["name"] == "keystone"),
+            key=lambda s: int(s["metadata"]["labels"]["version"]),
+        )
+        return dict(newest["metadata"]["labels"])
+
+    assert "deploy-manager.io/bootstrap" in ks_labels()
+    del spec["components"]["keystone"]["bootstrap"]
+    write_cluster(env.root, "dev", spec)
+    commit(env.root, "no more db-sync")
+    action = next(a for a in env.plan()["actions"] if a["component"] == "keystone")
+    assert [r["code"] for r in action["reasons"]] == ["bootstrap_changed"]
+    env.apply()
+    assert "deploy-manager.io/bootstrap" not in ks_labels()
+    assert set(env.actions().values()) == {"none"}

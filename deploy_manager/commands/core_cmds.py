@@ -198,7 +198,7 @@ def status(
         from deploy_manager.observe import cluster_releases
 
         kube = KubeClient(kubeconfig=kubeconfig, context=kube_context)
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "component": r.labels.get("component", r.name),
                 "release": r.name,

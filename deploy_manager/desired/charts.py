@@ -74,9 +74,12 @@ def _chart_info(source: GitSource, commit: str, path: str, _seen: frozenset[str]
         else:
             parts.append(f"remote:{dep['name']}:{repo}:{dep.get('version', '')}")
     # Symlinks anywhere in the chart that point at directories in the repo (e.g. charts/common -> ../../common).
-    for entry in source.list_tree(commit, path, recursive=True):
-        if entry.kind != "symlink":
-            continue
+    # The scan of a tree is memoised by its id: an unchanged chart is not walked again at a new commit.
+    links = source.memo(
+        ("symlinks", tree_id, path),
+        lambda: [e for e in source.list_tree(commit, path, recursive=True) if e.kind == "symlink"],
+    )
+    for entry in links:
         target = (source.read_file(commit, entry.path) or b"").decode()
         resolved = resolve_link(entry.path, target)
         if resolved is not None and source.kind(commit, resolved) == "tree":

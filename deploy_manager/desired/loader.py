@@ -108,11 +108,11 @@ def _chart(
 
 
 def _load_values(source: GitSource, commit: str, file: str) -> dict[str, Any] | None:
-    """The values in `file`, or None if there is no such file."""
-    raw = source.read_file(commit, file)
-    if raw is None:
+    """The values in `file`, or None if there is no such file (parsed once per content: blob id)."""
+    blob = source.file_id(commit, file)
+    if blob is None:
         return None
-    data = load_yaml(raw, file)
+    data = source.memo(("values", blob, file), lambda: load_yaml(source.read_file(commit, file) or b"", file))
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -271,7 +271,7 @@ class HelmRunner:
 
     def list_releases(self, namespace: str | None = None) -> list[dict[str, Any]]:
         """`helm ls -o json` (all states), for status cross-checks and tests."""
-        args = ["list", "-a", "-o", "json", *self._cluster_flags()]
+        args = ["list", "--deployed", "--failed", "--pending", "-o", "json", *self._cluster_flags()]
         args += ["--namespace", namespace] if namespace else ["--all-namespaces"]
         res = self.run(args, timeout=60)
         data = json.loads(res.stdout or "[]")

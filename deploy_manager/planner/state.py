@@ -56,7 +56,10 @@ def diff_reasons(desired: DesiredComponent, observed: ObservedRelease) -> list[R
     paths = diff_paths(observed.config or {}, desired.values)
     if paths:
         reasons.append(Reason("values_changed", MSG_VALUES.format(paths=_paths_text(paths)), tuple(paths)))
-    if observed.labels.get("bootstrap", "") != desired.bootstrap_digest and "digest" in observed.labels:
+    deployed_bootstrap = observed.labels.get("bootstrap", "")
+    if deployed_bootstrap == "null":  # helm stores an unset request literally on install
+        deployed_bootstrap = ""
+    if deployed_bootstrap != desired.bootstrap_digest and "digest" in observed.labels:
         reasons.append(Reason("bootstrap_changed", MSG_BOOTSTRAP))
     return reasons
 

@@ -3,6 +3,9 @@
 A component starts once every need has succeeded (or needed nothing: action `none`). When a component
 fails or is blocked, every dependent is recorded `blocked` naming the need, while independent
 components carry on. Steps are reported through `on_step` as they finish (the store records them).
+When more components are ready than there are slots, those heading the longest chain of dependents
+start first (critical-path-first list scheduling), so a slot never delays the DAG's critical path
+for a leaf.
 """
 
 from __future__ import annotations
@@ -32,6 +35,25 @@ def _passive(action: Action, status: StepStatus, extra: tuple[Reason, ...] = ())
     )
 
 
+def chain_heights(actions: tuple[Action, ...]) -> dict[str, int]:
+    """Length of the longest chain of dependents below each component (a leaf has 1)."""
+    dependents: dict[str, list[str]] = {a.component: [] for a in actions}
+    for a in actions:
+        for need in a.needs:
+            if need in dependents:
+                dependents[need].append(a.component)
+    heights: dict[str, int] = {}
+
+    def height(name: str) -> int:
+        if name not in heights:
+            heights[name] = 1 + max((height(d) for d in dependents[name]), default=0)
+        return heights[name]
+
+    for name in dependents:
+        height(name)
+    return heights
+
+
 def execute(
     plan: Plan,
     run_action: Callable[[Action], StepRecord],
@@ -40,7 +62,13 @@ def execute(
     on_step: Callable[[StepRecord], None] | None = None,
 ) -> list[StepRecord]:
     """Execute `plan`; return one StepRecord per action, in completion order."""
-    pending: dict[str, Action] = {a.component: a for a in plan.actions}
+    heights = chain_heights(plan.actions)
+    order = {a.component: i for i, a in enumerate(plan.actions)}
+    # Dicts keep insertion order: iterate the longest chains first, then plan order.
+    pending: dict[str, Action] = {
+        a.component: a for a in sorted(plan.actions, key=lambda a: (-heights[a.component], order[a.component]))
+    }
+    slots = max(1, max_parallel)
     outcome: dict[str, StepStatus] = {}
     steps: list[StepRecord] = []
 
@@ -50,7 +78,7 @@ def execute(
         if on_step is not None:
             on_step(step)
 
-    with ThreadPoolExecutor(max_workers=max(1, max_parallel), thread_name_prefix="dm-exec") as pool:
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="dm-exec") as pool:
         running: dict[Future[StepRecord], str] = {}
         while pending or running:
             progressed = True
@@ -75,6 +103,8 @@ def execute(
                         continue
                     elif action.action is ActionKind.none:
                         finish(_passive(action, StepStatus.skipped))
+                    elif len(running) >= slots:
+                        continue  # ready, but wait for a slot: a longer chain may become ready first
                     else:
                         running[pool.submit(run_action, action)] = name
                     del pending[name]

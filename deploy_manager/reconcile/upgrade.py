@@ -13,7 +13,7 @@ from deploy_manager.desired.values import secret_values
 from deploy_manager.helm.runner import HelmError, HelmRunner
 from deploy_manager.models.desired import DesiredCluster, DesiredComponent
 from deploy_manager.models.errors import DeployManagerError
-from deploy_manager.models.plan import Action
+from deploy_manager.models.plan import Action, ActionKind
 from deploy_manager.models.run import StepRecord, StepStatus
 from deploy_manager.reconcile.hooks import ComponentHook, HookContext, HookPhase
 from deploy_manager.store.sqlite import now
@@ -21,7 +21,7 @@ from deploy_manager.store.sqlite import now
 LABEL_PREFIX = "deploy-manager.io/"
 
 
-def release_labels(cluster: DesiredCluster, comp: DesiredComponent) -> dict[str, str]:
+def release_labels(cluster: DesiredCluster, comp: DesiredComponent, *, upgrade: bool = True) -> dict[str, str]:
     """Helm release labels recording what we deployed (values are label-safe: hex and DNS names)."""
     labels = {
         "digest": comp.digest,
@@ -31,8 +31,10 @@ def release_labels(cluster: DesiredCluster, comp: DesiredComponent) -> dict[str,
         "chart": comp.chart.digest,
         "values": comp.values_digest,
     }
-    if comp.bootstrap_digest:
-        labels["bootstrap"] = comp.bootstrap_digest
+    # An upgrade merges new labels into the old ones, and "null" removes one left by an earlier revision;
+    # an install would store "null" literally.
+    if comp.bootstrap_digest or upgrade:
+        labels["bootstrap"] = comp.bootstrap_digest or "null"
     return {LABEL_PREFIX + k: v for k, v in labels.items()}
 
 
@@ -60,7 +62,7 @@ class ReleaseWriter:
                 namespace=comp.namespace,
                 chart=self.charts[comp.name],
                 values=comp.values,
-                labels=release_labels(self.cluster, comp),
+                labels=release_labels(self.cluster, comp, upgrade=action.action is ActionKind.upgrade),
                 timeout=comp.timeout,
                 version=comp.chart.version,
                 repo=comp.chart.repo,

@@ -138,9 +138,13 @@ class GitSource:
             if parent is None or parent.type != "tree":
                 return None
             try:
-                return parent[name]
+                obj = parent[name]
             except KeyError:
                 return None
+            if obj.type == "tree":
+                # Same content at the same path in another commit: reuse the tree whose entries are loaded.
+                return self.memo(("tree", obj.hexsha, clean), lambda: obj)
+            return obj
 
         return self.memo(("obj", commit, clean), lookup)
 
@@ -150,7 +154,13 @@ class GitSource:
             obj = self._object(commit, path)
             if obj is None or obj.type != "blob":
                 return None
-            return obj.data_stream.read()
+            return self.memo(("blob", obj.hexsha), lambda: obj.data_stream.read())
+
+    def file_id(self, commit: str, path: str) -> str | None:
+        """The git blob id of the file at `path` (a content hash), or None if there is no file."""
+        with self._lock:
+            obj = self._object(commit, path)
+            return obj.hexsha if obj is not None and obj.type == "blob" else None
 
     def tree_id(self, commit: str, path: str) -> str | None:
         """The git object id of the directory (tree) at `path`, or None if it is not a directory."""
@@ -215,7 +225,7 @@ class GitSource:
                 self._write_tree(commit, item, target, depth=depth)
             elif item.type == "blob" and item.mode == _SYMLINK_MODE:
                 link = item.data_stream.read().decode()
-                resolved = resolve_link(item.path, link)
+                resolved = resolve_link(str(item.path), link)
                 obj = self._object(commit, resolved) if resolved is not None else None
                 if obj is not None and obj.type == "tree":
                     self._write_tree(commit, obj, target, depth=depth + 1)

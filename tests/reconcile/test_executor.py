@@ -7,7 +7,7 @@ import time
 
 from deploy_manager.models.plan import Action, ActionKind, Plan, ReleaseState
 from deploy_manager.models.run import StepRecord, StepStatus
-from deploy_manager.reconcile.executor import execute
+from deploy_manager.reconcile.executor import chain_heights, execute
 
 NEEDS = {"rmq": (), "mc": (), "ks": ("rmq", "mc"), "gl": ("ks",), "pl": ("ks",), "nova": ("gl", "pl"), "x": ()}
 ORDER = ["mc", "rmq", "x", "ks", "gl", "pl", "nova"]
@@ -100,3 +100,19 @@ def test_planned_blocked_stays_blocked() -> None:
     steps = {s.component: s for s in execute(plan({"ks": ActionKind.blocked}), rec)}
     assert steps["ks"].status is StepStatus.blocked and steps["nova"].status is StepStatus.blocked
     assert "ks" not in rec.started and "x" in rec.started
+
+
+def test_critical_path_first_when_slots_are_scarce() -> None:
+    # a, b, c ready together; only c heads a chain (c -> d -> e): with one slot c must start first.
+    needs = {"a": (), "b": (), "c": (), "d": ("c",), "e": ("d",)}
+    plan_ = Plan(
+        cluster="dev",
+        commit="c",
+        actions=tuple(
+            Action(component=n, release=n, namespace="os", action=ActionKind.install, needs=d) for n, d in needs.items()
+        ),
+    )
+    rec = Recorder(delay=0.01)
+    execute(plan_, rec, max_parallel=1)
+    assert rec.started[0] == "c"
+    assert chain_heights(plan_.actions) == {"a": 1, "b": 1, "c": 3, "d": 2, "e": 1}
