@@ -2,7 +2,7 @@
 binary, the Kubernetes API sandbox, a real git remote (`file://`) mirrored into the state dir, the Lease on
 the sandbox — served by uvicorn on a free 127.0.0.1 port and driven over HTTP.
 
-Each test works in its own namespace and Lease, so one sandbox serves the session.
+Each test works in its own namespace and Lease, so one sandbox serves the module.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 from deploy_manager.api import create_app
 from deploy_manager.config import Settings
 from deploy_manager.service import RunQueue
-from tests.corelib import commit, git, init_repo, write_chart, write_cluster, write_values
+from tests.corelib import CONFIGMAP_TEMPLATE, commit, git, init_repo, write_chart, write_cluster, write_values
 from tests.servicelib import (
     JENKINS_TOKEN,
     READ_TOKEN,
@@ -39,6 +39,27 @@ pytestmark = [pytest.mark.helm, pytest.mark.slow]
 
 _ns = itertools.count()
 COMPONENTS = {"rabbitmq": [], "memcached": [], "keystone": ["rabbitmq", "memcached"]}
+# keystone also runs a Deployment whose pod template follows its values: a values change is a rollout,
+# which the sandbox makes ready after its readiness delay (so runs can be made to last).
+DEPLOYMENT = """\
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-api
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: {{ .Release.Name }}-api}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}-api}
+      annotations: {values-hash: {{ toJson .Values | sha256sum | quote }}}
+    spec:
+      containers:
+        - name: api
+          image: registry.example/keystone:2025.1
+"""
 
 
 @dataclasses.dataclass
@@ -62,7 +83,8 @@ def remote(tmp_path: Path) -> Remote:
     root = init_repo(tmp_path / "remote")
     components: dict[str, Any] = {}
     for name, needs in COMPONENTS.items():
-        write_chart(root, f"charts/openstack/{name}")
+        template = CONFIGMAP_TEMPLATE + (DEPLOYMENT if name == "keystone" else "")
+        write_chart(root, f"charts/openstack/{name}", template=template)
         components[name] = {"chart": f"charts/openstack/{name}"} | ({"needs": needs} if needs else {})
         write_values(root, "dev", name, {"replicas": 1, "conf": {name: {"workers": 0}}})
     write_cluster(root, "dev", {"namespace": namespace, "components": components})
@@ -89,7 +111,7 @@ class Running:
 
 
 @pytest.fixture
-def start(tmp_path: Path, sandbox: Any, helm_bin: str, remote: Remote) -> Iterator[Callable[..., Running]]:
+def start(tmp_path: Path, sandbox_module: Any, helm_bin: Path, remote: Remote) -> Iterator[Callable[..., Running]]:
     with contextlib.ExitStack() as stack:
         count = itertools.count()
 
@@ -99,7 +121,7 @@ def start(tmp_path: Path, sandbox: Any, helm_bin: str, remote: Remote) -> Iterat
                 "repo_url": f"file://{remote.root}",
                 "cluster": "dev",
                 "state_dir": tmp_path / f"state-{n}",
-                "kubeconfig": Path(sandbox.kubeconfig),
+                "kubeconfig": Path(sandbox_module.kubeconfig),
                 "helm_bin": str(helm_bin),
                 "poll_interval_seconds": 0,
                 "observe_interval_seconds": 0,
@@ -195,9 +217,9 @@ def test_a_poll_picks_up_a_commit_without_a_webhook(start: Callable[..., Running
 
 
 def test_two_instances_on_one_cluster_never_run_at_the_same_time(
-    start: Callable[..., Running], remote: Remote, sandbox: Any
+    start: Callable[..., Running], remote: Remote, sandbox_module: Any
 ) -> None:
-    sandbox.set_ready_delay(0.3)  # runs that take a while, so overlaps would show
+    sandbox_module.set_ready_delay(0.3)  # runs that take a while, so overlaps would show
     try:
         a, b = start(), start()
         for svc in (a, b):
@@ -223,16 +245,16 @@ def test_two_instances_on_one_cluster_never_run_at_the_same_time(
             assert f1 <= s2, f"{who1} ran until {f1} but {who2} started at {s2}"
         assert a.releases()["keystone"]["commit"] == remote.head
     finally:
-        sandbox.set_ready_delay(0.05)
+        sandbox_module.set_ready_delay(0.05)
 
 
 def test_the_read_api_answers_correctly_under_load_during_a_run(
-    start: Callable[..., Running], remote: Remote, sandbox: Any
+    start: Callable[..., Running], remote: Remote, sandbox_module: Any
 ) -> None:
     svc = start()
     assert svc.queue.wait_idle(60)
     deployed = svc.releases()
-    sandbox.set_ready_delay(1.0)
+    sandbox_module.set_ready_delay(1.0)
     try:
         sha = remote.change("keystone", 42)
         with svc.client() as c:
@@ -265,6 +287,9 @@ def test_the_read_api_answers_correctly_under_load_during_a_run(
             assert svc.queue.wait_idle(60)
             stop.set()
         assert running_seen and not failures and answered > 50
+        with svc.client() as c:
+            run = c.get("/runs", params={"limit": 1}).json()[0]
+        assert run["status"] == "succeeded" and run["commit"] == sha
         assert svc.releases()["keystone"]["commit"] == sha
     finally:
-        sandbox.set_ready_delay(0.05)
+        sandbox_module.set_ready_delay(0.05)
