@@ -302,7 +302,13 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="dm-service-bench-"))
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            # Other work on the machine shows up in every number below: record how busy it was.
+            "loadavg_at_start": os.getloadavg()[0],
+        },
         "helm": subprocess.run([REAL_HELM, "version", "--short"], capture_output=True, text=True).stdout.strip(),
     }
     try:
@@ -326,6 +332,7 @@ def main() -> None:
             )
             time.sleep(3)
             results["idle_rss_mib_after_load"] = round(rss_mib(svc.proc.pid), 1)
+            results["machine"]["loadavg_at_end"] = os.getloadavg()[0]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
