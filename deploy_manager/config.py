@@ -19,6 +19,7 @@ Contract:
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,6 +55,7 @@ DEFAULT_SECRETS = frozenset(
     }
 )
 MIN_SECRET_LENGTH = 8
+DNS_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 # Fields that are secrets: readable from files and checked against DEFAULT_SECRETS.
 SECRET_FIELDS = ("github_webhook_secret", "jenkins_token", "read_tokens", "write_tokens")
@@ -161,9 +163,13 @@ class Settings(BaseSettings):
 
     # --- the per-cluster Lease that keeps two replicas from running helm together ---
     lease_namespace: str = Field(
-        default_factory=default_lease_namespace, description="Namespace of the Lease; default: the pod's namespace."
+        default_factory=default_lease_namespace,
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="Namespace of the Lease; default: the pod's namespace.",
     )
-    lease_name: str | None = Field(None, description="Lease name; default deploy-manager-<cluster>.")
+    lease_name: str | None = Field(
+        None, pattern=DNS_NAME, max_length=253, description="Lease name; default deploy-manager-<cluster>."
+    )
     lease_duration_seconds: float = Field(30.0, gt=0)
     lease_renew_seconds: float = Field(10.0, gt=0)
     identity: str = Field(default_factory=default_identity, description="Lease holder identity.")
@@ -211,7 +217,11 @@ class Settings(BaseSettings):
 
     @property
     def effective_lease_name(self) -> str:
-        return self.lease_name or f"deploy-manager-{self.cluster}"
+        if self.lease_name:
+            return self.lease_name
+        # Cluster names are directory names; a Lease name must be a DNS subdomain.
+        slug = re.sub(r"[^a-z0-9.-]+", "-", self.cluster.lower()).strip("-.") or "default"
+        return f"deploy-manager-{slug}"[:253].rstrip("-.")
 
     @property
     def effective_poll_jitter(self) -> float:

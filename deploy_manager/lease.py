@@ -11,6 +11,7 @@ Contract:
   free Lease, the API server lets exactly one win; the other gets 409 and keeps waiting.
 - If renewal fails for longer than the lease duration the lease counts as lost: `lost` turns true and an
   error is logged. The running helm command is not killed (that would leave a release pending-upgrade).
+- A Lease the API server refuses (invalid name, RBAC) raises `LeaseRejected` at once: no retry can help.
 - The Kubernetes client is imported lazily in `KubernetesLeaseBackend`; the lock logic only sees the small
   `LeaseBackend` protocol.
 """
@@ -36,6 +37,10 @@ class LeaseConflict(Exception):
 
 class LeaseUnavailable(Exception):
     """The Kubernetes API could not be reached to read or write the Lease (temporary)."""
+
+
+class LeaseRejected(Exception):
+    """The API server refused the Lease itself (invalid name, forbidden): retrying cannot help."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +183,10 @@ class ClusterLease:
                         return
                     self._record = self.backend.update(dataclasses.replace(current, renew_time=_now()))
                 last_ok = self._clock()
+            except LeaseRejected as exc:
+                log.error("lease renewal refused, counting it as lost: %s", exc)
+                self._lost.set()
+                return
             except (LeaseUnavailable, LeaseConflict) as exc:
                 if self._clock() - last_ok > self.duration:
                     log.error("lease not renewed for %ss, counting it as lost: %s", self.duration, exc)
@@ -199,7 +208,7 @@ class ClusterLease:
                 if current is not None and current.holder == self.identity:
                     self.backend.update(dataclasses.replace(current, holder=None, renew_time=_now()))
                     log.info("lease released by %s", self.identity)
-            except (LeaseUnavailable, LeaseConflict) as exc:
+            except (LeaseUnavailable, LeaseConflict, LeaseRejected) as exc:
                 # Not fatal: the lease simply expires after its duration.
                 log.warning("lease release failed (it will expire): %s", exc)
 
@@ -275,6 +284,10 @@ class KubernetesLeaseBackend:
                 return None
             if exc.status == 409:
                 raise LeaseConflict(f"lease {self.namespace}/{self.name} changed concurrently") from exc
+            if exc.status in (400, 401, 403, 422):
+                raise LeaseRejected(
+                    f"lease {self.namespace}/{self.name}: the API server refused it: HTTP {exc.status} {exc.reason}"
+                ) from exc
             raise LeaseUnavailable(f"lease {self.namespace}/{self.name}: HTTP {exc.status} {exc.reason}") from exc
         except (HTTPError, OSError) as exc:
             raise LeaseUnavailable(f"lease {self.namespace}/{self.name}: {exc}") from exc

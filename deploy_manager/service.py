@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
-from deploy_manager.lease import ClusterLease
+from deploy_manager.lease import ClusterLease, LeaseRejected
 from deploy_manager.logging_setup import log_context
 from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.models.run import RunStatus
@@ -354,20 +354,30 @@ class RunQueue:
 
     def _execute(self, request: _Request) -> None:
         started = self._clock()
-        if self.lease is not None:
-            with self.lease.hold(self._stopping) as held:
-                if not held:
-                    log.warning("stopped while waiting for the cluster lease; run stays queued")
-                    return
-                result = self._deploy(request)
-        else:
-            result = self._deploy(request)
+        try:
+            result = self._deploy_holding_lease(request)
+        except LeaseRejected as exc:
+            log.error("%s", exc)
+            self._fail(request.run_id, str(exc))
+            result = "failed"
+        if result is None:
+            return
         elapsed = self._clock() - started
         self.metrics.runs.labels(result).inc()
         self.metrics.run_duration.labels(result).observe(elapsed)
         if result == "succeeded":
             self.metrics.last_success.set_to_current_time()
         log.info("run finished: %s in %.2fs", result, elapsed, extra={"commit": request.resolved})
+
+    def _deploy_holding_lease(self, request: _Request) -> str | None:
+        """Deploy while holding the cluster Lease; None if stopped while waiting for it."""
+        if self.lease is None:
+            return self._deploy(request)
+        with self.lease.hold(self._stopping) as held:
+            if not held:
+                log.warning("stopped while waiting for the cluster lease; the run stays queued")
+                return None
+            return self._deploy(request)
 
     def _fail(self, run_id: int, error: str) -> None:
         run = self.store.get_run(run_id)

@@ -136,3 +136,11 @@ def test_repo_url_and_cluster_are_required(env: pytest.MonkeyPatch) -> None:
     env.delenv("DM_REPO_URL")
     with pytest.raises(ValidationError, match="repo_url"):
         Settings()
+
+
+def test_the_default_lease_name_is_a_valid_kubernetes_name(env: pytest.MonkeyPatch) -> None:
+    env.setenv("DM_CLUSTER", "Prod_Cluster#1")
+    assert Settings().effective_lease_name == "deploy-manager-prod-cluster-1"
+    env.setenv("DM_LEASE_NAME", "Not_Valid")
+    with pytest.raises(ValidationError, match="lease_name"):
+        Settings()
