@@ -32,16 +32,15 @@ _component: contextvars.ContextVar[str | None] = contextvars.ContextVar("dm_comp
 @contextlib.contextmanager
 def log_context(*, run_id: int | None = None, component: str | None = None) -> Iterator[None]:
     """Attach run_id/component to every log line emitted inside the block (this thread/task only)."""
-    tokens = []
-    if run_id is not None:
-        tokens.append((_run_id, _run_id.set(run_id)))
-    if component is not None:
-        tokens.append((_component, _component.set(component)))
+    run_token = _run_id.set(run_id) if run_id is not None else None
+    component_token = _component.set(component) if component is not None else None
     try:
         yield
     finally:
-        for var, token in reversed(tokens):
-            var.reset(token)
+        if component_token is not None:
+            _component.reset(component_token)
+        if run_token is not None:
+            _run_id.reset(run_token)
 
 
 class ContextFilter(logging.Filter):

@@ -16,6 +16,7 @@ Contract:
 - One worker thread per queue executes runs: hold the cluster Lease (other instances wait), fetch the mirror,
   resolve, `pipeline.apply(..., run_id=...)`, refresh the releases (`pipeline.observe` -> store).
 - `poll()` fetches and triggers `poll` when the branch head moved since the last poll (and is not deployed).
+  A run of an explicit older revision therefore stays deployed until the next commit or trigger.
 - `start()` marks runs a dead process left `running` as `interrupted` and, in the worker, re-plans the branch
   head once (forced if something was interrupted), so a restart neither loses nor doubles work.
 - `stop()` lets a running helm command finish (up to `grace_seconds`); it never kills helm.
@@ -46,12 +47,6 @@ WRITE_ACTIONS = frozenset({"install", "upgrade"})
 class SourceLike(Protocol):
     def fetch(self) -> None: ...
     def resolve(self, rev: str) -> str: ...
-
-
-class RunRecordLike(Protocol):
-    id: int
-    status: Any
-    commit: str | None
 
 
 class StoreLike(Protocol):

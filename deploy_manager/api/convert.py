@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from deploy_manager.api.schemas import ActionOut, PlanOut, ReleaseOut, RunDetailOut, RunOut, StepOut
+from deploy_manager.api.schemas import ActionOut, PlanOut, ReasonOut, ReleaseOut, RunDetailOut, RunOut, StepOut
 
 # helm's own time format: "2026-11-24 20:11:24.123456789 +0000 UTC"
 _HELM_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.(\d+))?\s*([+-]\d{2}:?\d{2}|Z)?")
@@ -107,7 +107,7 @@ def plan_out(plan: Any, rev: str) -> PlanOut:
                 namespace=a.namespace,
                 kind=_value(a.action),
                 reason=_reasons(a.reasons),
-                reasons=[{"code": r.code, "message": r.message} for r in a.reasons],
+                reasons=[ReasonOut(code=r.code, message=r.message) for r in a.reasons],
                 state=_value(a.state),
                 needs=list(a.needs),
                 wave=a.wave,

@@ -150,7 +150,7 @@ async def _jenkins(request: Request, ctx: AppContext) -> JSONResponse:
             ctx, "jenkins", "unauthorized", 401, "missing or invalid bearer token", **{"WWW-Authenticate": "Bearer"}
         )
     body = await read_body(request, ctx.settings.max_body_bytes)
-    hook = JenkinsHook()
+    hook = JenkinsHook(ref=None, commit=None)
     if body.strip():
         if not is_json_type(media_type(request)):
             raise _reject(ctx, "jenkins", "bad_request", 415, "the body must be application/json")
