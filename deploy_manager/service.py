@@ -18,7 +18,9 @@ Contract:
 - `poll()` fetches and triggers `poll` when the branch head moved since the last poll (and is not deployed).
   A run of an explicit older revision therefore stays deployed until the next commit or trigger.
 - `start()` marks runs a dead process left `running` as `interrupted` and, in the worker, re-plans the branch
-  head once (forced if something was interrupted), so a restart neither loses nor doubles work.
+  head once: a `startup` run if something was interrupted or the plan has anything to do, else none (the
+  release records in the cluster are the truth, not our database), so a restart neither loses nor doubles
+  work.
 - `stop()` lets a running helm command finish (up to `grace_seconds`); it never kills helm.
 """
 
@@ -338,14 +340,41 @@ class RunQueue:
                     self._cond.notify_all()
 
     def _startup_replan(self) -> None:
+        """Re-plan the branch head once: run only if a run died or the cluster differs from the head."""
         try:
-            self.poll(force=self._interrupted > 0)
+            head = self.fetch_head()
+            self._last_polled = head
         except Exception as exc:
             log.error("start-up fetch of %s failed; polling will retry: %s", self.branch, exc)
+            head = None
+        try:
+            if head is not None:
+                if self._interrupted:
+                    self.trigger("startup", commit=head, force=True)
+                elif head != self._deployed:
+                    self._startup_run_if_needed(head)
+        except Exception:
+            log.exception("start-up re-plan failed")
         finally:
             with self._cond:
                 self._starting = False
                 self._cond.notify_all()
+
+    def _startup_run_if_needed(self, head: str) -> None:
+        """The cluster is the truth: a fresh database over a cluster already at `head` needs no run."""
+        try:
+            plan = self.pipeline.plan(self.source, self.cluster, head)
+        except Exception as exc:
+            # Bad values or an unreachable cluster: a run records the error where operators look (/runs).
+            log.warning("start-up plan of %s failed (%s); queueing a run to record it", head[:12], exc)
+            self.trigger("startup", commit=head)
+            return
+        if any(_status_value(action.action) != "none" for action in plan.actions):
+            self.trigger("startup", commit=head)
+            return
+        log.info("cluster already at %s: no start-up run", head[:12])
+        self._deployed = head
+        self.refresh_releases()
 
     def _execute(self, request: _Request) -> None:
         started = self._clock()

@@ -20,7 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from deploy_manager.lease import LeaseConflict, LeaseRecord
-from deploy_manager.models.plan import Plan
+from deploy_manager.models.plan import Action, ActionKind, Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepRecord, StepStatus
 from deploy_manager.store.sqlite import RunStore
 
@@ -123,7 +123,11 @@ class StandInPipeline:
         return self.store.list_releases(cluster)
 
     def plan(self, source: Any, cluster: str, rev: str) -> Plan:
-        return Plan(cluster=cluster, commit=source.resolve(rev), actions=())
+        """One stand-in component, in sync with the last commit applied, else to be upgraded."""
+        commit = source.resolve(rev)
+        in_sync = bool(self.applied) and self.applied[-1][1] == commit
+        kind = ActionKind.none if in_sync else ActionKind.upgrade
+        return Plan(cluster=cluster, commit=commit, actions=(Action("app", "app", "default", kind),))
 
 
 class Concurrency:

@@ -53,7 +53,7 @@ def test_a_trigger_runs_once_and_records_the_commit(repo: Path, store: RunStore,
     try:
         assert queue.wait_idle(20)  # the start-up re-plan deploys the head
         head = git(repo, "rev-parse", "HEAD")
-        assert pipeline.applied == [("poll", head)]
+        assert pipeline.applied == [("startup", head)]
         sha = new_commit(repo, "v1")
         result = queue.trigger("github", commit=sha)
         assert result.status == "queued" and result.run_id is not None
@@ -148,7 +148,7 @@ def test_start_up_marks_dead_runs_interrupted_and_replans_the_head(
         dead_run = store.get_run(dead)
         assert dead_run is not None and dead_run.status is RunStatus.interrupted
         # The head was deployed before, but a run died: re-plan it once (forced), not twice.
-        assert pipeline.applied == [("poll", head)]
+        assert pipeline.applied == [("startup", head)]
     finally:
         queue.stop()
 
@@ -167,6 +167,34 @@ def test_start_up_with_the_head_deployed_adds_no_run(repo: Path, store: RunStore
         assert [r.id for r in store.list_runs(cluster="dev")] == [done]
     finally:
         queue.stop()
+
+
+def test_a_fresh_database_over_a_cluster_already_at_the_head_adds_no_run(
+    repo: Path, store: RunStore, tmp_path: Path
+) -> None:
+    pipeline = StandInPipeline(store)
+    first = make_queue(repo, store, pipeline, tmp_path)
+    first.start()
+    assert first.wait_idle(20)
+    first.stop()
+    # A new pod with an empty database (say, a lost volume) over the same cluster.
+    fresh = RunStore(tmp_path / "fresh" / "deploy-manager.db")
+    pipeline.store = fresh
+    second = RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=fresh,
+                      source=GitSource(f"file://{repo}", mirror_dir=tmp_path / "mirrors2"), grace_seconds=30)
+    second.start()
+    try:
+        assert second.wait_idle(20)
+        assert fresh.list_runs(cluster="dev") == [] and len(pipeline.applied) == 1
+        assert second.deployed_commit == git(repo, "rev-parse", "HEAD")
+        # ... and a new commit still deploys.
+        sha = new_commit(repo, "v1")
+        assert second.trigger("github", commit=sha).status == "queued"
+        assert second.wait_idle(20)
+        assert pipeline.applied[-1] == ("github", sha)
+    finally:
+        second.stop()
+        fresh.close()
 
 
 def test_poll_triggers_on_a_new_commit_only(repo: Path, store: RunStore, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import itertools
 import threading
 import time
@@ -237,7 +238,8 @@ def test_two_instances_on_one_cluster_never_run_at_the_same_time(
             with svc.client() as c:
                 for run in c.get("/runs").json():
                     assert run["status"] == "succeeded", run
-                    intervals.append((run["started_at"], run["finished_at"], svc.settings.identity))
+                    started, finished = (dt.datetime.fromisoformat(run[k]) for k in ("started_at", "finished_at"))
+                    intervals.append((started, finished, svc.settings.identity))
         for svc in (a, b):  # both instances ran (so they did contend for the Lease)
             assert sum(1 for *_, who in intervals if who == svc.settings.identity) >= 3
         intervals.sort()

@@ -215,7 +215,7 @@ def test_a_killed_service_leaves_an_interrupted_run_and_the_next_one_finishes_th
     by_id = {r["id"]: r for r in runs}
     assert by_id[run_id]["status"] == "interrupted"
     newest = runs[0]
-    assert newest["trigger"] == "poll" and newest["commit"] == sha and newest["status"] == "succeeded"
+    assert newest["trigger"] == "startup" and newest["commit"] == sha and newest["status"] == "succeeded"
     assert len([r for r in runs if r["id"] > run_id]) == 1  # re-planned once, not twice
     keystone = new.client.get("/releases/keystone").json()
     assert keystone["commit"] == sha and keystone["status"] == "deployed"
