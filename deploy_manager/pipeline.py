@@ -9,7 +9,6 @@ store's view of the cluster's releases from the release records afterwards.
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +138,9 @@ class Pipeline:
                 if part
             )
         self.store.finish_run(run_id, RunStatus.succeeded if ok else RunStatus.failed, error=error)
-        if any(s.status is not StepStatus.skipped for s in steps):
+        if not any(s.status in (StepStatus.succeeded, StepStatus.failed) for s in steps):
+            self.store.replace_releases(cluster, release_statuses(snap))  # nothing ran: the snapshot is current
+        else:
             try:  # the release records are the truth; refresh the store's copy (one list call)
                 observed = observe_releases(self.kube, desired.namespaces)
                 self.store.replace_releases(
@@ -218,7 +219,3 @@ def release_statuses(snap: Snapshot) -> list[ReleaseStatus]:
             )
         )
     return out
-
-
-def state_dir(explicit: Path | None = None) -> Path:
-    return explicit if explicit is not None else Path(os.environ.get("DM_STATE_DIR") or ".state")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kubesim import errors, selectors, validation
+from kubesim import errors, schemas, selectors, validation
 from kubesim.defaults import ClusterIPAllocator, apply_defaults
 from kubesim.discovery import ResourceRegistry, ResourceType
 from kubesim.patch.apply import record_update, server_side_apply
@@ -68,6 +68,10 @@ def _manager(query: Mapping[str, str]) -> str:
     """The field manager of an ordinary write: ``fieldManager``, else what the server derived from
     the User-Agent (``managerFromUserAgent``, set by the router), else "unknown"."""
     return _q(query, "fieldManager") or _q(query, "managerFromUserAgent") or "unknown"
+
+
+def _strict(query: Mapping[str, str]) -> bool:
+    return _q(query, "fieldValidation") == "Strict"
 
 
 def is_true(value: str | None) -> bool:
@@ -185,6 +189,8 @@ class ResourceAPI:
                                                     "Required value: name or generateName is required")], rt.group)
         if rt.namespaced:
             self._check_namespace(meta["namespace"])
+        if not rt.crd:
+            schemas.check(obj, strict=_strict(query))
         for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(key, None)
         meta["uid"] = str(uuid.uuid4())
@@ -309,6 +315,8 @@ class ResourceAPI:
                 new["status"] = copy.deepcopy(old["status"])
             else:
                 new.pop("status", None)
+        if not rt.crd:
+            schemas.check(new, strict=_strict(query))
         apply_defaults(rt.group, rt.kind, new, old, self.ips)
         if manager is not None:
             new = record_update(old, new, manager, schema=self.schema(rt), subresource=target.subresource or "")

@@ -266,6 +266,14 @@ def test_database_loss_does_not_change_the_plan(env: Env) -> None:
     for f in env.state.glob("deploy-manager.db*"):
         f.unlink()
     assert set(env.actions().values()) == {"none"}
+    env.sandbox.reset_stats()
+    run = env.apply()  # nothing to do, but the fresh database learns the releases from the cluster
+    assert run.status is RunStatus.succeeded and writes(env.sandbox) == 0
+    stored = RunStore.in_dir(env.state).list_releases(env.cluster)
+    assert {(r.component, r.revision, r.status, r.state) for r in stored} == {
+        (n, 1, "deployed", "in-sync") for n in ("rabbitmq", "memcached", "keystone", "glance", "placement", "nova")
+    }
+    assert {r.commit for r in stored} == {run.commit}
 
 
 def test_manual_helm_upgrade_is_detected(env: Env) -> None:

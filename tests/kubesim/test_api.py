@@ -286,3 +286,21 @@ def test_discovery_documents(client: httpx.Client) -> None:
     assert aggregated.json()["kind"] == "APIGroupDiscoveryList"
     assert client.get("/openapi/v3").json()["paths"]["apis/apps/v1"]["serverRelativeURL"].startswith(
         "/openapi/v3/apis/apps/v1?hash=")
+
+
+def test_structural_validation(client: httpx.Client) -> None:
+    typo = deployment("typo")
+    typo["spec"]["replica"] = 2
+    strict = assert_status(client.post(DEPLOY, params={"fieldValidation": "Strict"}, json=typo), 400, "BadRequest")
+    assert strict["message"] == 'strict decoding error: unknown field "spec.replica"'
+    assert client.post(DEPLOY, json=typo).status_code == 201  # fieldValidation unset: tolerated
+    wrong_type = deployment("wrong")
+    wrong_type["spec"] = "x"
+    body = assert_status(client.post(DEPLOY, json=wrong_type), 400, "BadRequest")
+    assert "cannot be handled as a Deployment" in body["message"]
+    patched = client.patch(f"{DEPLOY}/typo", content=b'{"spec":{"replicas":"three"}}',
+                           headers={"content-type": "application/merge-patch+json"})
+    assert_status(patched, 400, "BadRequest")
+    no_image = deployment("noimage")
+    del no_image["spec"]["template"]["spec"]["containers"][0]["name"]
+    assert_status(client.post(DEPLOY, json=no_image), 422, "Invalid")

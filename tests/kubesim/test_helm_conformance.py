@@ -224,3 +224,15 @@ def test_helm_test_runs_test_pods(kube_cli_module: KubeCLI, tmp_path: Path) -> N
     cli.helm("upgrade", "tt", str(chart), "-n", "tests")
     failed = cli.helm("test", "tt", "-n", "tests", check=False)
     assert failed.returncode != 0 and "tt-bad" in failed.stdout + failed.stderr
+
+
+def test_chart_with_an_unknown_field_fails_like_on_a_cluster(kube_cli_module: KubeCLI, tmp_path: Path) -> None:
+    cli = kube_cli_module
+    chart = tmp_path / "typo"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: typo\nversion: 0.1.0\n")
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndata: {a: b}\ndatta: {c: d}\n")
+    failed = cli.helm("install", "typo", str(chart), "-n", "typo", "--create-namespace", check=False)
+    assert failed.returncode != 0 and "datta" in failed.stderr
+    assert cli.kubectl("get", "configmap", "typo", "-n", "typo", check=False).returncode != 0
