@@ -88,9 +88,67 @@ def _spec_of(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
-def _without_rv(obj: Obj) -> Obj:
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "managedFields")}
+def _comparable(obj: Obj) -> Obj:
+    """The object as a no-op check sees it: resourceVersion and managedFields timestamps aside (an
+    ownership change is a change, a re-stamped but identical field set is not)."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+    if isinstance(meta.get("managedFields"), list):
+        meta["managedFields"] = [{k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e
+                                 for e in meta["managedFields"]]
     return {**obj, "metadata": meta}
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+CSA_MANAGER = "kubectl-client-side-apply"
+
+
+def _last_applied_owns(live: Obj | None, conflict: ApplyConflict) -> bool:
+    """The apiserver's hand-over from client-side to server-side apply: conflicts only with the
+    client-side apply manager, on fields its last-applied-configuration names, are not conflicts."""
+    text = (((live or {}).get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    if not text or not conflict.fields or any(manager != CSA_MANAGER for manager, _ in conflict.fields):
+        return False
+    try:
+        last = json.loads(text)
+    except ValueError:
+        return False
+    for _, path in conflict.fields:
+        node: Any = last
+        for part in path.strip(".").split("."):
+            name = part.split("[", 1)[0]
+            if not isinstance(node, dict) or name not in node:
+                return False
+            node = node[name]
+            if "[" in part:  # a list item: the list itself being in last-applied is enough here
+                break
+    return True
+
+
+_META_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "namespace": str, "generateName": str, "resourceVersion": str, "uid": str, "labels": dict,
+    "annotations": dict, "finalizers": list, "ownerReferences": list, "managedFields": list,
+    "generation": int, "creationTimestamp": (str, type(None)), "deletionTimestamp": (str, type(None)),
+}
+
+
+def _check_metadata_types(rt: ResourceType, meta: Any) -> None:
+    """What the apiserver's decoder refuses before any validation runs: metadata of the wrong shape."""
+    def fail(where: str, why: str) -> errors.ApiError:
+        return errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                                  f"{where}: {why}")
+
+    if meta is None:
+        return
+    if not isinstance(meta, dict):
+        raise fail("metadata", "must be an object")
+    for key, expected in _META_TYPES.items():
+        if key in meta and meta[key] is not None and not isinstance(meta[key], expected):
+            raise fail(f"metadata.{key}", "has the wrong type")
+    for key in ("finalizers",):
+        if any(not isinstance(v, str) for v in meta.get(key) or []):
+            raise fail(f"metadata.{key}", "must be a list of strings")
+    if any(not isinstance(v, dict) for v in meta.get("ownerReferences") or []):
+        raise fail("metadata.ownerReferences", "must be a list of objects")
 
 
 class ResourceAPI:
@@ -120,6 +178,15 @@ class ResourceAPI:
             if crd is not None:
                 return from_crd(crd, rt.version)
         return for_kind(rt.group_version, rt.kind)
+
+    def _check_schema(self, rt: ResourceType, obj: Obj, query: Mapping[str, str]) -> Obj:
+        """Structural validation: built-ins by their v1.35 schema, custom resources by their CRD's
+        (which also prunes undeclared fields, as the apiserver does)."""
+        if not rt.crd:
+            schemas.check(obj, strict=_strict(query))
+            return obj
+        crd = self.store.get(CRDS, "", f"{rt.plural}.{rt.group}")
+        return schemas.check_custom(obj, crd, rt.version, strict=_strict(query)) if crd else obj
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -189,8 +256,8 @@ class ResourceAPI:
                                                     "Required value: name or generateName is required")], rt.group)
         if rt.namespaced:
             self._check_namespace(meta["namespace"])
-        if not rt.crd:
-            schemas.check(obj, strict=_strict(query))
+        obj = self._check_schema(rt, obj, query)
+        meta = obj["metadata"]
         for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(key, None)
         meta["uid"] = str(uuid.uuid4())
@@ -249,10 +316,10 @@ class ResourceAPI:
         if body.get("kind") and body["kind"] != rt.kind:
             raise errors.bad_request(f"the kind in the data ({body['kind']}) does not match the expected kind "
                                      f"({rt.kind})")
-        meta = body.get("metadata")
-        if meta is not None and not isinstance(meta, dict):
-            raise errors.bad_request("metadata must be an object")
+        _check_metadata_types(rt, body.get("metadata"))
         obj = copy.deepcopy(body)
+        if obj.get("metadata") is None:
+            obj["metadata"] = {}
         obj["apiVersion"] = rt.group_version
         obj["kind"] = rt.kind
         return obj
@@ -315,8 +382,7 @@ class ResourceAPI:
                 new["status"] = copy.deepcopy(old["status"])
             else:
                 new.pop("status", None)
-        if not rt.crd:
-            schemas.check(new, strict=_strict(query))
+        new = self._check_schema(rt, new, query)
         apply_defaults(rt.group, rt.kind, new, old, self.ips)
         if manager is not None:
             new = record_update(old, new, manager, schema=self.schema(rt), subresource=target.subresource or "")
@@ -325,7 +391,7 @@ class ResourceAPI:
             new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
         if rt.kind == "CustomResourceDefinition":
             self._crd_status(new)
-        if _without_rv(new) == _without_rv(old):
+        if _comparable(new) == _comparable(old):
             return 200, old  # a no-op write changes nothing, not even the resourceVersion
         finalizing = new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers")
         if is_dry_run(query):
@@ -349,6 +415,7 @@ class ResourceAPI:
             patched = apply_patch(content_type, base, body, schema=schema, crd=target.rt.crd)
             if target.subresource == "scale":
                 patched = self._from_scale(old, patched)
+            patched = self._check_body(target, patched)
             try:
                 code, updated = self._update(target, old, patched, query, manager=_manager(query))
                 return (code, self._scale_of(target.rt, updated)) if target.subresource == "scale" else (code, updated)
@@ -376,7 +443,9 @@ class ResourceAPI:
             try:
                 merged = server_side_apply(live, applied, manager, force, schema=schema)
             except ApplyConflict as exc:
-                raise conflict_error(exc, rt.plural, target.name or "", rt.group) from exc
+                if not _last_applied_owns(live, exc):
+                    raise conflict_error(exc, rt.plural, target.name or "", rt.group) from exc
+                merged = server_side_apply(live, applied, manager, True, schema=schema)
             except PatchError as exc:
                 raise patch_error(exc) from exc
             try:
@@ -405,10 +474,16 @@ class ResourceAPI:
                            "selector": ",".join(f"{k}={v}" for k, v in selector.items())}}
 
     @staticmethod
-    def _from_scale(old: Obj, scale: Obj) -> Obj:
+    def _from_scale(old: Obj, scale: Any) -> Obj:
+        spec = scale.get("spec") if isinstance(scale, dict) else None
+        meta = scale.get("metadata") if isinstance(scale, dict) else None
+        replicas = (spec or {}).get("replicas", 0) if isinstance(spec, dict | None) else None
+        if not isinstance(meta, dict | None) or not isinstance(replicas, int) or replicas < 0:
+            raise errors.bad_request("Scale in version \"v1\" cannot be handled as a Scale: spec.replicas must be "
+                                     "a non-negative integer")
         new = copy.deepcopy(old)
-        new["spec"]["replicas"] = (scale.get("spec") or {}).get("replicas", 0)
-        new["metadata"]["resourceVersion"] = (scale.get("metadata") or {}).get("resourceVersion")
+        new["spec"]["replicas"] = replicas
+        new["metadata"]["resourceVersion"] = (meta or {}).get("resourceVersion")
         return new
 
     def update_scale(self, target: Target, body: Any, query: Mapping[str, str]) -> Response:
@@ -437,6 +512,8 @@ class ResourceAPI:
         policy = options.get("propagationPolicy") or _q(query, "propagationPolicy")
         if not policy and options.get("orphanDependents") is True:
             policy = "Orphan"
+        if not policy and (target.rt.group, target.rt.plural) == ("batch", "jobs"):
+            policy = "Orphan"  # batch/v1 Jobs keep their legacy default: Pods outlive a plain delete
         if dry_run:
             return 200, obj
         if target.rt.kind == "Namespace":

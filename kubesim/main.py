@@ -40,6 +40,7 @@ def serve_forever(host: str = "127.0.0.1", port: int = 0, kubeconfig_out: Path |
     # uvicorn runs in a worker thread (where it installs no signal handlers); the main thread owns
     # SIGTERM/SIGINT: both ask for a graceful shutdown, after which the command exits 0.
     def stop(signum: int, frame: FrameType | None) -> None:
+        sim.store.close_watchers()  # end open watch streams first, or shutdown waits for them
         server.should_exit = True
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -280,7 +280,10 @@ class Router:
                 raise errors.bad_request(f"invalid resource version: {rv_text}")
             since = int(rv_text)
         bookmarks = is_true(query.get("allowWatchBookmarks"))
-        timeout = float(query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
+        try:
+            timeout = float(query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
+        except ValueError as exc:
+            raise errors.bad_request(f"invalid timeoutSeconds: {query.get('timeoutSeconds')}") from exc
         watcher = Watcher(target.gr, target.namespace, lambda o: True, asyncio.get_running_loop())
         try:
             initial = self.sim.store.watch(watcher, since)

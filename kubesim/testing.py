@@ -94,6 +94,7 @@ def start_sandbox(
     try:
         yield RunningSandbox(url, kubeconfig, sim)
     finally:
+        sim.store.close_watchers()  # end open watch streams first, or shutdown waits for them
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()

@@ -48,7 +48,7 @@ class Stage:
     gr: GR
     selects: Callable[[Obj, StageContext], bool]
     write: Callable[[Obj, StageContext], Obj | None]  # the new object (a fresh dict) or None: nothing to do
-    delay: Callable[[StageContext], float] = lambda ctx: 0.0
+    delay: Callable[[Obj, StageContext], float] = lambda obj, ctx: 0.0
     trigger: Callable[[Obj], Any] = _generation
 
 
@@ -107,7 +107,7 @@ class Engine:
                 if armed[0] == trigger:
                     continue
                 armed[1].cancel()
-            handle = self.loop.call_later(stage.delay(self.context), self._fire, stage, gr, key, trigger)
+            handle = self.loop.call_later(stage.delay(obj, self.context), self._fire, stage, gr, key, trigger)
             self._timers[timer_key] = (trigger, handle)
 
     def _fire(self, stage: Stage, gr: GR, key: Key, trigger: Any) -> None:

@@ -7,11 +7,14 @@ status`` read ``observedGeneration``, the replica counters and the ``Available``
 ReplicaSet) changes only when ``spec.template`` changes; each such change is one rollout and bumps
 the ``deployment.kubernetes.io/revision`` annotation. A Job runs one Pod (labelled ``job-name``
 / ``batch.kubernetes.io/job-name``, owned by the Job) that ends Succeeded or Failed with it.
-Deployments, StatefulSets and DaemonSets get no Pods: their status alone says they are ready.
+Deployments (through their ReplicaSet), StatefulSets (``<name>-<ordinal>``) and DaemonSets (one
+simulated node) get Pods that become Running/Ready after the readiness delay; a rollout replaces
+them. Workload readiness is still decided by the workload's own stages, not by its Pods.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -20,11 +23,13 @@ import uuid
 from typing import Any
 
 from kubesim.controllers.engine import StageContext
+from kubesim.errors import ApiError
 from kubesim.store import Store
 
 Obj = dict[str, Any]
 REVISION = "deployment.kubernetes.io/revision"
 RS_GR = ("apps", "replicasets")
+PODS_GR = ("", "pods")
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet k8s uses for generated suffixes
 
 
@@ -88,6 +93,44 @@ def _owned_replicasets(store: Store, deploy: Obj) -> list[Obj]:
     return [rs for rs in items if any(r.get("uid") == uid for r in _meta(rs).get("ownerReferences") or [])]
 
 
+def _owned_by(store: Store, gr: Any, namespace: str, uid: str | None) -> list[Obj]:
+    items, _ = store.list(gr, namespace)
+    return [o for o in items if any(r.get("uid") == uid for r in _meta(o).get("ownerReferences") or [])]
+
+
+def _new_pod(owner: Obj, owner_kind: str, template: Obj, name: str, extra_labels: Obj) -> Obj:
+    """A Pod as a workload controller creates it: template labels, owned by ``owner``, Pending
+    (the pod-run stage makes it Running and Ready after the readiness delay)."""
+    meta = _meta(owner)
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": meta.get("namespace") or "", "uid": str(uuid.uuid4()),
+                         "creationTimestamp": now(),
+                         "labels": {**(_meta(template).get("labels") or {}), **extra_labels},
+                         "annotations": dict(_meta(template).get("annotations") or {}),
+                         "ownerReferences": [{"apiVersion": owner.get("apiVersion", "apps/v1"), "kind": owner_kind,
+                                              "name": meta["name"], "uid": meta.get("uid"), "controller": True,
+                                              "blockOwnerDeletion": True}]},
+            "spec": {**copy.deepcopy(template.get("spec") or {}), "nodeName": "kubesim-node"},
+            "status": {"phase": "Pending"}}
+
+
+def _delete_all(store: Store, gr: Any, objs: list[Obj]) -> None:
+    for obj in objs:
+        with contextlib.suppress(ApiError):
+            store.delete(gr, _meta(obj).get("namespace") or "", _meta(obj)["name"])
+
+
+def _sync_replicaset_pods(ctx: StageContext, rs: Obj, replicas: int) -> None:
+    namespace = _meta(rs).get("namespace") or ""
+    pods = _owned_by(ctx.store, PODS_GR, namespace, _meta(rs).get("uid"))
+    _delete_all(ctx.store, PODS_GR, pods[replicas:])
+    template = _spec(rs).get("template") or {}
+    for _ in range(replicas - len(pods)):
+        name = f"{_meta(rs)['name']}-{''.join(random.choices(_SAFE, k=5))}"
+        with contextlib.suppress(ApiError):
+            ctx.store.create(PODS_GR, _new_pod(rs, "ReplicaSet", template, name, {}))
+
+
 def deployment_rollout(deploy: Obj, ctx: StageContext) -> Obj:
     """Observe a new generation: make sure the ReplicaSet of the current template exists (a new
     template is a rollout: new revision), scale the others down, report progress."""
@@ -108,6 +151,8 @@ def deployment_rollout(deploy: Obj, ctx: StageContext) -> Obj:
             scaled["spec"]["replicas"] = 0
             scaled["status"] = {"replicas": 0, "observedGeneration": _meta(rs).get("generation")}
             ctx.store.update(RS_GR, scaled)
+        if rs is not current:
+            _sync_replicaset_pods(ctx, rs, 0)
     rs_name = f"{name}-{pod_hash}"
     labels = {**(_meta(template).get("labels") or {}), "pod-template-hash": pod_hash}
     rs_template = copy.deepcopy(template)
@@ -125,14 +170,15 @@ def deployment_rollout(deploy: Obj, ctx: StageContext) -> Obj:
                                                 "blockOwnerDeletion": True}]},
               "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
               "status": {"replicas": 0, "observedGeneration": 1}}
-        ctx.store.create(RS_GR, rs)
+        current = ctx.store.create(RS_GR, rs)
     elif _spec(current).get("replicas") != replicas or _meta(current).get("annotations", {}).get(REVISION) != str(
             revision):
         rs = copy.deepcopy(current)
         rs["spec"]["replicas"] = replicas
         rs["metadata"].setdefault("annotations", {}).update(annotations)
         rs["metadata"]["generation"] = int(rs["metadata"].get("generation", 1)) + 1
-        ctx.store.update(RS_GR, rs)
+        current = ctx.store.update(RS_GR, rs)
+    _sync_replicaset_pods(ctx, current, replicas)
     old = _status(deploy)
     available = min(int(old.get("availableReplicas", 0) or 0), replicas) if not new_template else 0
     status: Obj = {
@@ -200,6 +246,31 @@ def deployment_available(deploy: Obj, ctx: StageContext) -> Obj:
     return _with_status(deploy, {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"})
 
 
+def deployment_stalled(obj: Obj, ctx: StageContext) -> bool:
+    """A Deployment held unready by a fault, observed, not yet past its progress deadline."""
+    if not ctx.never_ready(obj) or _status(obj).get("observedGeneration") != _meta(obj).get("generation"):
+        return False
+    return not any(c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+                   for c in _status(obj).get("conditions") or [])
+
+
+def progress_deadline(obj: Obj, ctx: StageContext) -> float:
+    value = _spec(obj).get("progressDeadlineSeconds", 600)
+    return float(value) if isinstance(value, int | float) else 600.0
+
+
+def deployment_deadline_exceeded(deploy: Obj, ctx: StageContext) -> Obj:
+    """What the deployment controller reports after ``spec.progressDeadlineSeconds`` without
+    progress: ``Progressing=False, reason ProgressDeadlineExceeded`` (kstatus: Failed)."""
+    status = copy.deepcopy(_status(deploy))
+    rs_name = f"{_meta(deploy)['name']}-{template_hash(_spec(deploy).get('template') or {})}"
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "Progressing"]
+    conditions.append(_condition("Progressing", "False", "ProgressDeadlineExceeded",
+                                 f'ReplicaSet "{rs_name}" has timed out progressing.'))
+    status["conditions"] = conditions
+    return _with_status(deploy, status)
+
+
 # --- StatefulSet / DaemonSet -------------------------------------------------------------------
 
 
@@ -209,12 +280,29 @@ def sts_needs_observe(obj: Obj, ctx: StageContext) -> bool:
             or status.get("updateRevision") != f"{_meta(obj)['name']}-{template_hash(_spec(obj).get('template'))}")
 
 
+def _sync_ordinal_pods(ctx: StageContext, sts: Obj, replicas: int, revision: str) -> None:
+    """StatefulSet Pods ``<name>-0 … <name>-(n-1)``; a Pod of an older revision is replaced."""
+    namespace = _meta(sts).get("namespace") or ""
+    name = _meta(sts)["name"]
+    template = _spec(sts).get("template") or {}
+    pods = {_meta(p)["name"]: p for p in _owned_by(ctx.store, PODS_GR, namespace, _meta(sts).get("uid"))}
+    wanted = {f"{name}-{i}" for i in range(replicas)}
+    _delete_all(ctx.store, PODS_GR, [p for n, p in pods.items() if n not in wanted or _meta(p).get(
+        "labels", {}).get("controller-revision-hash") != revision])
+    for pod_name in sorted(wanted):
+        if ctx.store.get(PODS_GR, namespace, pod_name) is None:
+            with contextlib.suppress(ApiError):
+                ctx.store.create(PODS_GR, _new_pod(sts, "StatefulSet", template, pod_name, {
+                    "controller-revision-hash": revision, "statefulset.kubernetes.io/pod-name": pod_name}))
+
+
 def sts_observe(obj: Obj, ctx: StageContext) -> Obj:
     old = _status(obj)
     revision = f"{_meta(obj)['name']}-{template_hash(_spec(obj).get('template'))}"
     replicas = _replicas(obj)
     rolled = old.get("currentRevision") == revision
     ready = min(int(old.get("readyReplicas", 0) or 0), replicas) if rolled else 0
+    _sync_ordinal_pods(ctx, obj, replicas, revision)
     status = {"observedGeneration": _meta(obj).get("generation"), "replicas": replicas,
               "currentRevision": old.get("currentRevision", revision) if ready else old.get("currentRevision", ""),
               "updateRevision": revision, "readyReplicas": ready, "availableReplicas": ready,
@@ -248,6 +336,15 @@ def ds_not_ready(obj: Obj, ctx: StageContext) -> bool:
 
 def ds_ready(obj: Obj, ctx: StageContext) -> Obj:
     # One simulated node: every DaemonSet wants exactly one pod.
+    revision = template_hash(_spec(obj).get("template"))
+    pods = _owned_by(ctx.store, PODS_GR, _meta(obj).get("namespace") or "", _meta(obj).get("uid"))
+    stale = [p for p in pods if _meta(p).get("labels", {}).get("controller-revision-hash") != revision]
+    _delete_all(ctx.store, PODS_GR, stale)
+    if len(stale) == len(pods):
+        name = f"{_meta(obj)['name']}-{''.join(random.choices(_SAFE, k=5))}"
+        with contextlib.suppress(ApiError):
+            ctx.store.create(PODS_GR, _new_pod(obj, "DaemonSet", _spec(obj).get("template") or {}, name,
+                                               {"controller-revision-hash": revision}))
     return _with_status(obj, {"observedGeneration": _meta(obj).get("generation"), "desiredNumberScheduled": 1,
                               "currentNumberScheduled": 1, "updatedNumberScheduled": 1, "numberReady": 1,
                               "numberAvailable": 1, "numberMisscheduled": 0})
@@ -263,9 +360,6 @@ def _finished(obj: Obj) -> bool:
 
 def job_not_started(obj: Obj, ctx: StageContext) -> bool:
     return not _spec(obj).get("suspend") and not _status(obj).get("startTime") and not _finished(obj)
-
-
-PODS_GR = ("", "pods")
 
 
 def _job_pods(store: Store, job: Obj) -> list[Obj]:
@@ -371,7 +465,7 @@ def pod_run(obj: Obj, ctx: StageContext) -> Obj:
     stamp = now()
     containers = _spec(obj).get("containers") or []
     if _spec(obj).get("restartPolicy", "Always") == "Always":
-        phase, ready = "Running", True
+        phase, ready = "Running", not ctx.never_ready(obj)
         state: Obj = {"running": {"startedAt": stamp}}
     else:
         failed = ctx.job_fails(obj)

@@ -304,3 +304,31 @@ def test_structural_validation(client: httpx.Client) -> None:
     no_image = deployment("noimage")
     del no_image["spec"]["template"]["spec"]["containers"][0]["name"]
     assert_status(client.post(DEPLOY, json=no_image), 422, "Invalid")
+
+
+def test_custom_resources_follow_their_crd_schema(client: httpx.Client) -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced", "names": {"kind": "Widget", "plural": "widgets"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "properties": {"spec": {"type": "object", "required": ["size"],
+                                                                  "properties": {
+                                                                      "size": {"type": "integer", "minimum": 1},
+                                                                      "port": {"x-kubernetes-int-or-string": True},
+                                                                      "extra": {"type": "object",
+                                                                                "x-kubernetes-preserve-unknown-fields":
+                                                                                    True}}}}}}}]}}
+    assert client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd).status_code == 201
+    widgets = "/apis/example.com/v1/namespaces/default/widgets"
+
+    def widget(name: str, **spec: Any) -> dict[str, Any]:
+        return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec}
+
+    ok = client.post(widgets, json=widget("ok", size=2, port="http", extra={"anything": [1]}, colour="red"))
+    assert ok.status_code == 201 and ok.json()["spec"] == {"size": 2, "port": "http", "extra": {"anything": [1]}}
+    strict = client.post(widgets, params={"fieldValidation": "Strict"}, json=widget("s", size=2, colour="red"))
+    assert assert_status(strict, 400, "BadRequest")["message"] == 'strict decoding error: unknown field "spec.colour"'
+    body = assert_status(client.post(widgets, json=widget("bad", size="big")), 422, "Invalid")
+    assert body["details"]["causes"][0]["field"] == "spec.size"
+    assert_status(client.post(widgets, json=widget("small", size=0)), 422, "Invalid")
+    assert_status(client.post(widgets, json=widget("missing")), 422, "Invalid")

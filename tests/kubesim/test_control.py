@@ -159,5 +159,11 @@ def test_job_runs_a_pod_whose_log_can_be_read(client: httpx.Client, sandbox: Run
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
     log = client.get(f"/api/v1/namespaces/default/pods/{pod['metadata']['name']}/log").text
     assert "/bin/sh -c echo hi" in log and "Succeeded" in log
-    client.delete(f"{JOBS}/logged", params={"propagationPolicy": "Background"})
-    wait_for(lambda: client.get("/api/v1/namespaces/default/pods").json()["items"] == [])
+    client.delete(f"{JOBS}/logged")  # no policy: a Job's Pods are orphaned, as on a real cluster
+    orphan = client.get(f"/api/v1/namespaces/default/pods/{pod['metadata']['name']}").json()
+    assert "ownerReferences" not in orphan["metadata"]
+    client.post(JOBS, json=job("cascade"))
+    wait_for(lambda: "Complete" in conditions(client.get(f"{JOBS}/cascade").json()))
+    client.delete(f"{JOBS}/cascade", params={"propagationPolicy": "Background"})
+    wait_for(lambda: client.get("/api/v1/namespaces/default/pods", params={"labelSelector": "job-name=cascade"})
+             .json()["items"] == [])

@@ -110,6 +110,11 @@ def test_client_side_apply(kube_cli_module: KubeCLI) -> None:
     assert deploy["spec"]["replicas"] == 3 and deploy["status"]["availableReplicas"] == 3
     # strategic merge kept the container list merged by name, not replaced by something else
     assert [c["name"] for c in deploy["spec"]["template"]["spec"]["containers"]] == ["app"]
+    # switching to server-side apply: helm hands its Update field ownership over to Apply first
+    cli.helm("upgrade", "csa", APP, "-n", "csa", "--server-side=true", "--wait", "--set", "message=ssa")
+    configmap = get(cli, "configmap", "csa-config", "-n", "csa")
+    assert configmap["data"]["message"] == "ssa"
+    assert [(f["manager"], f["operation"]) for f in configmap["metadata"]["managedFields"]] == [("helm", "Apply")]
 
 
 def test_rollback_on_failure_with_never_ready_deployment(kube_cli_module: KubeCLI) -> None:
@@ -134,6 +139,15 @@ def test_failed_install_with_rollback_on_failure_uninstalls(kube_cli_module: Kub
     assert failed.returncode != 0
     assert cli.kubectl("get", "deployment", "doomed", "-n", "doomed", check=False).returncode != 0
     assert get(cli, "secrets", "-n", "doomed", "-l", "owner=helm")["items"] == []
+
+
+def test_progress_deadline_fails_the_wait_early(kube_cli_module: KubeCLI) -> None:
+    cli = kube_cli_module
+    start = time.monotonic()
+    failed = cli.helm("install", "late", APP, "-n", "late", "--create-namespace", "--wait", "--timeout", "60s",
+                      "--set", "neverReady=true,progressDeadlineSeconds=1", check=False)
+    assert failed.returncode != 0 and "Progress deadline exceeded" in failed.stderr
+    assert time.monotonic() - start < 10
 
 
 def test_hooks_pre_install_and_post_upgrade(kube_cli_module: KubeCLI) -> None:

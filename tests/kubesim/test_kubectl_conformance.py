@@ -179,10 +179,34 @@ spec:
     cli.kubectl("apply", "-f", "-", input=crd)
     cli.kubectl("wait", "--for=condition=Established", "crd/gadgets.example.org", "--timeout=10s")
     apply(cli, ns, "apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {color: red}\n")
-    # switching from client-side to server-side apply: the sandbox does not model the apiserver's
-    # last-applied-configuration hand-over, so a changed field needs --force-conflicts here
+    # switching from client-side to server-side apply: kubectl hands the field ownership over
     apply(cli, ns, "apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {color: blue}\n",
-          "--server-side", "--force-conflicts")
+          "--server-side")
     assert get(cli, ns, "gadgets", "g1")["spec"] == {"color": "blue"}
     cli.kubectl("delete", "crd", "gadgets.example.org")
     assert cli.kubectl("get", "gadgets", "-n", ns, check=False).returncode != 0
+
+
+def test_workload_pods_follow_rollouts(kube_cli_module: KubeCLI, ns: str) -> None:
+    cli = kube_cli_module
+    apply(cli, ns, DEPLOYMENT.replace("TAG", "1"))
+    cli.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=20s")
+    cli.kubectl("wait", "--for=condition=Ready", "pods", "-l", "app=web", "-n", ns, "--timeout=10s")
+    first = get(cli, ns, "pods", "-l", "app=web")["items"]
+    assert len(first) == 2 and {p["status"]["phase"] for p in first} == {"Running"}
+    assert "runs: <image entrypoint>" in cli.kubectl("logs", "deployment/web", "-c", "web", "-n", ns).stdout
+    apply(cli, ns, DEPLOYMENT.replace("TAG", "2"))
+    cli.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=20s")
+    second = get(cli, ns, "pods", "-l", "app=web")["items"]
+    assert len(second) == 2
+    assert {p["metadata"]["name"] for p in second}.isdisjoint(p["metadata"]["name"] for p in first)
+    assert {p["spec"]["containers"][0]["image"] for p in second} == {"nginx:2"}
+    sts = DEPLOYMENT.replace("TAG", "1").replace("kind: Deployment", "kind: StatefulSet").replace(
+        "name: web", "name: db").replace("{app: web}", "{app: db}")
+    apply(cli, ns, sts)
+    cli.kubectl("rollout", "status", "statefulset/db", "-n", ns, "--timeout=20s")
+    names = sorted(p["metadata"]["name"] for p in get(cli, ns, "pods", "-l", "app=db")["items"])
+    assert names == ["db-0", "db-1"]
+    cli.kubectl("delete", "deployment", "web", "-n", ns, "--wait")
+    wait = cli.kubectl("wait", "--for=delete", "pods", "-l", "app=web", "-n", ns, "--timeout=10s", check=False)
+    assert wait.returncode == 0 or get(cli, ns, "pods", "-l", "app=web")["items"] == []

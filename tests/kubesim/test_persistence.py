@@ -65,3 +65,20 @@ def test_saves_are_debounced_and_atomic(tmp_path: Path) -> None:
     snapshot = json.loads((tmp_path / "s.json").read_text())
     assert snapshot["resourceVersion"] == 50 and len(snapshot["objects"]) == 50
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_restart_keeps_serving_custom_resources(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"kind": "Widget", "plural": "widgets"},
+                    "versions": [{"name": "v1", "served": True, "storage": True}]}}
+    widgets = "/apis/example.com/v1/namespaces/default/widgets"
+    with start_sandbox(tmp_path, state_file=state) as first, httpx.Client(base_url=first.url) as client:
+        assert client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd).status_code == 201
+        assert client.post(widgets, json={"apiVersion": "example.com/v1", "kind": "Widget",
+                                          "metadata": {"name": "w"}, "spec": {"size": 1}}).status_code == 201
+    with start_sandbox(tmp_path, state_file=state) as second, httpx.Client(base_url=second.url) as client:
+        assert client.get(f"{widgets}/w").json()["spec"] == {"size": 1}
+        assert "apis/example.com/v1" in client.get("/openapi/v3").json()["paths"]

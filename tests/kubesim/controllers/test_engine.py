@@ -34,7 +34,7 @@ def ready_stage() -> Stage:
     def write(obj: Obj, ctx: Any) -> Obj:
         return {**copy.deepcopy(obj), "status": {"ready": obj["metadata"]["generation"]}}
 
-    return Stage("ready", GR, selects, write, lambda ctx: ctx.ready_delay)
+    return Stage("ready", GR, selects, write, lambda obj, ctx: ctx.ready_delay)
 
 
 def thing(generation: int) -> Obj:

@@ -42,7 +42,9 @@ def settle(ctx: Ctx, gr: GR, obj: Obj) -> tuple[Obj, list[str]]:
     for _ in range(10):
         live = ctx.store.get(gr, meta["namespace"], meta["name"])
         assert live is not None
-        stage = next((s for s in STAGES if s.gr == gr and s.selects(live, ctx)), None)
+        # the progress-deadline stage waits minutes in real time: settle() stops before it
+        stage = next((s for s in STAGES if s.gr == gr and s.name != "deployment-deadline"
+                      and s.selects(live, ctx)), None)
         if stage is None:
             return live, ran
         new = stage.write(live, ctx)
@@ -149,3 +151,34 @@ def test_pvc_binds_and_load_balancer_gets_an_address() -> None:
     svc = {"metadata": {"name": "lb", "namespace": "ns"}, "spec": {"type": "LoadBalancer"}}
     live, _ = settle(ctx, ("", "services"), svc)
     assert live["status"]["loadBalancer"]["ingress"] == [{"ip": "127.0.0.1"}]
+
+
+def test_never_ready_deployment_hits_its_progress_deadline() -> None:
+    ctx = Ctx(unready=True)
+    live, ran = settle(ctx, ("apps", "deployments"), deployment())
+    deadline = next(s for s in STAGES if s.name == "deployment-deadline")
+    assert deadline.selects(live, ctx) and deadline.delay(live, ctx) == 600
+    live["spec"]["progressDeadlineSeconds"] = 5
+    assert deadline.delay(live, ctx) == 5
+    stalled = deadline.write(live, ctx)
+    assert stalled is not None
+    progressing = next(c for c in stalled["status"]["conditions"] if c["type"] == "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded")
+    assert not deadline.selects(stalled, ctx)
+
+
+def test_workloads_get_pods() -> None:
+    ctx = Ctx()
+    settle(ctx, ("apps", "deployments"), deployment(replicas=3))
+    pods = ctx.store.list(("", "pods"))[0]
+    assert len(pods) == 3
+    [rs] = ctx.store.list(("apps", "replicasets"))[0]
+    assert all(p["metadata"]["ownerReferences"][0]["uid"] == rs["metadata"]["uid"] for p in pods)
+    assert {p["metadata"]["labels"]["pod-template-hash"] for p in pods} == {rs["metadata"]["labels"][
+        "pod-template-hash"]}
+    sts = deployment(replicas=2)
+    sts.update(kind="StatefulSet")
+    sts["metadata"].update(name="db", uid="u3")
+    settle(ctx, ("apps", "statefulsets"), sts)
+    names = sorted(p["metadata"]["name"] for p in ctx.store.list(("", "pods"))[0] if p["metadata"]["name"][:3] == "db-")
+    assert names == ["db-0", "db-1"]
