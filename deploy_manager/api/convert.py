@@ -51,12 +51,12 @@ def release_out(r: Any, last_run_id: int | None) -> ReleaseOut:
         deployed_at=parse_time(r.updated),
         last_run_id=last_run_id,
         healthy=healthy(r.status, r.state),
+        state=r.state or None,
     )
 
 
-def _reasons(reasons: Any) -> str | None:
-    text = "; ".join(r.message for r in reasons or ())
-    return text or None
+def _reasons(reasons: Any) -> list[ReasonOut]:
+    return [ReasonOut(code=r.code, message=r.message, paths=list(r.paths)) for r in reasons or ()]
 
 
 def run_out(run: Any) -> RunOut:
@@ -79,16 +79,16 @@ def run_detail_out(run: Any) -> RunDetailOut:
             component=s.component,
             release=s.release,
             namespace=s.namespace,
-            kind=s.action,
-            reason=_reasons(s.reasons),
+            action=s.action,
             status=_value(s.status),
-            started_at=parse_time(s.started_at),
-            finished_at=parse_time(s.finished_at),
-            duration_seconds=round(s.duration, 3),
+            reasons=_reasons(s.reasons),
+            helm_revision=s.helm_revision,
+            duration=round(s.duration, 3),
+            exit_code=s.exit_code,
             output_tail=s.output_tail or None,
             error=s.error or None,
-            helm_revision=s.helm_revision,
-            exit_code=s.exit_code,
+            started_at=parse_time(s.started_at),
+            finished_at=parse_time(s.finished_at),
         )
         for s in run.steps
     ]
@@ -105,12 +105,12 @@ def plan_out(plan: Any, rev: str) -> PlanOut:
                 component=a.component,
                 release=a.release,
                 namespace=a.namespace,
-                kind=_value(a.action),
-                reason=_reasons(a.reasons),
-                reasons=[ReasonOut(code=r.code, message=r.message) for r in a.reasons],
+                action=_value(a.action),
+                reasons=_reasons(a.reasons),
                 state=_value(a.state),
                 needs=list(a.needs),
                 wave=a.wave,
+                digest=a.digest,
                 revision=a.revision,
             )
             for a in plan.actions

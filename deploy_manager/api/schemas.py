@@ -57,7 +57,8 @@ class ReleaseOut(BaseModel):
     digest: str | None = None
     deployed_at: dt.datetime | None = None
     last_run_id: int | None = None
-    healthy: bool | None = None
+    healthy: bool | None = Field(None, description="Helm status deployed and not drifted/failed/locked.")
+    state: str | None = Field(None, description="The plan's verdict: in-sync, out-of-sync, drifted, ...")
 
 
 class RunOut(BaseModel):
@@ -72,41 +73,43 @@ class RunOut(BaseModel):
     error: str | None = None
 
 
+class ReasonOut(BaseModel):
+    code: str = Field(description="Machine-readable: values-changed, chart-changed, absent, drifted ...")
+    message: str
+    paths: list[str] = Field([], description="Value paths that changed, when known.")
+
+
+# Step and action fields follow the CLI's JSON (`history -o json`, `plan -o json`), so tools read both alike.
 class StepOut(BaseModel):
-    component: str | None = None
-    release: str | None = None
-    namespace: str | None = None
-    kind: str = Field(description="What the step did: install, upgrade, none, blocked, bootstrap ...")
-    reason: str | None = None
-    status: str
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
-    duration_seconds: float | None = None
+    component: str
+    release: str
+    namespace: str
+    action: str = Field(description="What the step did: install, upgrade, none, blocked ...")
+    status: str = Field(description="succeeded | failed | blocked | skipped")
+    reasons: list[ReasonOut] = []
+    helm_revision: int | None = None
+    duration: float = Field(0.0, description="Seconds.")
+    exit_code: int | None = None
     output_tail: str | None = Field(None, description="Last lines of helm/bootstrap output (secrets redacted).")
     error: str | None = None
-    helm_revision: int | None = None
-    exit_code: int | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
 
 
 class RunDetailOut(RunOut):
     steps: list[StepOut] = []
 
 
-class ReasonOut(BaseModel):
-    code: str
-    message: str
-
-
 class ActionOut(BaseModel):
     component: str
-    release: str | None = None
-    namespace: str | None = None
-    kind: str = Field(description="install | upgrade | none | blocked")
-    reason: str | None = Field(None, description="The reasons' messages, joined.")
+    release: str
+    namespace: str
+    action: str = Field(description="install | upgrade | none | blocked")
     reasons: list[ReasonOut] = []
-    state: str | None = Field(None, description="absent | in-sync | out-of-sync | drifted | failed | locked")
+    state: str = Field(description="absent | in-sync | out-of-sync | drifted | failed | locked")
     needs: list[str] = []
     wave: int = 0
+    digest: str = ""
     revision: int | None = Field(None, description="The deployed helm revision the plan saw.")
 
 

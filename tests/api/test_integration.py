@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import itertools
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -161,11 +162,17 @@ def test_a_signed_push_runs_once_and_releases_show_the_new_commit(
         assert svc.queue.wait_idle(60)
         run = c.get(f"/runs/{run_id}").json()
     assert run["status"] == "succeeded" and run["commit"] == sha and run["trigger"] == "github"
-    assert [(s["component"], s["kind"]) for s in run["steps"] if s["kind"] != "none"] == [("keystone", "upgrade")]
+    assert [(s["component"], s["action"]) for s in run["steps"] if s["action"] != "none"] == [("keystone", "upgrade")]
     releases = svc.releases()
     assert releases["keystone"]["commit"] == sha and releases["keystone"]["revision"] == 2
     assert releases["keystone"]["last_run_id"] == run_id and releases["keystone"]["healthy"] is True
     assert releases["rabbitmq"]["revision"] == 1  # unchanged components are not touched
+    assert releases["keystone"]["state"] == "in-sync"
+    with svc.client() as c:
+        metrics = c.get("/metrics").text
+    upgrades = re.search(r'deploy_manager_helm_command_duration_seconds_count\{command="upgrade"\} (\S+)', metrics)
+    assert upgrades is not None and float(upgrades.group(1)) >= 4  # 3 installs at start-up + 1 upgrade
+    assert 'deploy_manager_releases{status="deployed"} 3.0' in metrics
 
 
 def test_a_tampered_push_is_401_and_starts_nothing(start: Callable[..., Running], remote: Remote) -> None:

@@ -17,8 +17,8 @@ def test_plan_of_the_branch_head_and_of_a_revision(service: Service) -> None:
         head = c.get("/plan").json()
         pinned = c.get("/plan", params={"rev": old[:12]}).json()
     assert head["commit"] == new and head["rev"] == "main" and head["cluster"] == "dev"
-    assert [(a["component"], a["kind"]) for a in head["actions"]] == [("app", "upgrade")]
-    assert pinned["commit"] == old and [a["kind"] for a in pinned["actions"]] == ["none"]
+    assert [(a["component"], a["action"]) for a in head["actions"]] == [("app", "upgrade")]
+    assert pinned["commit"] == old and [a["action"] for a in pinned["actions"]] == ["none"]
 
 
 @pytest.mark.parametrize(("rev", "status"), [("no-such-branch", 422), ("--output=/etc/x", 422), ("a b", 422)])

@@ -49,8 +49,9 @@ def test_run_detail_has_steps_with_reasons_durations_and_output(service: Service
     with service.server.client(READ_TOKEN) as c:
         detail = c.get(f"/runs/{run_id}").json()
     (step,) = detail["steps"]
-    assert step["kind"] == "upgrade" and step["status"] == "succeeded"
-    assert step["reason"] == "values changed at conf.keystone" and step["duration_seconds"] == 1.25
+    assert step["action"] == "upgrade" and step["status"] == "succeeded"
+    assert step["reasons"] == [{"code": "values-changed", "message": "values changed at conf.keystone", "paths": []}]
+    assert step["duration"] == 1.25
     assert step["helm_revision"] == 3 and "upgraded" in step["output_tail"]
 
 
