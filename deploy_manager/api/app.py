@@ -5,7 +5,8 @@ Contract:
   `metrics`. What is not passed is built from the settings: the real `Pipeline` (HelmRunner on
   `DM_HELM_BIN`, KubeClient on `DM_KUBECONFIG`/in-cluster), the SQLite `RunStore` in `DM_STATE_DIR`, the
   `GitSource` mirror of `DM_REPO_URL` (created lazily by the worker), and the per-cluster Lease.
-  `lease=None` disables the Lease (single-instance tests); the default builds the Kubernetes one.
+  `lease=None` disables the Lease (single-instance tests); the default builds the Kubernetes one (when
+  there is a kubeconfig or an in-cluster config).
 - Nothing starts at construction: the lifespan starts the run queue's worker and the scheduler, and on
   shutdown stops taking triggers and lets a running helm command finish.
 - Every error is a JSON body `{"detail": ...}`: 4xx for bad requests (with the body-size limit enforced
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -132,8 +134,13 @@ def create_app(
         pipeline, ping = build_pipeline(settings, store, metrics)
         kube_ping = kube_ping or ping
     if lease is AUTO:
-        lease, ping = build_lease(settings)
-        kube_ping = kube_ping or ping
+        if settings.kubeconfig is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            # Only reachable with a caller-supplied pipeline: the real one needs a cluster config too.
+            log.warning("no kubeconfig and not in a cluster: running without the cluster Lease")
+            lease = None
+        else:
+            lease, ping = build_lease(settings)
+            kube_ping = kube_ping or ping
 
     def make_source() -> SourceLike:
         from deploy_manager.source.git import GitSource

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
+import pytest
+
+from deploy_manager.api import create_app
+from deploy_manager.config import Settings
+from deploy_manager.store.sqlite import RunStore
 from tests.api.conftest import Service
-from tests.servicelib import READ_TOKEN, WEBHOOK_SECRET, WRITE_TOKEN, github_headers, push_payload
+from tests.servicelib import READ_TOKEN, WEBHOOK_SECRET, WRITE_TOKEN, StandInPipeline, github_headers, push_payload
 
 
 def test_openapi_lists_every_endpoint_with_its_response_model(service: Service) -> None:
@@ -84,3 +90,16 @@ def test_secrets_never_appear_in_answers(service: Service) -> None:
         texts = [c.get(p).text for p in ("/openapi.json", "/runs", "/releases", "/metrics", "/", "/plan", "/readyz")]
     for text in texts:
         assert WEBHOOK_SECRET not in text and WRITE_TOKEN not in text and READ_TOKEN not in text
+
+
+def test_create_app_with_a_supplied_pipeline_and_no_cluster_config_runs_without_a_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    settings = Settings(repo_url=str(tmp_path), cluster="dev", state_dir=tmp_path / "state")
+    store = RunStore(settings.db_path)
+    try:
+        app = create_app(settings, pipeline=StandInPipeline(store), store=store)
+        assert app.state.dm.queue.lease is None
+    finally:
+        store.close()
