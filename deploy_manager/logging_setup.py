@@ -4,7 +4,8 @@ Contract:
 - `configure_logging(settings)` installs one JSON handler on the root logger (idempotent: a second call
   replaces the handler, so tests and re-created apps never print lines twice).
 - `log_context(run_id=..., component=...)` sets context for the current thread/task; every line logged inside
-  carries it. `cluster` comes from the settings. Explicit `extra={...}` on a call wins over the context.
+  carries it. `cluster` comes from the settings. Explicit `extra={...}` on a call wins over the context;
+  `key=%s` pairs in a message (`"cluster=%s component=%s"`, as the core loop logs) fill the same fields.
 - Secrets never reach the output: every configured secret value (and the sha256-hashed tokens never exist as
   text here) is replaced by `***` in the rendered message and in string extras, whatever the call site did.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
@@ -23,6 +25,8 @@ from pythonjsonlogger.json import JsonFormatter
 from deploy_manager.config import Settings
 
 REDACTED = "***"
+# `key=%s` pairs in a message that become JSON fields (a fixed set: no surprise keys in the output).
+FIELDS_FROM_MESSAGE = frozenset({"cluster", "component", "release", "namespace", "run_id", "revision", "action"})
 _HANDLER_NAME = "deploy-manager-json"
 
 _run_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("dm_run_id", default=None)
@@ -43,6 +47,29 @@ def log_context(*, run_id: int | None = None, component: str | None = None) -> I
             _run_id.reset(run_token)
 
 
+_PLACEHOLDER = re.compile(r"%(?:\((\w+)\))?[-#0 +]*\d*(?:\.\d+)?[sdifr]|%%")
+_KEYED = re.compile(r"(\w+)=$")
+
+
+def keyed_args(msg: str, args: tuple[Any, ...]) -> dict[str, Any]:
+    """`"cluster=%s release=%s", ("dev", "nova")` -> {"cluster": "dev", "release": "nova"}.
+
+    Code that logs `key=%s` pairs (the core loop does) gets the same fields as code passing `extra=`.
+    """
+    out: dict[str, Any] = {}
+    index = 0
+    for m in _PLACEHOLDER.finditer(msg):
+        if m.group(0) == "%%":
+            continue
+        if index >= len(args):
+            return {}  # not a plain positional format: leave it alone
+        key = _KEYED.search(msg, 0, m.start())
+        if key is not None and key.end() == m.start():
+            out[key.group(1)] = args[index]
+        index += 1
+    return out if index == len(args) else {}
+
+
 class ContextFilter(logging.Filter):
     """Adds cluster, component and run_id to every record (None when not known)."""
 
@@ -51,6 +78,10 @@ class ContextFilter(logging.Filter):
         self.cluster = cluster
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and isinstance(record.args, tuple) and record.args:
+            for key, value in keyed_args(record.msg, record.args).items():
+                if key in FIELDS_FROM_MESSAGE and getattr(record, key, None) is None:
+                    setattr(record, key, value)
         if getattr(record, "cluster", None) is None:
             record.cluster = self.cluster
         if getattr(record, "run_id", None) is None:
