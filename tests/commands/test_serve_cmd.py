@@ -185,6 +185,7 @@ def test_serve_deploys_a_push_logs_json_without_secrets_and_stops_on_sigterm(ser
     assert lines and all({"time", "level", "message", "cluster", "component", "run_id"} <= set(x) for x in lines)
     assert all(x["cluster"] == "dev" for x in lines)
     assert any(x["run_id"] == run_id for x in lines)
+    assert any(x["run_id"] == run_id and x["component"] == "keystone" for x in lines)  # the step's line
     text = svc.log_path.read_text()
     assert SECRET not in text and READ not in text
 
