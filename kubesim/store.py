@@ -71,7 +71,9 @@ class Watcher:
 
 
 class Store:
-    def __init__(self, event_log_size: int = 50_000) -> None:
+    # The log keeps old object versions alive: 5 000 events bound memory (release Secrets can be large)
+    # while covering any realistic watch reconnect gap; older resourceVersions get 410 Gone.
+    def __init__(self, event_log_size: int = 5_000) -> None:
         self._lock = threading.RLock()
         self._objects: dict[GR, dict[Key, Obj]] = {}
         self._rv = 0

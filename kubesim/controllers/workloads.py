@@ -30,6 +30,7 @@ Obj = dict[str, Any]
 REVISION = "deployment.kubernetes.io/revision"
 RS_GR = ("apps", "replicasets")
 PODS_GR = ("", "pods")
+PVC_GR = ("", "persistentvolumeclaims")
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet k8s uses for generated suffixes
 
 
@@ -91,6 +92,28 @@ def _owned_replicasets(store: Store, deploy: Obj) -> list[Obj]:
     uid = _meta(deploy).get("uid")
     items, _ = store.list(RS_GR, _meta(deploy).get("namespace") or "")
     return [rs for rs in items if any(r.get("uid") == uid for r in _meta(rs).get("ownerReferences") or [])]
+
+
+EVENTS_GR = ("", "events")
+
+
+def record_event(store: Store, obj: Obj, reason: str, message: str, *, warning: bool = False,
+                 component: str = "kubesim-controller") -> None:
+    """A core/v1 Event about ``obj``, as ``kubectl describe`` and ``kubectl events`` show them."""
+    meta = _meta(obj)
+    stamp = now()
+    event = {"apiVersion": "v1", "kind": "Event",
+             "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}",
+                          "namespace": meta.get("namespace") or "default", "uid": str(uuid.uuid4()),
+                          "creationTimestamp": stamp},
+             "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+                                "name": meta.get("name"), "namespace": meta.get("namespace"),
+                                "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")},
+             "reason": reason, "message": message, "type": "Warning" if warning else "Normal", "count": 1,
+             "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": component},
+             "reportingComponent": component, "reportingInstance": "kubesim"}
+    with contextlib.suppress(ApiError):
+        store.create(EVENTS_GR, event)
 
 
 def _owned_by(store: Store, gr: Any, namespace: str, uid: str | None) -> list[Obj]:
@@ -171,6 +194,8 @@ def deployment_rollout(deploy: Obj, ctx: StageContext) -> Obj:
               "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
               "status": {"replicas": 0, "observedGeneration": 1}}
         current = ctx.store.create(RS_GR, rs)
+        record_event(ctx.store, deploy, "ScalingReplicaSet", f"Scaled up replica set {rs_name} from 0 to {replicas}",
+                     component="deployment-controller")
     elif _spec(current).get("replicas") != replicas or _meta(current).get("annotations", {}).get(REVISION) != str(
             revision):
         rs = copy.deepcopy(current)
@@ -290,6 +315,18 @@ def _sync_ordinal_pods(ctx: StageContext, sts: Obj, replicas: int, revision: str
     _delete_all(ctx.store, PODS_GR, [p for n, p in pods.items() if n not in wanted or _meta(p).get(
         "labels", {}).get("controller-revision-hash") != revision])
     for pod_name in sorted(wanted):
+        # volumeClaimTemplates: one PVC per template and Pod, kept when the Pod goes (as the real controller)
+        for claim in _spec(sts).get("volumeClaimTemplates") or []:
+            pvc_name = f"{_meta(claim).get('name')}-{pod_name}"
+            if isinstance(claim, dict) and ctx.store.get(PVC_GR, namespace, pvc_name) is None:
+                labels = {**(_meta(template).get("labels") or {}), **(_meta(claim).get("labels") or {})}
+                with contextlib.suppress(ApiError):
+                    ctx.store.create(PVC_GR, {
+                        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                        "metadata": {"name": pvc_name, "namespace": namespace, "uid": str(uuid.uuid4()),
+                                     "creationTimestamp": now(), "labels": labels},
+                        "spec": {"volumeMode": "Filesystem", "storageClassName": "standard",
+                                 **copy.deepcopy(claim.get("spec") or {})}})
         if ctx.store.get(PODS_GR, namespace, pod_name) is None:
             with contextlib.suppress(ApiError):
                 ctx.store.create(PODS_GR, _new_pod(sts, "StatefulSet", template, pod_name, {
@@ -375,10 +412,10 @@ def job_start(obj: Obj, ctx: StageContext) -> Obj:
     labels = {**(_meta(template).get("labels") or {}), "job-name": meta["name"],
               "batch.kubernetes.io/job-name": meta["name"], "controller-uid": meta.get("uid", ""),
               "batch.kubernetes.io/controller-uid": meta.get("uid", "")}
-    suffix = "".join(random.choices(_SAFE, k=5))
+    pod_name = f"{meta['name']}-{''.join(random.choices(_SAFE, k=5))}"
     stamp = now()
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": f"{meta['name']}-{suffix}", "namespace": meta.get("namespace") or "",
+    pod: Obj = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": pod_name, "namespace": meta.get("namespace") or "",
                         "uid": str(uuid.uuid4()), "creationTimestamp": stamp, "labels": labels,
                         "annotations": _meta(template).get("annotations") or {},
                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
@@ -392,6 +429,8 @@ def job_start(obj: Obj, ctx: StageContext) -> Obj:
                                              "state": {"running": {"startedAt": stamp}}}
                                             for c in (template.get("spec") or {}).get("containers") or []]}}
     ctx.store.create(PODS_GR, pod)
+    record_event(ctx.store, obj, "SuccessfulCreate", f"Created pod: {pod_name}",
+                 component="job-controller")
     return _with_status(obj, {"startTime": stamp, "active": 1, "ready": 0, "terminating": 0,
                               "uncountedTerminatedPods": {}})
 
@@ -417,6 +456,11 @@ def job_finish(obj: Obj, ctx: StageContext) -> Obj:
     stamp = now()
     failed = ctx.job_fails(obj)
     _finish_pods(ctx, obj, failed)
+    if failed:
+        record_event(ctx.store, obj, "BackoffLimitExceeded", "Job has reached the specified backoff limit",
+                     warning=True, component="job-controller")
+    else:
+        record_event(ctx.store, obj, "Completed", "Job completed", component="job-controller")
     if failed:
         status["failed"] = 1
         status["conditions"] = [

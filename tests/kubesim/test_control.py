@@ -103,6 +103,9 @@ def test_jobs_complete_or_fail_when_told(client: httpx.Client, sandbox: RunningS
     assert good["status"]["succeeded"] == 1 and good["status"]["completionTime"]
     bad = wait_for(lambda: "Failed" in conditions(j := client.get(f"{JOBS}/bad-1").json()) and j)
     assert bad["status"]["failed"] == 1 and "Complete" not in conditions(bad)
+    events = client.get("/api/v1/namespaces/default/events",
+                        params={"fieldSelector": "involvedObject.name=bad-1,type=Warning"}).json()["items"]
+    assert [e["reason"] for e in events] == ["BackoffLimitExceeded"]
 
 
 def test_never_ready_deployment_until_cleared(client: httpx.Client, sandbox: RunningSandbox) -> None:

@@ -179,6 +179,10 @@ def test_workloads_get_pods() -> None:
     sts = deployment(replicas=2)
     sts.update(kind="StatefulSet")
     sts["metadata"].update(name="db", uid="u3")
+    sts["spec"]["volumeClaimTemplates"] = [{"metadata": {"name": "data"},
+                                            "spec": {"resources": {"requests": {"storage": "1Gi"}}}}]
     settle(ctx, ("apps", "statefulsets"), sts)
     names = sorted(p["metadata"]["name"] for p in ctx.store.list(("", "pods"))[0] if p["metadata"]["name"][:3] == "db-")
     assert names == ["db-0", "db-1"]
+    claims = sorted(c["metadata"]["name"] for c in ctx.store.list(("", "persistentvolumeclaims"))[0])
+    assert claims == ["data-db-0", "data-db-1"]
