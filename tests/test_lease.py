@@ -1,7 +1,7 @@
 """ClusterLease: mutual exclusion across instances, renewal, takeover only after expiry, release.
 
 `MemoryLeaseBackend` (tests/servicelib.py) keeps one Lease with the API server's optimistic concurrency;
-the Kubernetes backend is exercised against the sandbox in tests/api/test_integration.py.
+the Kubernetes backend runs against the sandbox at the end (and in tests/api/test_integration.py).
 """
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from deploy_manager.lease import ClusterLease, LeaseConflict
+from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend, LeaseConflict, LeaseRejected
 from tests.servicelib import MemoryLeaseBackend
 
 
@@ -111,3 +113,35 @@ def test_acquire_returns_false_when_stopped() -> None:
 def test_renew_must_be_shorter_than_duration() -> None:
     with pytest.raises(ValueError):
         ClusterLease(MemoryLeaseBackend(), identity="x", duration_seconds=5, renew_seconds=5)
+
+
+@pytest.mark.helm
+def test_the_kubernetes_lease_on_the_sandbox(sandbox_module: Any) -> None:
+    shared = KubernetesLeaseBackend(
+        name=f"dm-test-{time.monotonic_ns()}", namespace="default", kubeconfig=Path(sandbox_module.kubeconfig)
+    )
+    a = ClusterLease(shared, identity="pod-a_1", duration_seconds=1, renew_seconds=0.2, retry_seconds=0.05)
+    b = ClusterLease(
+        KubernetesLeaseBackend(name=shared.name, namespace="default", kubeconfig=Path(sandbox_module.kubeconfig)),
+        identity="pod-b_1",
+        duration_seconds=1,
+        renew_seconds=0.2,
+        retry_seconds=0.05,
+    )
+    assert a.try_acquire() and not b.try_acquire()
+    record = shared.get()
+    assert record is not None and record.holder == "pod-a_1" and record.duration_seconds == 1
+    assert not b.acquire(timeout=2)  # renewed: never expires while a holds it
+    # A write with a stale resourceVersion is a conflict, as on a real API server.
+    with pytest.raises(LeaseConflict):
+        shared.update(dataclasses.replace(record, holder="intruder", resource_version="1"))
+    a.release()
+    assert b.acquire(timeout=5)
+    record = shared.get()
+    assert record is not None and record.holder == "pod-b_1" and record.transitions == 1
+    b.release()
+    shared.ping()
+    with pytest.raises(LeaseRejected):
+        KubernetesLeaseBackend(
+            name="Not_A_Valid_Name", namespace="default", kubeconfig=Path(sandbox_module.kubeconfig)
+        ).create(record)
