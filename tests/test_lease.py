@@ -36,9 +36,9 @@ def test_one_holder_at_a_time_and_release_hands_over_at_once() -> None:
 
 def test_renewal_keeps_the_lease_past_its_duration() -> None:
     backend = MemoryLeaseBackend()
-    a, b = lease(backend, "a"), lease(backend, "b")
+    a, b = lease(backend, "a", duration=2.0), lease(backend, "b", duration=2.0)
     assert a.try_acquire()
-    assert not b.acquire(timeout=2.5)  # 2.5 lease durations: a keeps renewing
+    assert not b.acquire(timeout=5)  # 2.5 lease durations: a keeps renewing
     assert a.held and not a.lost
     a.release()
 

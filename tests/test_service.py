@@ -314,7 +314,7 @@ def test_a_long_storm_of_fast_runs_still_costs_at_most_two_runs(repo: Path, stor
     pipeline = StandInPipeline(store)  # runs finish in milliseconds, far faster than the storm lasts
     source = GitSource(f"file://{repo}", mirror_dir=tmp_path / "mirrors")
     queue = RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=store, source=source,
-                     quiet_seconds=0.3, max_delay_seconds=30, grace_seconds=30)
+                     quiet_seconds=1.0, max_delay_seconds=30, grace_seconds=30)
     queue.start()
     try:
         assert queue.wait_idle(20)
@@ -337,22 +337,22 @@ def test_after_a_quiet_spell_a_trigger_starts_at_once_inside_a_burst_it_waits(
     pipeline = StandInPipeline(store)
     source = GitSource(f"file://{repo}", mirror_dir=tmp_path / "mirrors")
     queue = RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=store, source=source,
-                     quiet_seconds=0.8, grace_seconds=30)
+                     quiet_seconds=1.5, grace_seconds=30)
     queue.start()
     try:
         assert queue.wait_idle(20)
-        time.sleep(0.9)  # quiet spell since the start-up trigger
+        time.sleep(1.6)  # quiet spell since the start-up trigger
         first = new_commit(repo, "v1")
         started = time.monotonic()
         assert queue.trigger("github", commit=first).status == "queued"
         assert queue.wait_idle(20)
-        assert time.monotonic() - started < 0.5  # leading edge: no waiting
+        assert time.monotonic() - started < 1.2  # leading edge: no waiting for the quiet period
         second = new_commit(repo, "v2")
         started = time.monotonic()
         # Right after the previous trigger: part of a burst, so it waits for the quiet period.
         assert queue.trigger("github", commit=second).status == "queued"
         assert queue.wait_idle(20)
-        assert time.monotonic() - started >= 0.7
+        assert time.monotonic() - started >= 1.4
         assert queue.deployed_commit == second
     finally:
         queue.stop()

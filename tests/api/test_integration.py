@@ -136,7 +136,7 @@ def start(tmp_path: Path, sandbox_module: Any, helm_bin: Path, remote: Remote) -
                 "lease_duration_seconds": 5,
                 "lease_renew_seconds": 1,
                 "identity": f"pod-{n}_{remote.namespace}",
-                "trigger_quiet_seconds": 1.0,
+                "trigger_quiet_seconds": 2.0,
                 "shutdown_grace_seconds": 60,
             }
             values.update(overrides)
@@ -229,7 +229,7 @@ def test_two_instances_on_one_cluster_never_run_at_the_same_time(
 ) -> None:
     sandbox_module.set_ready_delay(0.3)  # runs that take a while, so overlaps would show
     try:
-        a, b = start(), start()
+        a, b = start(trigger_quiet_seconds=1.0), start(trigger_quiet_seconds=1.0)
         for svc in (a, b):
             assert svc.queue.wait_idle(120)
         for i in range(3):
