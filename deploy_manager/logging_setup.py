@@ -78,6 +78,7 @@ class ContextFilter(logging.Filter):
         self.cluster = cluster
 
     def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate of the message
         if isinstance(record.msg, str) and isinstance(record.args, tuple) and record.args:
             for key, value in keyed_args(record.msg, record.args).items():
                 if key in FIELDS_FROM_MESSAGE and getattr(record, key, None) is None:
@@ -135,4 +136,6 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logg
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # APScheduler reports every job execution at INFO: one line per poll is noise, its warnings are not.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     return handler
