@@ -26,7 +26,9 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import re
 import threading
@@ -193,6 +195,8 @@ class RunQueue:
             if _status_value(run.status) == "succeeded" and run.commit:
                 self._deployed = run.commit
                 self._last_run_id = run.id
+                with contextlib.suppress(TypeError, ValueError):  # the gauge survives a restart
+                    self.metrics.last_success.set(dt.datetime.fromisoformat(run.finished_at).timestamp())
                 return
 
     # ---- triggers ----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ thread; the pipeline is `StandInPipeline` (records what it applies, can be held 
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from pathlib import Path
@@ -165,6 +166,9 @@ def test_start_up_with_the_head_deployed_adds_no_run(repo: Path, store: RunStore
         wait_for(lambda: queue._last_polled == head)
         assert pipeline.applied == []
         assert [r.id for r in store.list_runs(cluster="dev")] == [done]
+        finished = store.get_run(done).finished_at  # type: ignore[union-attr]
+        gauge = queue.metrics.registry.get_sample_value("deploy_manager_last_success_timestamp_seconds")
+        assert gauge == pytest.approx(dt.datetime.fromisoformat(finished).timestamp())
     finally:
         queue.stop()
 
