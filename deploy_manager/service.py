@@ -69,6 +69,10 @@ class PipelineLike(Protocol):
     def plan(self, source: Any, cluster: str, rev: str) -> Any: ...
 
 
+class QueueStopping(RuntimeError):
+    """The service is shutting down and takes no new triggers (the HTTP layer answers 503)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TriggerResult:
     run_id: int | None
@@ -209,7 +213,7 @@ class RunQueue:
             commit = rev
         with self._cond:
             if self._stopping.is_set():
-                raise RuntimeError("the run queue is stopping")
+                raise QueueStopping("the service is shutting down: no new runs")
             pending, running = self._pending, self._running
             now, previous_trigger = self._clock(), self._last_trigger
             self._last_trigger = now

@@ -15,7 +15,7 @@ import pytest
 
 from deploy_manager.lease import ClusterLease
 from deploy_manager.models.run import RunStatus
-from deploy_manager.service import RunQueue
+from deploy_manager.service import QueueStopping, RunQueue
 from deploy_manager.source.git import GitSource
 from deploy_manager.store.sqlite import RunStore
 from tests.corelib import commit, git, init_repo, write
@@ -264,7 +264,7 @@ def test_stop_waits_for_the_running_run_and_refuses_new_triggers(
     stopper.start()
     stopper.join(0.3)
     assert stopper.is_alive()  # still waiting for the run: helm is never cut off
-    with pytest.raises(RuntimeError, match="stopping"):
+    with pytest.raises(QueueStopping, match="shutting down"):
         queue.trigger("manual")
     gate.set()
     stopper.join(20)

@@ -35,7 +35,7 @@ from deploy_manager.config import Settings
 from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
 from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.scheduler import ServiceScheduler
-from deploy_manager.service import PipelineLike, RunQueue, SourceLike, StoreLike
+from deploy_manager.service import PipelineLike, QueueStopping, RunQueue, SourceLike, StoreLike
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,10 @@ def create_app(
     )
     app.state.scheduler = scheduler
     app.add_middleware(ContentLengthLimit, limit=settings.max_body_bytes)
+
+    @app.exception_handler(QueueStopping)
+    async def stopping(request: Request, exc: QueueStopping) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

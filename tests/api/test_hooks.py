@@ -246,3 +246,18 @@ def test_webhook_outcomes_are_counted(service: Service) -> None:
     assert registry.get_sample_value(
         "deploy_manager_webhook_requests_total", {"hook": "github", "outcome": "unauthorized"}
     ) == 1
+
+
+def test_a_trigger_during_shutdown_is_503_not_500(make_service: ServiceFactory) -> None:
+    gate = threading.Event()
+    svc = make_service(gate=gate)
+    assert svc.pipeline.started.wait(20)
+    stopper = threading.Thread(target=svc.queue.stop)  # what the lifespan does on SIGTERM
+    stopper.start()
+    wait_for(lambda: svc.queue._stopping.is_set())
+    sha = svc.commit("v1")
+    with svc.server.client() as c:
+        r = post_push(c, sha)
+    assert r.status_code == 503 and "shutting down" in r.json()["detail"]
+    gate.set()
+    stopper.join(20)
