@@ -1,0 +1,55 @@
+"""The in-memory snapshot behind /releases (and the status page).
+
+The stored releases only change when a run or an observe rewrites them, so the rendered answer is kept in
+memory keyed by `RunQueue.releases_version` (bumped after each) and at most `CACHE_SECONDS` old (the database
+may also be written by a `deploy-manager apply` on the same state dir). One reader refreshes a stale
+snapshot while concurrent readers wait for it instead of all hitting the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from deploy_manager.api.convert import release_out
+from deploy_manager.api.schemas import ReleaseOut
+
+CACHE_SECONDS = 2.0
+RELEASE_LIST = TypeAdapter(list[ReleaseOut])
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleasesSnapshot:
+    version: int
+    taken: float
+    releases: list[ReleaseOut]
+    body: bytes  # the JSON of `releases`, ready to send
+
+
+class ReleasesCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snap: ReleasesSnapshot | None = None
+
+    def _fresh(self, snap: ReleasesSnapshot | None, version: int) -> bool:
+        return snap is not None and snap.version == version and time.monotonic() - snap.taken < CACHE_SECONDS
+
+    def get(self, queue: Any, store: Any, cluster: str) -> ReleasesSnapshot:
+        version = queue.releases_version
+        snap = self._snap
+        if snap is not None and self._fresh(snap, version):
+            return snap
+        with self._lock:
+            snap = self._snap
+            if snap is not None and self._fresh(snap, version):
+                return snap
+            releases = [
+                release_out(r, queue.last_run_for(r.namespace, r.release)) for r in store.list_releases(cluster)
+            ]
+            snap = ReleasesSnapshot(version, time.monotonic(), releases, RELEASE_LIST.dump_json(releases))
+            self._snap = snap
+            return snap

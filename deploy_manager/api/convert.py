@@ -1,0 +1,119 @@
+"""Map the pipeline's internal records (`deploy_manager.models`) to the public API models (`api/schemas.py`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from deploy_manager.api.schemas import ActionOut, PlanOut, ReasonOut, ReleaseOut, RunDetailOut, RunOut, StepOut
+
+# helm's own time format: "2026-11-24 20:11:24.123456789 +0000 UTC"
+_HELM_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.(\d+))?\s*([+-]\d{2}:?\d{2}|Z)?")
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    """ISO 8601 or helm's time format -> aware datetime; None for empty/unknown formats."""
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        m = _HELM_TIME.match(value.strip())
+        if m is None:
+            return None
+        date, clock, frac, tz = m.groups()
+        tz = "+00:00" if tz in (None, "Z") else (tz if ":" in tz else f"{tz[:3]}:{tz[3:]}")
+        parsed = dt.datetime.fromisoformat(f"{date}T{clock}.{(frac or '0')[:6].ljust(6, '0')}{tz}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _value(x: Any) -> str:
+    return str(getattr(x, "value", x))
+
+
+def healthy(status: str, state: str) -> bool:
+    """Deployed by helm and not changed behind our back (out-of-sync only means a newer commit waits)."""
+    return status == "deployed" and state not in ("drifted", "failed", "locked")
+
+
+def release_out(r: Any, last_run_id: int | None) -> ReleaseOut:
+    return ReleaseOut(
+        component=r.component,
+        release=r.release,
+        namespace=r.namespace,
+        chart=r.chart or None,
+        chart_version=r.chart_version or None,
+        revision=r.revision,
+        status=r.status,
+        commit=r.commit,
+        digest=r.digest,
+        deployed_at=parse_time(r.updated),
+        last_run_id=last_run_id,
+        healthy=healthy(r.status, r.state),
+        state=r.state or None,
+    )
+
+
+def _reasons(reasons: Any) -> list[ReasonOut]:
+    return [ReasonOut(code=r.code, message=r.message, paths=list(r.paths)) for r in reasons or ()]
+
+
+def run_out(run: Any) -> RunOut:
+    return RunOut(
+        id=run.id,
+        cluster=run.cluster,
+        trigger=run.trigger,
+        commit=run.commit,
+        status=_value(run.status),  # type: ignore[arg-type]
+        created_at=parse_time(run.created_at),
+        started_at=parse_time(run.started_at),
+        finished_at=parse_time(run.finished_at),
+        error=run.error or None,
+    )
+
+
+def run_detail_out(run: Any) -> RunDetailOut:
+    steps = [
+        StepOut(
+            component=s.component,
+            release=s.release,
+            namespace=s.namespace,
+            action=s.action,
+            status=_value(s.status),
+            reasons=_reasons(s.reasons),
+            helm_revision=s.helm_revision,
+            duration=round(s.duration, 3),
+            exit_code=s.exit_code,
+            output_tail=s.output_tail or None,
+            error=s.error or None,
+            started_at=parse_time(s.started_at),
+            finished_at=parse_time(s.finished_at),
+        )
+        for s in run.steps
+    ]
+    return RunDetailOut(**run_out(run).model_dump(), steps=steps)
+
+
+def plan_out(plan: Any, rev: str) -> PlanOut:
+    return PlanOut(
+        cluster=plan.cluster,
+        rev=rev,
+        commit=plan.commit,
+        actions=[
+            ActionOut(
+                component=a.component,
+                release=a.release,
+                namespace=a.namespace,
+                action=_value(a.action),
+                reasons=_reasons(a.reasons),
+                state=_value(a.state),
+                needs=list(a.needs),
+                wave=a.wave,
+                digest=a.digest,
+                revision=a.revision,
+            )
+            for a in plan.actions
+        ],
+        waves=plan.waves,
+    )

@@ -1,0 +1,124 @@
+"""What the routers share: the app context, auth dependencies, and strict body parsing.
+
+Contract:
+- `Ctx` (an `Annotated` dependency) gives a route the `AppContext` built by `create_app`.
+- `ReadAuth` / `WriteAuth`: 401 (with `WWW-Authenticate: Bearer`) without a known token, 403 for a read token
+  on a write endpoint; a write token can read.
+- `read_body(request, limit)` reads at most `limit` bytes (413 beyond); `parse_json(...)` gives 415 for a
+  non-JSON content type, 400 for malformed JSON, 422 for a body that does not fit the model. Every error is a
+  JSON body `{"detail": ...}` and never echoes the input back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, HTTPException, Request, status
+from pydantic import BaseModel, ValidationError
+
+from deploy_manager.api.auth import Role, TokenAuth, bearer_token
+from deploy_manager.api.cache import ReleasesCache
+from deploy_manager.config import Settings
+from deploy_manager.metrics import ServiceMetrics
+from deploy_manager.service import PipelineLike, RunQueue, StoreLike
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclasses.dataclass
+class AppContext:
+    settings: Settings
+    queue: RunQueue
+    store: StoreLike
+    pipeline: PipelineLike
+    metrics: ServiceMetrics
+    auth: TokenAuth
+    kube_ping: Any = None  # () -> None, raises when the Kubernetes API is unreachable (readiness)
+    releases_cache: ReleasesCache = dataclasses.field(default_factory=ReleasesCache)
+
+
+async def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.dm
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+
+
+def _role(request: Request, ctx: AppContext) -> Role:
+    token = bearer_token(request.headers.get("authorization"))
+    role = ctx.auth.role(token) if token else None
+    if role is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="missing or unknown bearer token" if ctx.auth.configured else "no API tokens configured",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return role
+
+
+async def require_read(request: Request, ctx: Ctx) -> Role:
+    return _role(request, ctx)
+
+
+async def require_write(request: Request, ctx: Ctx) -> Role:
+    role = _role(request, ctx)
+    if role < Role.write:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this endpoint needs a write token")
+    return role
+
+
+ReadAuth = Annotated[Role, Depends(require_read)]
+WriteAuth = Annotated[Role, Depends(require_write)]
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, detail=f"request body over {limit} bytes")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than `limit` bytes whatever Content-Length claimed."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def is_json_type(mt: str) -> bool:
+    return mt == "application/json" or (mt.startswith("application/") and mt.endswith("+json"))
+
+
+def decode_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"malformed JSON body: {exc}") from exc
+
+
+def validate(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=errors) from exc
+
+
+async def parse_json(request: Request, model: type[M], limit: int) -> M | None:
+    """An optional JSON body: None when empty; see the module docstring for the errors."""
+    body = await read_body(request, limit)
+    if not body.strip():
+        return None
+    if not is_json_type(media_type(request)):
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail="the body must be application/json")
+    return validate(model, decode_json(body))

@@ -1,0 +1,96 @@
+"""`GET /`: a small HTML status page listing the releases and the recent runs.
+
+Same read token as the JSON API. A browser can send it as the password of HTTP Basic auth (any user name),
+so the page answers 401 with `WWW-Authenticate: Basic`; tools can send `Authorization: Bearer`.
+Every value is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import HTMLResponse
+
+from deploy_manager.api.auth import basic_password, bearer_token
+from deploy_manager.api.convert import run_out
+from deploy_manager.api.deps import Ctx
+
+router = APIRouter(tags=["status"])
+RECENT_RUNS = 20
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == "":
+        return "<td>–</td>"
+    text = value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else str(value)
+    return f"<td>{escape(text)}</td>"
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+@router.get("/", response_class=HTMLResponse, summary="HTML status page")
+def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
+    header = request.headers.get("authorization")
+    token = bearer_token(header) or basic_password(header)
+    if token is None or ctx.auth.role(token) is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="a read token is needed (Bearer, or as the Basic auth password)",
+            headers={"WWW-Authenticate": 'Basic realm="deploy-manager", charset="UTF-8"'},
+        )
+    q, s = ctx.queue, ctx.settings
+    releases = ctx.releases_cache.get(q, ctx.store, s.cluster).releases
+    runs = [run_out(r) for r in ctx.store.list_runs(cluster=s.cluster, limit=RECENT_RUNS)]
+    release_rows = [
+        [
+            r.component,
+            r.release,
+            r.namespace,
+            r.chart,
+            r.chart_version,
+            r.revision,
+            r.status,
+            "yes" if r.healthy else "no",
+            (r.commit or "")[:12],
+            r.deployed_at,
+            r.last_run_id,
+        ]
+        for r in releases
+    ]
+    run_rows = [[r.id, r.trigger, (r.commit or "")[:12], r.status, r.started_at, r.finished_at, r.error] for r in runs]
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>deploy-manager: {escape(s.cluster)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}th{{background:#eee}}</style></head>
+<body><h1>deploy-manager: cluster {escape(s.cluster)}</h1>
+<p>branch <code>{escape(s.branch)}</code>, deployed commit <code>{escape(q.deployed_commit or "none")}</code>,
+running run {escape(str(q.running_run_id or "none"))}, queued runs {q.depth}</p>
+<h2>Releases</h2>
+{
+        _table(
+            [
+                "component",
+                "release",
+                "namespace",
+                "chart",
+                "version",
+                "revision",
+                "status",
+                "healthy",
+                "commit",
+                "deployed at",
+                "last run",
+            ],
+            release_rows,
+        )
+    }
+<h2>Recent runs</h2>
+{_table(["id", "trigger", "commit", "status", "started", "finished", "error"], run_rows)}
+</body></html>"""
+    return HTMLResponse(page)

@@ -1,0 +1,77 @@
+"""Prometheus metrics of one service instance (prometheus-client), in a registry of its own.
+
+Contract: every `create_app` builds its own `ServiceMetrics` (so two apps in one process, as in tests, never
+share or collide), the run queue and the webhook routes update it, and `GET /metrics` renders `registry`.
+Releases by status are read from the store at scrape time, so the gauge is never stale and needs no updates.
+No label ever carries a commit, token or free text: label values come from small fixed sets.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as _Tally
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+# Runs take seconds to many minutes; helm commands from sub-second (list) to the release timeout.
+RUN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+HELM_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class _ReleasesByStatus(Collector):
+    """`deploy_manager_releases{status=...}` computed from the store when scraped."""
+
+    def __init__(self, statuses: Callable[[], Iterable[str]]) -> None:
+        self._statuses = statuses
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "deploy_manager_releases", "Releases of the cluster by helm status", labels=["status"]
+        )
+        for status, count in sorted(_Tally(self._statuses()).items()):
+            family.add_metric([status], count)
+        yield family
+
+
+class ServiceMetrics:
+    """The service's metrics; `registry` is what /metrics renders."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.runs = Counter("deploy_manager_runs", "Finished runs by result", ["result"], registry=r)
+        self.run_duration = Histogram(
+            "deploy_manager_run_duration_seconds", "Duration of runs", ["result"], buckets=RUN_BUCKETS, registry=r
+        )
+        self.helm_duration = Histogram(
+            "deploy_manager_helm_command_duration_seconds",
+            "Duration of helm commands run by the manager",
+            ["command"],
+            buckets=HELM_BUCKETS,
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "deploy_manager_last_success_timestamp_seconds",
+            "Unix time the last successful run finished (its commit was fully deployed)",
+            registry=r,
+        )
+        self.queue_depth = Gauge("deploy_manager_queue_depth", "Runs waiting to start (0 or 1)", registry=r)
+        self.run_in_progress = Gauge("deploy_manager_run_in_progress", "1 while a run executes", registry=r)
+        self.webhooks = Counter(
+            "deploy_manager_webhook_requests", "Webhook requests by hook and outcome", ["hook", "outcome"], registry=r
+        )
+        self.triggers = Counter(
+            "deploy_manager_triggers",
+            "Triggers by source and result (queued|coalesced)",
+            ["trigger", "result"],
+            registry=r,
+        )
+        self._releases: _ReleasesByStatus | None = None
+
+    def watch_releases(self, statuses: Callable[[], Iterable[str]]) -> None:
+        """Register the scrape-time releases-by-status collector (once)."""
+        if self._releases is None:
+            self._releases = _ReleasesByStatus(statuses)
+            self.registry.register(self._releases)

@@ -1,0 +1,79 @@
+"""Polling and periodic observe with APScheduler 3 (`BackgroundScheduler`).
+
+Contract:
+- `poll` job: every `DM_POLL_INTERVAL_SECONDS` (plus a random jitter, so replicas and clusters sharing one git
+  server do not fetch in lockstep) fetch the remote into the bare mirror; a new commit on `DM_BRANCH` triggers
+  a run (`RunQueue.poll`). 0 disables polling.
+- `observe` job: every `DM_OBSERVE_INTERVAL_SECONDS` refresh the stored releases from the cluster, so /releases
+  shows drift and failed releases between runs. 0 disables it.
+- A job never overlaps itself (`max_instances=1`) and missed runs collapse into one (`coalesce=True`);
+  an exception in a job is logged and the next interval tries again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from deploy_manager.service import RunQueue
+
+log = logging.getLogger(__name__)
+
+
+def _guarded(name: str, fn: Callable[[], object]) -> Callable[[], None]:
+    def job() -> None:
+        try:
+            fn()
+        except Exception as exc:
+            # One line, not a traceback per interval while the remote is down.
+            log.warning("%s failed: %s: %s", name, type(exc).__name__, exc)
+
+    return job
+
+
+class ServiceScheduler:
+    """The background jobs of one service instance."""
+
+    def __init__(
+        self,
+        queue: RunQueue,
+        *,
+        poll_interval: float,
+        poll_jitter: float = 0.0,
+        observe_interval: float = 0.0,
+    ) -> None:
+        self.queue = queue
+        self.scheduler = BackgroundScheduler(timezone=dt.UTC, job_defaults={"max_instances": 1, "coalesce": True})
+        if poll_interval > 0:
+            self.scheduler.add_job(
+                _guarded("poll", queue.poll),
+                IntervalTrigger(seconds=poll_interval, jitter=poll_jitter or None, timezone=dt.UTC),
+                id="poll",
+                name="fetch the values repo; trigger a run on a new commit",
+                misfire_grace_time=max(1, int(poll_interval)),
+            )
+        if observe_interval > 0:
+            self.scheduler.add_job(
+                _guarded("observe", queue.refresh_releases),
+                IntervalTrigger(seconds=observe_interval, timezone=dt.UTC),
+                id="observe",
+                name="refresh /releases from the cluster",
+                misfire_grace_time=max(1, int(observe_interval)),
+            )
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [job.id for job in self.scheduler.get_jobs()]
+
+    def start(self) -> None:
+        if not self.scheduler.running:
+            self.scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            # Do not wait: a poll in the middle of a slow fetch must not hold up the pod's shutdown.
+            self.scheduler.shutdown(wait=False)

@@ -1,0 +1,451 @@
+"""The run queue: per cluster at most one run executes; triggers during a run collapse into one pending run.
+
+Contract:
+- `RunQueue.trigger(kind, rev=None, commit=None)` never does I/O beyond one store insert and returns at once
+  with `TriggerResult(run_id, status)`:
+  * `coalesced` when it adds nothing: the commit is the one running, the one pending, or (nothing running or
+    pending) the one last deployed successfully; or a run is already pending — that run is re-targeted to
+    this newest trigger and its id returned.
+  * `queued` when a new run record was created (status `queued` in the store).
+- What a run deploys: without `rev` the head of the branch *as fetched when the run starts* (so a storm of
+  pushes ends with the newest commit deployed, whatever order the webhooks arrived in); with `rev` exactly
+  that revision (`POST /runs` with a revision).
+- Bursts: a trigger after `quiet_seconds` without triggers starts at once (low latency); a run queued inside
+  a burst waits until no trigger came for `quiet_seconds` (at most `max_delay_seconds` after it was queued),
+  so a storm of pushes costs at most two runs: the one already running and one for the storm's end state.
+- One worker thread per queue executes runs: hold the cluster Lease (other instances wait), fetch the mirror,
+  resolve, `pipeline.apply(..., run_id=...)`, refresh the releases (`pipeline.observe` -> store).
+- `poll()` fetches and triggers `poll` when the branch head moved since the last poll (and is not deployed).
+  A run of an explicit older revision therefore stays deployed until the next commit or trigger.
+- `start()` marks runs a dead process left `running` as `interrupted` and, in the worker, re-plans the branch
+  head once: a `startup` run if something was interrupted or the plan has anything to do, else none (the
+  release records in the cluster are the truth, not our database), so a restart neither loses nor doubles
+  work.
+- `stop()` lets a running helm command finish (up to `grace_seconds`); it never kills helm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+from deploy_manager.lease import ClusterLease, LeaseRejected
+from deploy_manager.logging_setup import log_context
+from deploy_manager.metrics import ServiceMetrics
+from deploy_manager.models.run import RunStatus
+
+log = logging.getLogger(__name__)
+
+TriggerStatus = Literal["queued", "coalesced", "ignored"]
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+WRITE_ACTIONS = frozenset({"install", "upgrade"})
+
+
+class SourceLike(Protocol):
+    def fetch(self) -> None: ...
+    def resolve(self, rev: str) -> str: ...
+
+
+class StoreLike(Protocol):
+    def create_run(self, *, cluster: str, commit: str | None, trigger: str, status: str = "queued") -> int: ...
+    def list_runs(self, *, cluster: str | None = None, limit: int = 50) -> list[Any]: ...
+    def get_run(self, run_id: int) -> Any | None: ...
+    def mark_interrupted(self) -> int: ...
+    def replace_releases(self, cluster: str, releases: list[Any]) -> None: ...
+    def list_releases(self, cluster: str) -> list[Any]: ...
+    def finish_run(self, run_id: int, status: Any, *, error: str = "", commit: str | None = None) -> None: ...
+
+
+class PipelineLike(Protocol):
+    def apply(self, source: Any, cluster: str, rev: str, *, trigger: str, run_id: int | None = None) -> Any: ...
+    def observe(self, cluster: str, source: Any, rev: str) -> list[Any]: ...
+    def plan(self, source: Any, cluster: str, rev: str) -> Any: ...
+
+
+class QueueStopping(RuntimeError):
+    """The service is shutting down and takes no new triggers (the HTTP layer answers 503)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TriggerResult:
+    run_id: int | None
+    status: TriggerStatus
+    reason: str = ""
+
+
+@dataclasses.dataclass
+class _Request:
+    run_id: int
+    trigger: str
+    rev: str | None  # None: the branch head at run time
+    commit: str | None  # the commit the trigger named (a hint for coalescing), if any
+    queued_at: float = 0.0
+    deferred: bool = False  # queued inside a burst of triggers: starts once they are quiet
+    resolved: str | None = None  # the commit actually deployed, once known
+
+
+def _status_value(status: Any) -> str:
+    return str(getattr(status, "value", status))
+
+
+class RunQueue:
+    """One cluster's run queue and its worker thread (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        cluster: str,
+        branch: str,
+        pipeline: PipelineLike,
+        store: StoreLike,
+        source: SourceLike | None = None,
+        source_factory: Callable[[], SourceLike] | None = None,
+        lease: ClusterLease | None = None,
+        metrics: ServiceMetrics | None = None,
+        grace_seconds: float = 600.0,
+        quiet_seconds: float = 0.0,
+        max_delay_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cluster = cluster
+        self.branch = branch
+        # A factory defers the first clone of a remote to the worker, so start-up never waits on the network.
+        if (source is None) == (source_factory is None):
+            raise ValueError("pass exactly one of source and source_factory")
+        self._source = source
+        self._source_factory = source_factory
+        self._source_lock = threading.Lock()
+        self.pipeline = pipeline
+        self.store = store
+        self.lease = lease
+        self.metrics = metrics or ServiceMetrics()
+        self.grace_seconds = grace_seconds
+        self.quiet_seconds = quiet_seconds
+        self.max_delay_seconds = max_delay_seconds
+        self._last_trigger = float("-inf")
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._pending: _Request | None = None
+        self._running: _Request | None = None
+        self._stopping = threading.Event()
+        self._worker: threading.Thread | None = None
+        # Serialises fetch/resolve on the mirror between the worker, the poller and the observer.
+        self.git_lock = threading.Lock()
+        self._deployed: str | None = None
+        self._last_run_id: int | None = None
+        self._last_polled: str | None = None
+        self.last_fetch_error: str | None = None
+        self._interrupted = 0
+        self._starting = False
+        self._release_runs: dict[tuple[str, str], int] = {}
+        # Bumped whenever the stored releases (or their last runs) may have changed: /releases caches by it.
+        self.releases_version = 0
+        self.metrics.watch_releases(self._release_statuses)
+
+    @property
+    def source(self) -> SourceLike:
+        """The git source, created on first use (a remote is cloned into the mirror then)."""
+        if self._source is None:
+            with self._source_lock:
+                if self._source is None:
+                    assert self._source_factory is not None
+                    self._source = self._source_factory()
+        return self._source
+
+    # ---- state -------------------------------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        return 1 if self._pending is not None else 0
+
+    @property
+    def running_run_id(self) -> int | None:
+        running = self._running
+        return running.run_id if running else None
+
+    @property
+    def deployed_commit(self) -> str | None:
+        return self._deployed
+
+    def _release_statuses(self) -> list[str]:
+        try:
+            return [_status_value(r.status) for r in self.store.list_releases(self.cluster)]
+        except Exception:  # a scrape must not fail because the store is busy
+            log.exception("reading releases for metrics failed")
+            return []
+
+    def last_run_for(self, namespace: str, release: str) -> int | None:
+        """The newest run that installed or upgraded this release (for /releases)."""
+        return self._release_runs.get((namespace, release))
+
+    def _note_release_runs(self, run: Any) -> None:
+        for step in run.steps:
+            if step.action in WRITE_ACTIONS:
+                self._release_runs[(step.namespace, step.release)] = run.id
+
+    def _load_history(self) -> None:
+        """The last successfully deployed commit and each release's last run, from the run history."""
+        runs = self.store.list_runs(cluster=self.cluster, limit=200)
+        for run in reversed(runs):  # oldest first, so newer runs win
+            self._note_release_runs(run)
+        for run in runs:
+            if _status_value(run.status) == "succeeded" and run.commit:
+                self._deployed = run.commit
+                self._last_run_id = run.id
+                with contextlib.suppress(TypeError, ValueError):  # the gauge survives a restart
+                    self.metrics.last_success.set(dt.datetime.fromisoformat(run.finished_at).timestamp())
+                return
+
+    # ---- triggers ----------------------------------------------------------------------------------------
+
+    def trigger(
+        self, kind: str, *, rev: str | None = None, commit: str | None = None, force: bool = False
+    ) -> TriggerResult:
+        """Enqueue (or coalesce) a run; see the module docstring. Never blocks on a run."""
+        if rev is not None and FULL_SHA.match(rev) and commit is None:
+            commit = rev
+        with self._cond:
+            if self._stopping.is_set():
+                raise QueueStopping("the service is shutting down: no new runs")
+            pending, running = self._pending, self._running
+            now, previous_trigger = self._clock(), self._last_trigger
+            self._last_trigger = now
+            self._cond.notify_all()  # a deferred run re-computes when it may start
+            if commit is not None and not force:
+                if pending is not None and pending.commit == commit and pending.rev == rev:
+                    return self._coalesced(kind, pending.run_id, "already queued")
+                if running is not None and commit in (running.resolved, running.commit) and pending is None:
+                    return self._coalesced(kind, running.run_id, "already running")
+                if running is None and pending is None and commit == self._deployed:
+                    return self._coalesced(kind, self._last_run_id, "already deployed")
+            if pending is not None:
+                # Newest trigger wins: the one pending run now deploys what this trigger asked for.
+                pending.rev, pending.commit = rev, commit
+                return self._coalesced(kind, pending.run_id, "joined the pending run")
+            run_id = self.store.create_run(cluster=self.cluster, commit=commit, trigger=kind, status="queued")
+            # Leading edge: after a quiet spell a trigger starts at once; inside a burst it waits for the end.
+            deferred = now - previous_trigger < self.quiet_seconds
+            self._pending = _Request(run_id, kind, rev, commit, queued_at=now, deferred=deferred)
+            self.metrics.queue_depth.set(1)
+            self.metrics.triggers.labels(kind, "queued").inc()
+            self._cond.notify_all()
+        log.info("run queued", extra={"run_id": run_id, "trigger": kind, "commit": commit, "rev": rev})
+        return TriggerResult(run_id, "queued")
+
+    def _coalesced(self, kind: str, run_id: int | None, reason: str) -> TriggerResult:
+        self.metrics.triggers.labels(kind, "coalesced").inc()
+        log.info("trigger coalesced: %s", reason, extra={"run_id": run_id, "trigger": kind})
+        return TriggerResult(run_id, "coalesced", reason)
+
+    def fetch_head(self) -> str:
+        """Fetch the mirror and resolve the branch head (serialised with the worker)."""
+        with self.git_lock:
+            try:
+                self.source.fetch()
+            except Exception as exc:
+                self.last_fetch_error = str(exc)
+                raise
+            self.last_fetch_error = None
+            return self.source.resolve(self.branch)
+
+    def poll(self, *, force: bool = False) -> TriggerResult | None:
+        """Fetch; a branch head not seen by the previous poll triggers a `poll` run."""
+        head = self.fetch_head()
+        previous, self._last_polled = self._last_polled, head
+        if head == previous and not force:
+            return None
+        return self.trigger("poll", commit=head, force=force)
+
+    def refresh_releases(self) -> None:
+        """Observe the cluster; the pipeline replaces the stored releases (/releases reads them)."""
+        rev = self._deployed or self.branch
+        try:
+            self.pipeline.observe(self.cluster, self.source, rev)
+        finally:
+            self.releases_version += 1
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._worker is not None:
+            return
+        self._interrupted = self.store.mark_interrupted()
+        if self._interrupted:
+            log.warning("%d run(s) left running by a previous process marked interrupted", self._interrupted)
+        self._load_history()
+        self._starting = True
+        self._worker = threading.Thread(target=self._work, name=f"run-queue-{self.cluster}", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        """Stop taking triggers; wait for a running run (helm is never killed) up to grace_seconds."""
+        with self._cond:
+            self._stopping.set()
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=self.grace_seconds)
+            if self._worker.is_alive():
+                log.error("a run is still executing after %ss; leaving it to the process exit", self.grace_seconds)
+            self._worker = None
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once nothing runs or waits (tests, benchmarks, graceful shutdown)."""
+        deadline = self._clock() + timeout
+        with self._cond:
+            while self._starting or self._pending is not None or self._running is not None:
+                left = deadline - self._clock()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    # ---- the worker --------------------------------------------------------------------------------------
+
+    def _next_request(self) -> _Request | None:
+        """Wait for a pending request that may start now; None when stopping. Caller holds `_cond`."""
+        while not self._stopping.is_set():
+            request = self._pending
+            if request is None:
+                self._cond.wait()
+                continue
+            if request.deferred:
+                # A follow-up run waits for the storm to calm down (bounded), so it deploys its end state.
+                ready_at = min(self._last_trigger + self.quiet_seconds, request.queued_at + self.max_delay_seconds)
+                left = ready_at - self._clock()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+            self._pending = None
+            return request
+        return None
+
+    def _work(self) -> None:
+        self._startup_replan()
+        while True:
+            with self._cond:
+                request = self._next_request()
+                if request is None:
+                    return
+                self._running = request
+                self.metrics.queue_depth.set(0)
+                self.metrics.run_in_progress.set(1)
+            try:
+                with log_context(run_id=request.run_id):
+                    self._execute(request)
+            except Exception:
+                log.exception("run crashed", extra={"run_id": request.run_id})
+            finally:
+                with self._cond:
+                    self._running = None
+                    self.metrics.run_in_progress.set(0)
+                    self._cond.notify_all()
+
+    def _startup_replan(self) -> None:
+        """Re-plan the branch head once: run only if a run died or the cluster differs from the head."""
+        try:
+            head = self.fetch_head()
+            self._last_polled = head
+        except Exception as exc:
+            log.error("start-up fetch of %s failed; polling will retry: %s", self.branch, exc)
+            head = None
+        try:
+            if head is not None:
+                if self._interrupted:
+                    self.trigger("startup", commit=head, force=True)
+                elif head != self._deployed:
+                    self._startup_run_if_needed(head)
+        except Exception:
+            log.exception("start-up re-plan failed")
+        finally:
+            with self._cond:
+                self._starting = False
+                self._cond.notify_all()
+
+    def _startup_run_if_needed(self, head: str) -> None:
+        """The cluster is the truth: a fresh database over a cluster already at `head` needs no run."""
+        try:
+            plan = self.pipeline.plan(self.source, self.cluster, head)
+        except Exception as exc:
+            # Bad values or an unreachable cluster: a run records the error where operators look (/runs).
+            log.warning("start-up plan of %s failed (%s); queueing a run to record it", head[:12], exc)
+            self.trigger("startup", commit=head)
+            return
+        if any(_status_value(action.action) != "none" for action in plan.actions):
+            self.trigger("startup", commit=head)
+            return
+        log.info("cluster already at %s: no start-up run", head[:12])
+        self._deployed = head
+        self.refresh_releases()
+
+    def _execute(self, request: _Request) -> None:
+        started = self._clock()
+        try:
+            result = self._deploy_holding_lease(request)
+        except LeaseRejected as exc:
+            log.error("%s", exc)
+            self._fail(request.run_id, str(exc))
+            result = "failed"
+        if result is None:
+            return
+        elapsed = self._clock() - started
+        self.metrics.runs.labels(result).inc()
+        self.metrics.run_duration.labels(result).observe(elapsed)
+        if result == "succeeded":
+            self.metrics.last_success.set_to_current_time()
+        log.info("run finished: %s in %.2fs", result, elapsed, extra={"commit": request.resolved})
+
+    def _deploy_holding_lease(self, request: _Request) -> str | None:
+        """Deploy while holding the cluster Lease; None if stopped while waiting for it."""
+        if self.lease is None:
+            return self._deploy(request)
+        with self.lease.hold(self._stopping) as held:
+            if not held:
+                log.warning("stopped while waiting for the cluster lease; the run stays queued")
+                return None
+            return self._deploy(request)
+
+    def _fail(self, run_id: int, error: str) -> None:
+        run = self.store.get_run(run_id)
+        if run is not None and _status_value(run.status) in ("queued", "running"):
+            self.store.finish_run(run_id, RunStatus.failed, error=error)
+
+    def _deploy(self, request: _Request) -> str:
+        """Fetch, resolve and apply one request; returns the run's final status."""
+        try:
+            with self.git_lock:
+                self.source.fetch()
+                self.last_fetch_error = None
+                commit = self.source.resolve(request.rev or self.branch)
+        except Exception as exc:
+            self.last_fetch_error = str(exc)
+            log.error("cannot fetch or resolve %s: %s", request.rev or self.branch, exc)
+            self._fail(request.run_id, f"cannot fetch or resolve {request.rev or self.branch}: {exc}")
+            return "failed"
+        request.resolved = commit
+        log.info("run started", extra={"commit": commit, "trigger": request.trigger})
+        try:
+            record = self.pipeline.apply(
+                self.source, self.cluster, commit, trigger=request.trigger, run_id=request.run_id
+            )
+        except Exception as exc:
+            # The pipeline records its own pre-flight failures before raising; only fill in what it did not.
+            log.error("run failed: %s", exc)
+            self._fail(request.run_id, f"{type(exc).__name__}: {exc}")
+            return "failed"
+        status = _status_value(record.status)
+        self._note_release_runs(record)
+        self.releases_version += 1  # the pipeline refreshed the stored releases if it wrote any
+        if status == "succeeded":
+            self._deployed, self._last_run_id = commit, request.run_id
+        try:
+            self.refresh_releases()
+        except Exception:
+            log.exception("refreshing releases after the run failed")
+        return status

@@ -1,0 +1,146 @@
+"""Settings: the fixed DM_* names, secrets from env, `DM_<NAME>_FILE` and `DM_SECRETS_DIR`, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from deploy_manager.config import Settings
+
+BASE = {"DM_REPO_URL": "file:///srv/values.git", "DM_CLUSTER": "dev"}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for key in list(__import__("os").environ):
+        if key.startswith("DM_"):
+            monkeypatch.delenv(key)
+    for key, value in BASE.items():
+        monkeypatch.setenv(key, value)
+    return monkeypatch
+
+
+def test_the_documented_names_are_read_from_the_environment(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.setenv("DM_BRANCH", "production")
+    env.setenv("DM_STATE_DIR", str(tmp_path))
+    env.setenv("DM_KUBECONFIG", str(tmp_path / "kubeconfig"))
+    env.setenv("DM_HOST", "127.0.0.1")
+    env.setenv("DM_PORT", "9090")
+    env.setenv("DM_POLL_INTERVAL_SECONDS", "0")
+    env.setenv("DM_GITHUB_WEBHOOK_SECRET", "a-long-webhook-secret")
+    env.setenv("DM_JENKINS_TOKEN", "a-long-jenkins-token")
+    env.setenv("DM_READ_TOKENS", "reader-token-1, reader-token-2,")
+    env.setenv("DM_WRITE_TOKENS", "writer-token-1")
+    s = Settings()
+    assert (s.repo_url, s.branch, s.cluster) == ("file:///srv/values.git", "production", "dev")
+    assert s.state_dir == tmp_path and s.kubeconfig == tmp_path / "kubeconfig"
+    assert (s.host, s.port, s.poll_interval_seconds) == ("127.0.0.1", 9090, 0)
+    assert s.github_webhook_secret is not None and s.github_webhook_secret.get_secret_value() == "a-long-webhook-secret"
+    assert [t.get_secret_value() for t in s.read_tokens] == ["reader-token-1", "reader-token-2"]
+    assert [t.get_secret_value() for t in s.write_tokens] == ["writer-token-1"]
+
+
+def test_defaults(env: pytest.MonkeyPatch) -> None:
+    s = Settings()
+    assert s.branch == "main" and s.kubeconfig is None and s.poll_interval_seconds == 60
+    assert s.github_webhook_secret is None and s.jenkins_token is None
+    assert s.read_tokens == () and s.write_tokens == ()
+    assert s.effective_lease_name == "deploy-manager-dev"
+
+
+def test_secrets_never_show_in_repr(env: pytest.MonkeyPatch) -> None:
+    env.setenv("DM_JENKINS_TOKEN", "a-long-jenkins-token")
+    env.setenv("DM_READ_TOKENS", "reader-token-1")
+    s = Settings()
+    assert "a-long-jenkins-token" not in repr(s) and "reader-token-1" not in repr(s)
+
+
+def test_secret_files_as_mounted_by_a_kubernetes_secret(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "github-webhook-secret").write_text("file-webhook-secret\n")
+    (creds / "read-tokens").write_text("file-reader-1,file-reader-2\n")
+    env.setenv("DM_GITHUB_WEBHOOK_SECRET_FILE", str(creds / "github-webhook-secret"))
+    env.setenv("DM_READ_TOKENS_FILE", str(creds / "read-tokens"))
+    # An optional key absent from the Secret: the file does not exist, the endpoint stays disabled.
+    env.setenv("DM_JENKINS_TOKEN_FILE", str(creds / "jenkins-token"))
+    s = Settings()
+    assert s.github_webhook_secret is not None
+    assert s.github_webhook_secret.get_secret_value() == "file-webhook-secret"
+    assert [t.get_secret_value() for t in s.read_tokens] == ["file-reader-1", "file-reader-2"]
+    assert s.jenkins_token is None
+
+
+def test_an_env_value_wins_over_its_file(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("from-the-file-000")
+    env.setenv("DM_JENKINS_TOKEN_FILE", str(tmp_path / "token"))
+    env.setenv("DM_JENKINS_TOKEN", "from-the-env-0000")
+    assert Settings().jenkins_token.get_secret_value() == "from-the-env-0000"  # type: ignore[union-attr]
+
+
+def test_secrets_dir(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "DM_JENKINS_TOKEN").write_text("dir-jenkins-token\n")
+    (tmp_path / "DM_WRITE_TOKENS").write_text("dir-writer-1,dir-writer-2")
+    env.setenv("DM_SECRETS_DIR", str(tmp_path))
+    s = Settings()
+    assert s.jenkins_token is not None and s.jenkins_token.get_secret_value() == "dir-jenkins-token"
+    assert [t.get_secret_value() for t in s.write_tokens] == ["dir-writer-1", "dir-writer-2"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DM_GITHUB_WEBHOOK_SECRET", "changeme"),
+        ("DM_JENKINS_TOKEN", "changethis"),
+        ("DM_READ_TOKENS", "good-token-000,password"),
+        ("DM_WRITE_TOKENS", "abc12"),
+    ],
+)
+def test_default_or_short_secrets_are_refused_without_echoing_them(
+    env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    env.setenv(name, value)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    errors = info.value.errors(include_input=False)
+    assert name in errors[0]["msg"]
+    assert all(value.split(",")[-1] not in e["msg"] for e in errors)
+
+
+def test_an_empty_secret_means_not_configured(env: pytest.MonkeyPatch) -> None:
+    env.setenv("DM_GITHUB_WEBHOOK_SECRET", "")
+    env.setenv("DM_READ_TOKENS", " ")
+    s = Settings()
+    assert s.github_webhook_secret is None and s.read_tokens == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DM_PORT", "http"),
+        ("DM_PORT", "70000"),
+        ("DM_POLL_INTERVAL_SECONDS", "-1"),
+        ("DM_CLUSTER", ""),
+        ("DM_LEASE_RENEW_SECONDS", "60"),
+    ],
+)
+def test_bad_values_are_refused(env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    env.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_repo_url_and_cluster_are_required(env: pytest.MonkeyPatch) -> None:
+    env.delenv("DM_REPO_URL")
+    with pytest.raises(ValidationError, match="repo_url"):
+        Settings()
+
+
+def test_the_default_lease_name_is_a_valid_kubernetes_name(env: pytest.MonkeyPatch) -> None:
+    env.setenv("DM_CLUSTER", "Prod_Cluster#1")
+    assert Settings().effective_lease_name == "deploy-manager-prod-cluster-1"
+    env.setenv("DM_LEASE_NAME", "Not_Valid")
+    with pytest.raises(ValidationError, match="lease_name"):
+        Settings()
