@@ -26,15 +26,14 @@ Control API (JSON; full reference in :mod:`kubesim.control`):
 
 Debugging: ``KUBESIM_LOG_REQUESTS=1 deploy-manager sandbox`` logs every request line.
 
-Not modelled: authentication/authorization (any token is accepted; no RBAC enforcement, no
-SelfSubjectAccessReview), admission webhooks, Events beyond a few (Job created/completed/failed,
-ReplicaSet scaled up), Endpoints/EndpointSlices, scheduling, nodes
-and real containers (Pods only report a phase; logs are synthetic), probes, HPA, CronJob
+Not modelled: authentication/authorization (any token is accepted, RBAC objects are stored but
+not enforced, every access review answers "allowed"), admission webhooks, Events beyond a few
+(Job pod created/completed/failed, ReplicaSet scaled up), Endpoints/EndpointSlices, scheduling,
+nodes and real containers (Pods only report a phase; logs are synthetic), probes, HPA, CronJob
 schedules (no Jobs are spawned), ``spec.paused`` rollouts and ``maxSurge``/``maxUnavailable``
 pacing (a rollout is one step), CRD version conversion and CEL validation rules, protobuf/CBOR
-responses (requests are decoded; answers are JSON), watch bookmarks beyond a periodic one,
-consistent paginated snapshots (a ``continue`` token resumes by key), ``resourceVersionMatch``
-semantics on reads, graceful deletion periods, ResourceQuota/LimitRange, and the garbage
-collector's handling of finalizers on a namespace's content (a deleted namespace takes its
-content at once).
+responses (requests are decoded; answers are JSON), consistent paginated snapshots (a
+``continue`` token resumes by key), ``resourceVersionMatch`` semantics on reads, graceful
+deletion periods, ResourceQuota/LimitRange enforcement, and finalizers on a deleted namespace's
+content (the namespace takes its content at once).
 """

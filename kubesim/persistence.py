@@ -25,6 +25,7 @@ class StateFile:
         self.store = store
         self.delay = delay
         self._lock = threading.Lock()
+        self._save_lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._running = False
 
@@ -58,14 +59,16 @@ class StateFile:
         self.save()
 
     def save(self) -> None:
-        snapshot = self.store.snapshot()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w") as fh:
-            json.dump(snapshot, fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        # One save at a time: the debounce timer and stop() may both want to write the file.
+        with self._save_lock:
+            snapshot = self.store.snapshot()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            with open(tmp, "w") as fh:
+                json.dump(snapshot, fh, separators=(",", ":"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
 
     def stop(self) -> None:
         """Cancel a pending save and write the final state now."""

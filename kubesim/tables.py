@@ -2,7 +2,8 @@
 
 kubectl asks for ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io`` and prints the columns
 it gets back. Columns follow the apiserver's printers for the common kinds (Deployment READY /
-UP-TO-DATE / AVAILABLE, Pod STATUS, Service CLUSTER-IP …); other kinds get NAME and AGE.
+UP-TO-DATE / AVAILABLE, Pod STATUS, Service CLUSTER-IP …); custom resources get their CRD's
+``additionalPrinterColumns``; other kinds get NAME and AGE.
 """
 
 from __future__ import annotations
@@ -118,8 +119,29 @@ _COLUMNS: dict[tuple[str, str], list[Column]] = {
 }
 
 
-def to_table(group: str, kind: str, items: list[Obj], resource_version: str, cont: str | None = None) -> Obj:
-    columns = [("Name", "string", _name), *_COLUMNS.get((group, kind), [_AGE])]
+def _json_path(path: str) -> Callable[[Obj], Any]:
+    """A CRD printer column's ``jsonPath`` — the simple ``.a.b`` form CRDs use in practice."""
+    parts = [p for p in path.strip().lstrip(".").split(".") if p]
+
+    def cell(obj: Obj) -> Any:
+        value = _s(obj, *parts, default=None)
+        return "<none>" if value is None else value
+
+    return cell
+
+
+def crd_columns(crd: Obj | None, version: str) -> list[Column] | None:
+    """``additionalPrinterColumns`` of one CRD version (None: the CRD defines none)."""
+    for ver in ((crd or {}).get("spec") or {}).get("versions") or []:
+        if isinstance(ver, dict) and ver.get("name") == version and ver.get("additionalPrinterColumns"):
+            return [(str(c.get("name", "")), str(c.get("type", "string")), _json_path(str(c.get("jsonPath", ""))))
+                    for c in ver["additionalPrinterColumns"] if isinstance(c, dict)]
+    return None
+
+
+def to_table(group: str, kind: str, items: list[Obj], resource_version: str, cont: str | None = None,
+             columns_override: list[Column] | None = None) -> Obj:
+    columns = [("Name", "string", _name), *(columns_override or _COLUMNS.get((group, kind), [_AGE]))]
     definitions = [{"name": name, "type": typ, "format": "name" if name == "Name" else "", "description": name,
                     "priority": 0} for name, typ, _ in columns]
     rows = [{"cells": [cell(obj) for _, _, cell in columns],

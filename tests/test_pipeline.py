@@ -18,7 +18,7 @@ import yaml
 
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
-from deploy_manager.models.errors import ChartError
+from deploy_manager.models.errors import ChartError, ConfigError
 from deploy_manager.models.run import RunStatus, StepStatus
 from deploy_manager.pipeline import Pipeline
 from deploy_manager.source.git import GitSource
@@ -393,3 +393,36 @@ def test_bootstrap_label_follows_the_steps(env: Env) -> None:
     env.apply()
     assert "deploy-manager.io/bootstrap" not in ks_labels()
     assert set(env.actions().values()) == {"none"}
+
+
+@pytest.mark.parametrize("case", ["yaml", "schema", "chart", "cycle"])
+def test_bad_input_makes_no_cluster_write(env: Env, case: str) -> None:
+    from tests.commands.test_core_cmds import break_repo
+
+    env.apply()
+    break_repo(env.root, case)
+    env.sandbox.reset_stats()
+    with pytest.raises(ConfigError):
+        env.apply()
+    assert writes(env.sandbox) == 0
+    runs = RunStore.in_dir(env.state).list_runs(cluster=env.cluster)
+    assert runs[0].status is RunStatus.failed and runs[0].error and runs[0].steps == ()
+
+
+def test_release_left_pending_is_locked_and_blocks_dependents(env: Env) -> None:
+    env.apply()
+    write_values(env.root, "dev", "glance", {"replicas": 2})
+    commit(env.root, "glance replicas")
+    # helm records the upgrade as pending, then cannot record its outcome: the release stays pending-upgrade.
+    env.sandbox.inject_fault(type="fail-writes", resource="secrets", verbs=["update"], count=100, code=500)
+    run = env.apply()
+    env.sandbox.clear_faults()
+    glance = next(s for s in run.steps if s.component == "glance")
+    assert run.status is RunStatus.failed and glance.status is StepStatus.failed
+    assert glance.helm_revision == 2  # read back from the release record, as `helm ls` shows it
+    assert env.helm_ls()["glance"]["status"] == "pending-upgrade"
+    actions = {a["component"]: a for a in env.plan()["actions"]}
+    assert actions["glance"]["action"] == "blocked" and actions["glance"]["reasons"][0]["code"] == "locked"
+    assert actions["nova"]["action"] == "blocked"
+    assert actions["nova"]["reasons"][0]["message"] == "needs glance, which is blocked"
+    assert actions["keystone"]["action"] == "none"

@@ -13,7 +13,7 @@ from deploy_manager.cli import app
 @app.command()
 def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: a free port).")] = 0,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: a free port).")] = 0,
     kubeconfig_out: Annotated[
         Path | None, typer.Option("--kubeconfig-out", help="Where to write a kubeconfig for the sandbox.")
     ] = None,
@@ -21,7 +21,7 @@ def sandbox(
         Path | None, typer.Option("--state-file", help="Persist objects here and reload them on start.")
     ] = None,
     ready_delay: Annotated[
-        float, typer.Option("--ready-delay", help="Seconds before a Deployment/StatefulSet/Job is ready.")
+        float, typer.Option("--ready-delay", min=0.0, help="Seconds before a Deployment/StatefulSet/Job is ready.")
     ] = 0.2,
 ) -> None:
     """Serve the Kubernetes API sandbox (test and demo infrastructure) until SIGTERM/SIGINT."""

@@ -51,10 +51,10 @@ def _chart_info(source: GitSource, commit: str, path: str, _seen: frozenset[str]
     if tree_id is None:
         raise ChartError(f"{path}: no chart directory at commit {commit[:12]}")
     chart_yaml = f"{path}/Chart.yaml"
-    raw = source.read_file(commit, chart_yaml)
-    if raw is None:
+    blob = source.file_id(commit, chart_yaml)
+    if blob is None:
         raise ChartError(f"{chart_yaml}: missing (not a Helm chart) at commit {commit[:12]}")
-    meta = load_yaml(raw, chart_yaml)
+    meta = source.memo(("chart_yaml", blob), lambda: load_yaml(source.read_file(commit, chart_yaml) or b"", chart_yaml))
     if not isinstance(meta, dict) or not meta.get("name") or not meta.get("version"):
         raise ConfigError("Chart.yaml needs `name` and `version`", file=chart_yaml)
 

@@ -206,6 +206,8 @@ class HelmRunner:
             args += self._cluster_flags()
             try:
                 return self.run(args, timeout=timeout + self.timeout_margin, secrets=secrets, release=release)
+            except HelmNotFound:
+                raise
             except HelmTimeout as exc:
                 raise self._classified(exc, release, namespace, HelmTimeout) from exc
             except HelmError as exc:

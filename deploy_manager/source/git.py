@@ -128,7 +128,9 @@ class GitSource:
         """The object at `path` in `commit`, walking cached parent trees (GitPython trees cache entries)."""
         if not _SHA.fullmatch(commit):
             commit = self.resolve(commit)  # memo keys must be immutable: never cache under a branch name
-        clean = str(PurePosixPath(path)).strip("/")
+        clean = path.strip("/")
+        if "//" in clean or "/." in clean or clean.startswith("."):
+            clean = str(PurePosixPath(clean)).strip("/")  # normalise only when needed: this is a hot path
         if clean in ("", "."):
             return self.memo(("root", commit), lambda: self._commit(commit).tree)
         parent_path, _, name = clean.rpartition("/")

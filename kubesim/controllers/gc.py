@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,8 @@ class GarbageCollector:
     registry: ResourceRegistry
     loop: asyncio.AbstractEventLoop | None = None
     _dependents: dict[str, set[Ref]] = field(default_factory=dict)  # owner uid -> dependents
+    # Writers on any thread (the server loop, an in-process test) update the index.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         for gr, obj in self.store.all_objects():
@@ -51,6 +54,10 @@ class GarbageCollector:
         self.loop = None
 
     def _index(self, gr: GR, obj: Obj | None, old: Obj | None) -> None:
+        with self._lock:
+            self._index_locked(gr, obj, old)
+
+    def _index_locked(self, gr: GR, obj: Obj | None, old: Obj | None) -> None:
         for source, add in ((old, False), (obj, True)):
             if source is None:
                 continue
@@ -80,6 +87,10 @@ class GarbageCollector:
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(fn, gr, obj)
 
+    def _take_dependents(self, uid: str) -> set[Ref]:
+        with self._lock:
+            return self._dependents.pop(uid, set())
+
     def _delete_refs(self, refs: set[Ref] | list[Ref]) -> None:
         for gr, namespace, name in list(refs):
             try:
@@ -90,7 +101,7 @@ class GarbageCollector:
     def _collect(self, gr: GR, obj: Obj) -> None:
         """An object is gone: its dependents go too; a CRD takes its custom resources along."""
         uid = (obj.get("metadata") or {}).get("uid", "")
-        self._delete_refs(self._dependents.pop(uid, set()))
+        self._delete_refs(self._take_dependents(uid))
         if gr == CRDS:
             spec = obj.get("spec") or {}
             cr_gr = (spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))
@@ -114,7 +125,7 @@ class GarbageCollector:
             return
         finalizers = list(meta.get("finalizers") or [])
         if "foregroundDeletion" in finalizers:
-            self._delete_refs(self._dependents.pop(meta.get("uid", ""), set()))
+            self._delete_refs(self._take_dependents(meta.get("uid", "")))
             finalizers.remove("foregroundDeletion")
             new = copy.deepcopy(live)
             new["metadata"]["finalizers"] = finalizers

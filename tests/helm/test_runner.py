@@ -92,8 +92,11 @@ def test_subprocess_timeout_is_longer_than_helm_timeout(tmp_path: Path) -> None:
 
 
 def test_missing_binary() -> None:
+    runner = HelmRunner("/nonexistent/helm")
     with pytest.raises(HelmNotFound, match="helm binary not found: /nonexistent/helm"):
-        HelmRunner("/nonexistent/helm").template(release="r", namespace="n", chart="c", values={})
+        runner.template(release="r", namespace="n", chart="c", values={})
+    with pytest.raises(HelmNotFound):
+        runner.upgrade_install(release="r", namespace="n", chart="c", values={}, labels={}, timeout=5)
 
 
 def test_unreachable_cluster_is_a_helm_error(tmp_path: Path) -> None:

@@ -175,6 +175,8 @@ def test_crd_chart(kube_cli_module: KubeCLI) -> None:
     assert widget["apiVersion"] == "example.com/v1" and widget["spec"] == {"size": 3}
     cli.helm("upgrade", "wd", CRD, "-n", "crd", "--set", "size=5")
     assert get(cli, "wd", "wd-widget", "-n", "crd")["spec"]["size"] == 5
+    table = cli.kubectl("get", "widgets", "-n", "crd").stdout.split()
+    assert table == ["NAME", "SIZE", "wd-widget", "5"]  # the CRD's additionalPrinterColumns
     cli.helm("uninstall", "wd", "-n", "crd")
     assert get(cli, "widgets", "-n", "crd")["items"] == []
     get(cli, "crd", "widgets.example.com")  # helm never deletes what crds/ installed

@@ -210,3 +210,9 @@ def test_workload_pods_follow_rollouts(kube_cli_module: KubeCLI, ns: str) -> Non
     cli.kubectl("delete", "deployment", "web", "-n", ns, "--wait")
     wait = cli.kubectl("wait", "--for=delete", "pods", "-l", "app=web", "-n", ns, "--timeout=10s", check=False)
     assert wait.returncode == 0 or get(cli, ns, "pods", "-l", "app=web")["items"] == []
+
+
+def test_everything_is_allowed(kube_cli_module: KubeCLI) -> None:
+    assert kube_cli_module.kubectl("auth", "can-i", "delete", "secrets", "-A").stdout.strip() == "yes"
+    rules = kube_cli_module.kubectl("auth", "can-i", "--list").stdout
+    assert "*.*" in rules

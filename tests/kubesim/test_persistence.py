@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import httpx
@@ -82,3 +83,17 @@ def test_restart_keeps_serving_custom_resources(tmp_path: Path) -> None:
     with start_sandbox(tmp_path, state_file=state) as second, httpx.Client(base_url=second.url) as client:
         assert client.get(f"{widgets}/w").json()["spec"] == {"size": 1}
         assert "apis/example.com/v1" in client.get("/openapi/v3").json()["paths"]
+
+
+def test_concurrent_saves_never_tear_the_file(tmp_path: Path) -> None:
+    store = Store()
+    for i in range(300):
+        store.create(("", "configmaps"), {"metadata": {"name": f"c{i}", "namespace": "default"},
+                                          "data": {"k": "v" * 500}})
+    saver = StateFile(tmp_path / "s.json", store)
+    threads = [threading.Thread(target=saver.save) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(json.loads((tmp_path / "s.json").read_text())["objects"]) == 300

@@ -49,8 +49,8 @@ def test_job_status_and_pod_logs(api: client.ApiClient) -> None:
         spec=client.V1JobSpec(backoff_limit=0, template=client.V1PodTemplateSpec(spec=client.V1PodSpec(
             restart_policy="Never", containers=[client.V1Container(name="run", image="img:1",
                                                                    command=["sh", "/scripts/db-sync.sh"])])))))
-    done = wait_for(lambda: (j := batch.read_namespaced_job_status("db-sync-1a2b", "default")).status.succeeded
-                    and j)
+    done = wait_for(lambda: (j := batch.read_namespaced_job_status("db-sync-1a2b", "default")).status
+                    and j.status.succeeded and j)
     assert {c.type for c in done.status.conditions if c.status == "True"} >= {"Complete"}
     [pod] = core.list_namespaced_pod("default", label_selector="job-name=db-sync-1a2b").items
     log = core.read_namespaced_pod_log(pod.metadata.name, "default")

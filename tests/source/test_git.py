@@ -51,6 +51,15 @@ def test_unknown_revision(repo: Path) -> None:
         GitSource(str(repo)).resolve("no-such-branch")
 
 
+def test_local_bare_repository(repo: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "bare.git"
+    git(repo, "clone", "-q", "--bare", str(repo), str(bare))
+    src = GitSource(str(bare))
+    assert not src.remote and src.resolve("main") == git(repo, "rev-parse", "HEAD")
+    assert src.read_file(src.resolve("v1"), "charts/a/Chart.yaml") == b"name: a\nversion: 0.1.0\n"
+    src.fetch()  # a local path has no remote to fetch from: a no-op
+
+
 def test_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="not a git repository"):
         GitSource(str(tmp_path))
