@@ -19,7 +19,8 @@ Control API (JSON; full reference in :mod:`kubesim.control`):
 - ``GET|PUT /_sandbox/config`` ``{"ready_delay": seconds}``.
 - ``POST /_sandbox/faults`` with ``{"type": "fail-writes", "resource": "secrets", "count": 2,
   "code": 500}`` | ``{"type": "latency", "seconds": 0.2}`` | ``{"type": "job-fail", "name":
-  "db-sync-*"}`` | ``{"type": "never-ready", "kind": "Deployment", "name": "web"}``;
+  "db-sync-*"}`` | ``{"type": "never-ready", "kind": "Deployment", "name": "web"}`` |
+  ``{"type": "slow", "kind": "Job", "name": "db-sync-*", "seconds": 5}``;
   ``GET /_sandbox/faults``; ``DELETE /_sandbox/faults[/<id>]``.
 - Annotations ``kubesim.io/fail: "true"`` (Job, run-to-completion Pod) and
   ``kubesim.io/never-ready: "true"`` (workload or its pod template) do the same from a chart.

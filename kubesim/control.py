@@ -20,7 +20,9 @@ Endpoints (JSON in, JSON out):
     - ``{"type": "job-fail", "namespace": "ns", "name": "db-sync-*"}`` — matching Jobs fail
       (condition ``Failed=True``) instead of completing;
     - ``{"type": "never-ready", "kind": "Deployment", "namespace": "ns", "name": "web"}`` —
-      matching Deployments/StatefulSets/DaemonSets never become ready.
+      matching Deployments/StatefulSets/DaemonSets never become ready;
+    - ``{"type": "slow", "kind": "Job", "name": "db-sync-*", "seconds": 5}`` — matching objects
+      (Jobs, workloads, Pods) take ``seconds`` instead of the readiness delay to finish/be ready.
 - ``GET /_sandbox/faults`` lists active faults; ``DELETE /_sandbox/faults`` clears all;
   ``DELETE /_sandbox/faults/<id>`` clears one.
 
@@ -78,7 +80,7 @@ class Fault:
                 and fnmatch.fnmatchcase(meta.get("name") or "", self.name))
 
 
-_FAULT_TYPES = {"fail-writes", "latency", "job-fail", "never-ready"}
+_FAULT_TYPES = {"fail-writes", "latency", "job-fail", "never-ready", "slow"}
 
 
 def parse_fault(body: Any, fault_id: int) -> Fault:
@@ -97,8 +99,9 @@ def parse_fault(body: Any, fault_id: int) -> Fault:
         raise errors.bad_request("count must be a positive integer or null")
     if kind == "latency":
         values.setdefault("verbs", ["get", "list", "watch", *sorted(WRITE_VERBS)])
-        if not isinstance(values.get("seconds"), int | float) or values["seconds"] < 0:
-            raise errors.bad_request("a latency fault needs seconds >= 0")
+    if kind in ("latency", "slow") and (not isinstance(values.get("seconds"), int | float)
+                                        or values["seconds"] < 0):
+        raise errors.bad_request(f"a {kind} fault needs seconds >= 0")
     if kind == "job-fail":
         values["kind"] = "Job"
     if kind == "fail-writes" and values.get("code", 500) not in _REASONS:
@@ -211,6 +214,12 @@ class Control:
                 return True
         with self._lock:
             return any(f.type == fault_type and f.matches_object(obj) for f in self._faults)
+
+    def delay_for(self, obj: Obj) -> float:
+        """Seconds before ``obj`` is ready/finished: a matching "slow" fault, else the readiness delay."""
+        with self._lock:
+            slow = [f.seconds for f in self._faults if f.type == "slow" and f.matches_object(obj)]
+        return max(slow) if slow else self.ready_delay
 
     def never_ready(self, obj: Obj) -> bool:
         return self._object_fault("never-ready", obj, NEVER_READY_ANNOTATION)

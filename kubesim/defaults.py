@@ -16,17 +16,23 @@ Obj = dict[str, Any]
 
 
 class ClusterIPAllocator:
-    """Hands out Service clusterIPs from 10.96.0.0/12, skipping the ones already in use."""
+    """Hands out Service clusterIPs from 10.96.0.0/12 (skipping the ones in use) and nodePorts
+    from 30000-32767 (round robin)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._used: set[str] = set()
         self._next = itertools.count(10)
         self._base = ipaddress.IPv4Address("10.96.0.0")
+        self._node_ports = itertools.cycle(range(30000, 32768))
 
     def reserve(self, ip: str) -> None:
         with self._lock:
             self._used.add(ip)
+
+    def node_port(self) -> int:
+        with self._lock:
+            return next(self._node_ports)
 
     def allocate(self) -> str:
         with self._lock:
@@ -157,6 +163,14 @@ def _service(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
     elif spec["clusterIP"] != "None":
         ips.reserve(spec["clusterIP"])
     spec.setdefault("clusterIPs", [spec["clusterIP"]])
+    if spec["type"] in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+        # nodePorts are allocated once and kept across updates that leave them out
+        kept = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                for p in ((old or {}).get("spec") or {}).get("ports") or [] if isinstance(p, dict)}
+        for port in spec.get("ports") or []:
+            if isinstance(port, dict) and not port.get("nodePort"):
+                port["nodePort"] = kept.get((port.get("port"), port.get("protocol", "TCP"))) or ips.node_port()
 
 
 def _namespace(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:

@@ -45,6 +45,9 @@ class Simulator:
     def ready_delay(self) -> float:
         return self.control.ready_delay
 
+    def delay_for(self, obj: Obj) -> float:
+        return self.control.delay_for(obj)
+
     def never_ready(self, obj: Obj) -> bool:
         return self.control.never_ready(obj)
 

@@ -64,7 +64,8 @@ def _job_status(obj: Obj) -> str:
 
 def _ports(obj: Obj) -> str:
     ports = _s(obj, "spec", "ports", default=[])
-    return ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports) or "<none>"
+    return ",".join(f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/"
+                    f"{p.get('protocol', 'TCP')}" for p in ports) or "<none>"
 
 
 def _pod_ready(obj: Obj) -> str:

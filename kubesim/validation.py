@@ -95,8 +95,25 @@ def _dig(obj: Obj, *path: str) -> Any:
     return node
 
 
+MAX_DATA_BYTES = 1024 * 1024  # the apiserver's limit on a ConfigMap's or Secret's payload
+
+
+def _data_size(obj: Obj) -> int:
+    total = 0
+    secret = obj.get("kind") == "Secret"
+    for section in ("data", "binaryData"):
+        for key, value in (obj.get(section) or {}).items() if isinstance(obj.get(section), dict) else ():
+            text = value if isinstance(value, str) else ""
+            # base64 values count by their decoded size (Secret data, ConfigMap binaryData)
+            encoded = secret or section == "binaryData"
+            total += len(key) + (len(text) * 3 // 4 if encoded else len(text.encode()))
+    return total
+
+
 def _data_keys(obj: Obj) -> list[Cause]:
     causes: list[Cause] = []
+    if _data_size(obj) > MAX_DATA_BYTES:
+        causes.append(("data", "FieldValueTooLong", f"Too long: must have at most {MAX_DATA_BYTES} bytes"))
     for section in ("data", "binaryData", "stringData"):
         block = obj.get(section)
         if block is None:

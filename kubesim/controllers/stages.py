@@ -19,7 +19,7 @@ Obj = dict[str, Any]
 
 
 def _ready_delay(obj: Obj, ctx: StageContext) -> float:
-    return ctx.ready_delay
+    return ctx.delay_for(obj)
 
 
 STAGES: tuple[Stage, ...] = (

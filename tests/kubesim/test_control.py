@@ -120,6 +120,18 @@ def test_never_ready_deployment_until_cleared(client: httpx.Client, sandbox: Run
     wait_for(lambda: client.get(f"{DEPLOY}/stuck").json()["status"].get("availableReplicas") == 1)
 
 
+def test_slow_fault_delays_only_matching_objects(client: httpx.Client, sandbox: RunningSandbox) -> None:
+    sandbox.inject_fault(type="slow", kind="Job", name="slow-*", seconds=0.8)
+    start = time.monotonic()
+    client.post(JOBS, json=job("slow-1"))
+    client.post(JOBS, json=job("quick"))
+    wait_for(lambda: "Complete" in conditions(client.get(f"{JOBS}/quick").json()))
+    assert time.monotonic() - start < 0.8
+    assert "Complete" not in conditions(client.get(f"{JOBS}/slow-1").json())
+    wait_for(lambda: "Complete" in conditions(client.get(f"{JOBS}/slow-1").json()))
+    assert time.monotonic() - start >= 0.8
+
+
 def test_ready_delay_is_configurable(client: httpx.Client, sandbox: RunningSandbox) -> None:
     sandbox.set_ready_delay(0.6)
     assert client.get("/_sandbox/config").json() == {"ready_delay": 0.6}
@@ -132,6 +144,7 @@ def test_ready_delay_is_configurable(client: httpx.Client, sandbox: RunningSandb
 def test_bad_control_requests(client: httpx.Client) -> None:
     assert client.post("/_sandbox/faults", json={"type": "explode"}).status_code == 400
     assert client.post("/_sandbox/faults", json={"type": "latency"}).status_code == 400
+    assert client.post("/_sandbox/faults", json={"type": "slow", "seconds": -1}).status_code == 400
     assert client.post("/_sandbox/faults", json={"type": "fail-writes", "code": 418}).status_code == 400
     assert client.post("/_sandbox/faults", json={"type": "fail-writes", "bogus": 1}).status_code == 400
     assert client.put("/_sandbox/config", json={"ready_delay": -1}).status_code == 400

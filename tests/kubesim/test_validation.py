@@ -59,6 +59,13 @@ def test_defaults() -> None:
     again: dict[str, Any] = {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 81}]}}
     apply_defaults("", "Service", again, svc, ips)
     assert again["spec"]["clusterIP"] == svc["spec"]["clusterIP"]  # an update keeps the allocated IP
+    node: dict[str, Any] = {"metadata": {"name": "n"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}}
+    apply_defaults("", "Service", node, None, ips)
+    allocated = node["spec"]["ports"][0]["nodePort"]
+    assert 30000 <= allocated <= 32767
+    reapplied: dict[str, Any] = {"metadata": {"name": "n"}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}}
+    apply_defaults("", "Service", reapplied, node, ips)
+    assert reapplied["spec"]["ports"][0]["nodePort"] == allocated
     secret: dict[str, Any] = {"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}}
     apply_defaults("", "Secret", secret, None, ips)
     assert "stringData" not in secret and base64.b64decode(secret["data"]["password"]) == b"hunter2"
@@ -69,3 +76,11 @@ def test_defaults() -> None:
     deploy = deployment()
     apply_defaults("apps", "Deployment", deploy, None, ips)
     assert deploy["spec"]["strategy"]["type"] == "RollingUpdate" and deploy["spec"]["revisionHistoryLimit"] == 10
+
+
+def test_configmap_and_secret_size_limit() -> None:
+    big = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "x" * (1024 * 1024)}}
+    assert [c[0] for c in object_causes("ConfigMap", big)] == ["data"]
+    fits = {"kind": "Secret", "metadata": {"name": "s"},
+            "data": {"release": base64.b64encode(b"x" * 1000 * 1000).decode()}}
+    assert object_causes("Secret", fits) == []

@@ -20,6 +20,9 @@ class Ctx:
     ready_delay: float = 0.05
     blocked: bool = False
 
+    def delay_for(self, obj: Obj) -> float:
+        return self.ready_delay
+
     def never_ready(self, obj: Obj) -> bool:
         return self.blocked
 

@@ -24,6 +24,9 @@ class Ctx:
     unready: bool = False
     failing: bool = False
 
+    def delay_for(self, obj: Obj) -> float:
+        return self.ready_delay
+
     def never_ready(self, obj: Obj) -> bool:
         return self.unready
 
