@@ -92,8 +92,21 @@ def build_pipeline(settings: Settings, store: Any, metrics: ServiceMetrics) -> t
 
     kube = KubeClient(kubeconfig=settings.kubeconfig, context=settings.kube_context)
     helm = MeteredHelmRunner(settings.helm_bin, kubeconfig=settings.kubeconfig, kube_context=settings.kube_context)
+    # Wired like the CLI's pipeline (commands/core_cmds.py). The bootstrap engine (issue 6) is built on its
+    # own branch; until it is merged the service runs without bootstrap steps. TODO(lead): plain import.
+    try:
+        from deploy_manager.bootstrap.engine import BootstrapEngine
+    except ImportError:
+        hook = None
+    else:
+        hook = BootstrapEngine(helm=helm, kube=kube, store=store)
     pipeline = Pipeline(
-        helm=helm, kube=kube, store=store, max_parallel=settings.max_parallel, cache_dir=settings.state_dir / "charts"
+        helm=helm,
+        kube=kube,
+        store=store,
+        max_parallel=settings.max_parallel,
+        hook=hook,
+        cache_dir=settings.state_dir / "charts",
     )
     return pipeline, kube.ping
 
