@@ -10,8 +10,8 @@ Contract:
   exist (an optional key absent from the Secret) leaves the setting unset.
   Precedence: constructor arguments > `DM_<NAME>` > `DM_<NAME>_FILE` > `DM_SECRETS_DIR`.
 - An empty secret means "not configured": the endpoint it guards is disabled, never open.
-- Obviously default secrets (`changeme`, `changethis`, ...) and secrets shorter than 8 characters are refused
-  at start-up with an error naming the setting, never its value.
+- Obviously default secrets (`changeme`, `changethis`, ...) are refused at start-up with an error naming the
+  setting, never its value. (No length rule: a deployment's secret policy belongs to its secret store.)
 - Settings are built by the caller (`deploy-manager serve`, tests) and passed to `create_app(settings)`;
   nothing here runs at import time.
 """
@@ -54,7 +54,6 @@ DEFAULT_SECRETS = frozenset(
         "xxxxxxxx",
     }
 )
-MIN_SECRET_LENGTH = 8
 DNS_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 # Fields that are secrets: readable from files and checked against DEFAULT_SECRETS.
@@ -103,8 +102,6 @@ def _split_tokens(value: Any) -> Any:
 def _check_secret(name: str, value: str) -> None:
     if value.strip().lower() in DEFAULT_SECRETS:
         raise ValueError(f"{ENV_PREFIX}{name.upper()} is a well-known default value; set a real secret")
-    if len(value) < MIN_SECRET_LENGTH:
-        raise ValueError(f"{ENV_PREFIX}{name.upper()} is shorter than {MIN_SECRET_LENGTH} characters")
 
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")

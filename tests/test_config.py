@@ -95,10 +95,10 @@ def test_secrets_dir(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("DM_GITHUB_WEBHOOK_SECRET", "changeme"),
         ("DM_JENKINS_TOKEN", "changethis"),
         ("DM_READ_TOKENS", "good-token-000,password"),
-        ("DM_WRITE_TOKENS", "abc12"),
+        ("DM_WRITE_TOKENS", "ChangeMe"),
     ],
 )
-def test_default_or_short_secrets_are_refused_without_echoing_them(
+def test_default_secrets_are_refused_without_echoing_them(
     env: pytest.MonkeyPatch, name: str, value: str
 ) -> None:
     env.setenv(name, value)
