@@ -96,7 +96,8 @@ def media_type(request: Request) -> str:
 
 
 def is_json_type(mt: str) -> bool:
-    return mt == "application/json" or (mt.startswith("application/") and mt.endswith("+json"))
+    """JSON media types; a body sent without any Content-Type is read as JSON too (curl -d, bare clients)."""
+    return mt in ("", "application/json") or (mt.startswith("application/") and mt.endswith("+json"))
 
 
 def decode_json(body: bytes) -> Any:
