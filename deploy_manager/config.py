@@ -23,6 +23,7 @@ import re
 import socket
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
@@ -235,14 +236,29 @@ class Settings(BaseSettings):
         return self.state_dir / "mirror.git"
 
     def secret_values(self) -> list[str]:
-        """Every configured secret, for log redaction."""
+        """Every configured secret (and credentials inside DM_REPO_URL), for redaction of logs and answers."""
         out: list[str] = []
         for name in SECRET_FIELDS:
             value = getattr(self, name)
             for item in value if isinstance(value, tuple) else (value,):
                 if item is not None:
                     out.append(item.get_secret_value())
+        parts = urlsplit(self.repo_url)
+        if parts.password:
+            out.append(parts.password)
+        if parts.username and (parts.password or len(parts.username) >= 16):  # https://<token>@host/...
+            out.append(parts.username)
         return out
+
+    @property
+    def redacted_repo_url(self) -> str:
+        """DM_REPO_URL without its credentials, for messages."""
+        parts = urlsplit(self.repo_url)
+        if not (parts.username or parts.password):
+            return self.repo_url
+        host = parts.hostname or ""
+        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
 
     @classmethod
     def settings_customise_sources(

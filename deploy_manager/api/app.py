@@ -30,7 +30,7 @@ from deploy_manager import __version__
 from deploy_manager.api import health, hooks, plan, releases, runs, status_page
 from deploy_manager.api import metrics as metrics_api
 from deploy_manager.api.auth import TokenAuth
-from deploy_manager.api.deps import AppContext
+from deploy_manager.api.deps import AppContext, Redactor
 from deploy_manager.config import Settings
 from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
 from deploy_manager.metrics import ServiceMetrics
@@ -184,7 +184,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         queue.start()
         scheduler.start()
-        log.info("deploy-manager serving cluster %s from %s@%s", settings.cluster, settings.repo_url, settings.branch)
+        where = f"{settings.redacted_repo_url}@{settings.branch}"
+        log.info("deploy-manager serving cluster %s from %s", settings.cluster, where)
         try:
             yield
         finally:
@@ -205,6 +206,7 @@ def create_app(
         metrics=metrics,
         auth=TokenAuth(settings.read_tokens, settings.write_tokens),
         kube_ping=kube_ping,
+        redact=Redactor(settings.secret_values()),
     )
     app.state.scheduler = scheduler
     app.add_middleware(ContentLengthLimit, limit=settings.max_body_bytes)
