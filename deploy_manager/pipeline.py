@@ -27,7 +27,7 @@ from deploy_manager.observe import observe as observe_releases
 from deploy_manager.planner.graph import topo_waves
 from deploy_manager.planner.plan import make_plan
 from deploy_manager.reconcile.executor import execute
-from deploy_manager.reconcile.hooks import ComponentHook
+from deploy_manager.reconcile.hooks import ComponentHook, PlanRefiningHook
 from deploy_manager.reconcile.upgrade import ReleaseWriter
 from deploy_manager.source.git import GitSource, default_state_dir
 from deploy_manager.store.sqlite import RunStore
@@ -74,7 +74,13 @@ class Pipeline:
     def snapshot(self, source: GitSource, cluster: str, rev: str) -> Snapshot:
         desired = self.desired(source, cluster, rev)
         observed = observe_releases(self.kube, desired.namespaces)
-        return Snapshot(desired, observed, make_plan(desired, observed))
+        return Snapshot(desired, observed, self._plan(desired, observed))
+
+    def _plan(self, desired: DesiredCluster, observed: dict[ReleaseId, ObservedRelease]) -> Plan:
+        plan = make_plan(desired, observed)
+        if isinstance(self.hook, PlanRefiningHook):  # bootstrap: in sync, yet a step has not completed
+            plan = self.hook.refine_plan(desired, plan)
+        return plan
 
     def plan(self, source: GitSource, cluster: str, rev: str) -> Plan:
         """Desired x observed -> ordered actions. Never writes to the cluster."""
@@ -144,7 +150,7 @@ class Pipeline:
             try:  # the release records are the truth; refresh the store's copy (one list call)
                 observed = observe_releases(self.kube, desired.namespaces)
                 self.store.replace_releases(
-                    cluster, release_statuses(Snapshot(desired, observed, make_plan(desired, observed)))
+                    cluster, release_statuses(Snapshot(desired, observed, self._plan(desired, observed)))
                 )
             except DeployManagerError as exc:
                 log.warning("cluster=%s could not refresh releases after the run: %s", cluster, exc)

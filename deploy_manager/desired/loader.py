@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from deploy_manager.desired.bootstrap import render_script, step_digest
+from deploy_manager.desired.bootstrap import render_script, resolve_image, step_digest
 from deploy_manager.desired.charts import ChartInfo, chart_info
 from deploy_manager.desired.schema import ClusterSpec, ComponentSpec
 from deploy_manager.desired.values import canonical_json, deep_merge, sha256_hex
@@ -169,7 +169,13 @@ def _component(
             release=release,
             namespace=namespace,
         )
-        steps.append(replace(step, digest=step_digest(step, rendered, values)))
+        if s.image and resolve_image(values, s.image) is None:  # a typo must fail the plan, before any write
+            raise ConfigError(
+                f"images.tags.{s.image} is not set in the values of {name}",
+                file=cluster_file(cluster),
+                key=f"components.{name}.bootstrap.{i}.image",
+            )
+        steps.append(replace(step, digest=step_digest(step, rendered, values), rendered=rendered))
 
     values_digest = sha256_hex(canonical_json(values))[:DIGEST_LEN]
     bootstrap_digest = sha256_hex(*(s.digest for s in steps))[:DIGEST_LEN] if steps else ""

@@ -43,6 +43,8 @@ class BootstrapStep:
     timeout: int = 600
     # sha256 over the step's script source, resolved image and the values at `inputs`.
     digest: str = ""
+    # The script rendered with the component's values (what the bootstrap Job runs).
+    rendered: str = field(default="", repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from deploy_manager.models.desired import DesiredCluster, DesiredComponent
-from deploy_manager.models.plan import Action
+from deploy_manager.models.plan import Action, Plan
 
 
 class HookPhase(enum.StrEnum):
@@ -26,7 +26,15 @@ class HookContext:
     component: DesiredComponent
     action: Action
     run_id: int | None
+    chart: str = ""  # what helm is given as the chart: a local directory or a remote reference
 
 
 class ComponentHook(Protocol):
     def __call__(self, phase: HookPhase, ctx: HookContext) -> None: ...
+
+
+@runtime_checkable
+class PlanRefiningHook(ComponentHook, Protocol):
+    """A hook that also knows state the release records do not show (e.g. a failed `after` step)."""
+
+    def refine_plan(self, desired: DesiredCluster, plan: Plan) -> Plan: ...

@@ -48,7 +48,9 @@ class ReleaseWriter:
 
     def __call__(self, action: Action) -> StepRecord:
         comp = self.cluster.components[action.component]
-        ctx = HookContext(cluster=self.cluster, component=comp, action=action, run_id=self.run_id)
+        ctx = HookContext(
+            cluster=self.cluster, component=comp, action=action, run_id=self.run_id, chart=self.charts[comp.name]
+        )
         started, t0 = now(), time.monotonic()
         secrets = secret_values(comp.values, comp.secret_paths)
         revision: int | None = None
@@ -75,7 +77,8 @@ class ReleaseWriter:
             return self._step(
                 action, StepStatus.failed, started, t0, exc.revision, exc.exit_code, exc.output_tail, str(exc)
             )
-        except DeployManagerError as exc:
+        except DeployManagerError as exc:  # a failed bootstrap step carries its Job's log tail
+            tail = getattr(exc, "output_tail", "") or tail
             return self._step(action, StepStatus.failed, started, t0, revision, exit_code, tail, str(exc))
         except Exception as exc:  # a hook bug must fail this component, not the whole run
             msg = f"{type(exc).__name__}: {exc}"

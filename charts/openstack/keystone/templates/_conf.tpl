@@ -1,0 +1,15 @@
+{{/* keystone.conf defaults derived from the cluster facts, so clusters do not repeat them. */}}
+{{- define "keystone.confDefaults" -}}
+keystone:
+  cache:
+    enabled: true
+    backend: oslo_cache.memcache_pool
+    memcache_servers: {{ include "common.memcachedServers" . }}
+  fernet_tokens:
+    key_repository: /etc/keystone/fernet-keys/
+    max_active_keys: 7
+  credential:
+    key_repository: /etc/keystone/credential-keys/
+  catalog:
+    cache_time: 600
+{{- end -}}

@@ -1,0 +1,1 @@
+{{- define "placement.confDefaults" -}}{{- end -}}

@@ -1,0 +1,140 @@
+"""`JobsApi`: the Kubernetes calls the bootstrap engine makes (Jobs, their ConfigMaps/Secrets, pod logs).
+
+Raw JSON in and out (`_preload_content=False`), like `KubeClient`. Errors are typed by what the caller
+does next: `KubeNotFound` (404: absent, a normal answer for get/delete), `KubeConflict` (409: exists
+already), `KubeUnavailable` for everything else (with the API server address in the message).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from deploy_manager.kube.client import KubeClient
+from deploy_manager.models.errors import KubeUnavailable
+
+Obj = dict[str, Any]
+_TIMEOUT = (5, 60)  # connect, read (seconds)
+
+
+class KubeNotFound(KubeUnavailable):
+    temporary = False
+
+
+class KubeConflict(KubeUnavailable):
+    """The object exists already (create), or changed under us (update)."""
+
+
+class JobsApi:
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+        self.core = k8s.CoreV1Api(kube.api_client)
+        self.batch = k8s.BatchV1Api(kube.api_client)
+
+    def _raw(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, _preload_content=False, _request_timeout=_TIMEOUT, **kwargs)
+        except ApiException as exc:
+            kind = {404: KubeNotFound, 409: KubeConflict}.get(exc.status or 0, KubeUnavailable)
+            raise kind(f"{what}: Kubernetes API {self.kube.host} answered {exc.status} {exc.reason}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            reason = str(getattr(exc, "reason", None) or exc).splitlines()[0][:200]
+            raise KubeUnavailable(f"{what}: cannot reach the Kubernetes API at {self.kube.host}: {reason}") from exc
+
+    def _json(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Obj:
+        data = json.loads(self._raw(what, fn, *args, **kwargs).data or b"{}")
+        return data if isinstance(data, dict) else {}
+
+    # -- Jobs -----------------------------------------------------------------------------------------
+    def list_jobs(self, namespace: str, selector: str) -> list[Obj]:
+        data = self._json(
+            f"listing Jobs in {namespace}", self.batch.list_namespaced_job, namespace, label_selector=selector
+        )
+        return list(data.get("items") or [])
+
+    def get_job(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return self._json(f"reading Job {namespace}/{name}", self.batch.read_namespaced_job, name, namespace)
+        except KubeNotFound:
+            return None
+
+    def create_job(self, namespace: str, body: Obj) -> Obj:
+        name = body["metadata"]["name"]
+        return self._json(f"creating Job {namespace}/{name}", self.batch.create_namespaced_job, namespace, body)
+
+    def delete_job(self, namespace: str, name: str) -> bool:
+        """Delete a Job and (in the background) its pods; False if it was already gone."""
+        try:
+            self._raw(
+                f"deleting Job {namespace}/{name}",
+                self.batch.delete_namespaced_job,
+                name,
+                namespace,
+                body=k8s.V1DeleteOptions(propagation_policy="Background"),
+            )
+        except KubeNotFound:
+            return False
+        return True
+
+    # -- ConfigMaps and Secrets -----------------------------------------------------------------------
+    def create_configmap(self, namespace: str, body: Obj) -> Obj:
+        name = body["metadata"]["name"]
+        return self._json(
+            f"creating ConfigMap {namespace}/{name}", self.core.create_namespaced_config_map, namespace, body
+        )
+
+    def replace_configmap(self, namespace: str, body: Obj) -> Obj:
+        name = body["metadata"]["name"]
+        return self._json(
+            f"replacing ConfigMap {namespace}/{name}", self.core.replace_namespaced_config_map, name, namespace, body
+        )
+
+    def get_secret(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return self._json(f"reading Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace)
+        except KubeNotFound:
+            return None
+
+    def create_secret(self, namespace: str, body: Obj) -> Obj:
+        name = body["metadata"]["name"]
+        return self._json(f"creating Secret {namespace}/{name}", self.core.create_namespaced_secret, namespace, body)
+
+    def replace_secret(self, namespace: str, body: Obj) -> Obj:
+        name = body["metadata"]["name"]
+        return self._json(
+            f"replacing Secret {namespace}/{name}", self.core.replace_namespaced_secret, name, namespace, body
+        )
+
+    def ensure_namespace(self, namespace: str) -> None:
+        """Create the namespace if missing (a fresh install's `before` steps run before helm creates it)."""
+        try:
+            self._json(f"reading Namespace {namespace}", self.core.read_namespace, namespace)
+            return
+        except KubeNotFound:
+            pass
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        with contextlib.suppress(KubeConflict):  # created concurrently (another component of the namespace)
+            self._json(f"creating Namespace {namespace}", self.core.create_namespace, body)
+
+    # -- Pods and logs --------------------------------------------------------------------------------
+    def list_pods(self, namespace: str, selector: str) -> list[Obj]:
+        data = self._json(
+            f"listing Pods in {namespace}", self.core.list_namespaced_pod, namespace, label_selector=selector
+        )
+        return list(data.get("items") or [])
+
+    def pod_log(self, namespace: str, pod: str, *, tail_lines: int) -> str:
+        resp = self._raw(
+            f"reading the log of Pod {namespace}/{pod}",
+            self.core.read_namespaced_pod_log,
+            pod,
+            namespace,
+            tail_lines=tail_lines,
+        )
+        raw = resp.data or b""
+        return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
