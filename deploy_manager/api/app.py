@@ -78,6 +78,7 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
 
 def build_pipeline(settings: Settings, store: Any, metrics: ServiceMetrics) -> tuple[PipelineLike, Callable[[], None]]:
     """The real Pipeline and a readiness probe of its Kubernetes API."""
+    from deploy_manager.bootstrap.engine import BootstrapEngine
     from deploy_manager.helm.runner import HelmResult, HelmRunner
     from deploy_manager.kube.client import KubeClient
     from deploy_manager.pipeline import Pipeline
@@ -92,20 +93,13 @@ def build_pipeline(settings: Settings, store: Any, metrics: ServiceMetrics) -> t
 
     kube = KubeClient(kubeconfig=settings.kubeconfig, context=settings.kube_context)
     helm = MeteredHelmRunner(settings.helm_bin, kubeconfig=settings.kubeconfig, kube_context=settings.kube_context)
-    # Wired like the CLI's pipeline (commands/core_cmds.py). The bootstrap engine (issue 6) is built on its
-    # own branch; until it is merged the service runs without bootstrap steps. TODO(lead): plain import.
-    try:
-        from deploy_manager.bootstrap.engine import BootstrapEngine
-    except ImportError:
-        hook = None
-    else:
-        hook = BootstrapEngine(helm=helm, kube=kube, store=store)
+    # Wired like the CLI's pipeline (commands/core_cmds.py): bootstrap steps run as Jobs around each upgrade.
     pipeline = Pipeline(
         helm=helm,
         kube=kube,
         store=store,
         max_parallel=settings.max_parallel,
-        hook=hook,
+        hook=BootstrapEngine(helm=helm, kube=kube, store=store),
         cache_dir=settings.state_dir / "charts",
     )
     return pipeline, kube.ping
