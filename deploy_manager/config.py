@@ -10,8 +10,8 @@ Contract:
   exist (an optional key absent from the Secret) leaves the setting unset.
   Precedence: constructor arguments > `DM_<NAME>` > `DM_<NAME>_FILE` > `DM_SECRETS_DIR`.
 - An empty secret means "not configured": the endpoint it guards is disabled, never open.
-- Obviously default secrets (`changeme`, `changethis`, ...) and secrets shorter than 8 characters are refused
-  at start-up with an error naming the setting, never its value.
+- Obviously default secrets (`changeme`, `changethis`, ...) are refused at start-up with an error naming the
+  setting, never its value. (No length rule: a deployment's secret policy belongs to its secret store.)
 - Settings are built by the caller (`deploy-manager serve`, tests) and passed to `create_app(settings)`;
   nothing here runs at import time.
 """
@@ -23,6 +23,7 @@ import re
 import socket
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
@@ -54,7 +55,6 @@ DEFAULT_SECRETS = frozenset(
         "xxxxxxxx",
     }
 )
-MIN_SECRET_LENGTH = 8
 DNS_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 # Fields that are secrets: readable from files and checked against DEFAULT_SECRETS.
@@ -103,8 +103,6 @@ def _split_tokens(value: Any) -> Any:
 def _check_secret(name: str, value: str) -> None:
     if value.strip().lower() in DEFAULT_SECRETS:
         raise ValueError(f"{ENV_PREFIX}{name.upper()} is a well-known default value; set a real secret")
-    if len(value) < MIN_SECRET_LENGTH:
-        raise ValueError(f"{ENV_PREFIX}{name.upper()} is shorter than {MIN_SECRET_LENGTH} characters")
 
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -238,14 +236,29 @@ class Settings(BaseSettings):
         return self.state_dir / "mirror.git"
 
     def secret_values(self) -> list[str]:
-        """Every configured secret, for log redaction."""
+        """Every configured secret (and credentials inside DM_REPO_URL), for redaction of logs and answers."""
         out: list[str] = []
         for name in SECRET_FIELDS:
             value = getattr(self, name)
             for item in value if isinstance(value, tuple) else (value,):
                 if item is not None:
                     out.append(item.get_secret_value())
+        parts = urlsplit(self.repo_url)
+        if parts.password:
+            out.append(parts.password)
+        if parts.username and (parts.password or len(parts.username) >= 16):  # https://<token>@host/...
+            out.append(parts.username)
         return out
+
+    @property
+    def redacted_repo_url(self) -> str:
+        """DM_REPO_URL without its credentials, for messages."""
+        parts = urlsplit(self.repo_url)
+        if not (parts.username or parts.password):
+            return self.repo_url
+        host = parts.hostname or ""
+        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
 
     @classmethod
     def settings_customise_sources(

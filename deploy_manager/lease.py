@@ -237,6 +237,8 @@ class KubernetesLeaseBackend:
             configuration = client.Configuration()
             config.load_incluster_config(client_configuration=configuration)
             api_client = client.ApiClient(configuration)
+        # Fail fast and let ClusterLease retry, instead of urllib3's default retries inside one call.
+        api_client.configuration.retries = 1
         self._client = client
         self._api = client.CoordinationV1Api(api_client)
         self._version = client.VersionApi(api_client)

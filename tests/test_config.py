@@ -95,10 +95,10 @@ def test_secrets_dir(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("DM_GITHUB_WEBHOOK_SECRET", "changeme"),
         ("DM_JENKINS_TOKEN", "changethis"),
         ("DM_READ_TOKENS", "good-token-000,password"),
-        ("DM_WRITE_TOKENS", "abc12"),
+        ("DM_WRITE_TOKENS", "ChangeMe"),
     ],
 )
-def test_default_or_short_secrets_are_refused_without_echoing_them(
+def test_default_secrets_are_refused_without_echoing_them(
     env: pytest.MonkeyPatch, name: str, value: str
 ) -> None:
     env.setenv(name, value)
@@ -144,3 +144,12 @@ def test_the_default_lease_name_is_a_valid_kubernetes_name(env: pytest.MonkeyPat
     env.setenv("DM_LEASE_NAME", "Not_Valid")
     with pytest.raises(ValidationError, match="lease_name"):
         Settings()
+
+
+def test_credentials_in_the_repo_url_are_secrets(env: pytest.MonkeyPatch) -> None:
+    env.setenv("DM_REPO_URL", "https://deploy:ghp_0123456789abcdefghij@ghe.example.com:8443/cloud/values.git")
+    s = Settings()
+    assert "ghp_0123456789abcdefghij" in s.secret_values()
+    assert s.redacted_repo_url == "https://***@ghe.example.com:8443/cloud/values.git"
+    env.setenv("DM_REPO_URL", "file:///srv/values.git")
+    assert Settings().redacted_repo_url == "file:///srv/values.git"

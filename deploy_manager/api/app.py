@@ -30,7 +30,7 @@ from deploy_manager import __version__
 from deploy_manager.api import health, hooks, plan, releases, runs, status_page
 from deploy_manager.api import metrics as metrics_api
 from deploy_manager.api.auth import TokenAuth
-from deploy_manager.api.deps import AppContext
+from deploy_manager.api.deps import AppContext, Redactor
 from deploy_manager.config import Settings
 from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
 from deploy_manager.metrics import ServiceMetrics
@@ -78,6 +78,7 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
 
 def build_pipeline(settings: Settings, store: Any, metrics: ServiceMetrics) -> tuple[PipelineLike, Callable[[], None]]:
     """The real Pipeline and a readiness probe of its Kubernetes API."""
+    from deploy_manager.bootstrap.engine import BootstrapEngine
     from deploy_manager.helm.runner import HelmResult, HelmRunner
     from deploy_manager.kube.client import KubeClient
     from deploy_manager.pipeline import Pipeline
@@ -92,8 +93,14 @@ def build_pipeline(settings: Settings, store: Any, metrics: ServiceMetrics) -> t
 
     kube = KubeClient(kubeconfig=settings.kubeconfig, context=settings.kube_context)
     helm = MeteredHelmRunner(settings.helm_bin, kubeconfig=settings.kubeconfig, kube_context=settings.kube_context)
+    # Wired like the CLI's pipeline (commands/core_cmds.py): bootstrap steps run as Jobs around each upgrade.
     pipeline = Pipeline(
-        helm=helm, kube=kube, store=store, max_parallel=settings.max_parallel, cache_dir=settings.state_dir / "charts"
+        helm=helm,
+        kube=kube,
+        store=store,
+        max_parallel=settings.max_parallel,
+        hook=BootstrapEngine(helm=helm, kube=kube, store=store),
+        cache_dir=settings.state_dir / "charts",
     )
     return pipeline, kube.ping
 
@@ -171,7 +178,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         queue.start()
         scheduler.start()
-        log.info("deploy-manager serving cluster %s from %s@%s", settings.cluster, settings.repo_url, settings.branch)
+        where = f"{settings.redacted_repo_url}@{settings.branch}"
+        log.info("deploy-manager serving cluster %s from %s", settings.cluster, where)
         try:
             yield
         finally:
@@ -192,6 +200,7 @@ def create_app(
         metrics=metrics,
         auth=TokenAuth(settings.read_tokens, settings.write_tokens),
         kube_ping=kube_ping,
+        redact=Redactor(settings.secret_values()),
     )
     app.state.scheduler = scheduler
     app.add_middleware(ContentLengthLimit, limit=settings.max_body_bytes)

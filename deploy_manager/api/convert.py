@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from typing import Any
 
 from deploy_manager.api.schemas import ActionOut, PlanOut, ReasonOut, ReleaseOut, RunDetailOut, RunOut, StepOut
@@ -59,7 +60,14 @@ def _reasons(reasons: Any) -> list[ReasonOut]:
     return [ReasonOut(code=r.code, message=r.message, paths=list(r.paths)) for r in reasons or ()]
 
 
-def run_out(run: Any) -> RunOut:
+Redact = Callable[[str | None], str | None]
+
+
+def _same(text: str | None) -> str | None:
+    return text
+
+
+def run_out(run: Any, redact: Redact = _same) -> RunOut:
     return RunOut(
         id=run.id,
         cluster=run.cluster,
@@ -69,11 +77,11 @@ def run_out(run: Any) -> RunOut:
         created_at=parse_time(run.created_at),
         started_at=parse_time(run.started_at),
         finished_at=parse_time(run.finished_at),
-        error=run.error or None,
+        error=redact(run.error or None),
     )
 
 
-def run_detail_out(run: Any) -> RunDetailOut:
+def run_detail_out(run: Any, redact: Redact = _same) -> RunDetailOut:
     steps = [
         StepOut(
             component=s.component,
@@ -85,14 +93,14 @@ def run_detail_out(run: Any) -> RunDetailOut:
             helm_revision=s.helm_revision,
             duration=round(s.duration, 3),
             exit_code=s.exit_code,
-            output_tail=s.output_tail or None,
-            error=s.error or None,
+            output_tail=redact(s.output_tail or None),
+            error=redact(s.error or None),
             started_at=parse_time(s.started_at),
             finished_at=parse_time(s.finished_at),
         )
         for s in run.steps
     ]
-    return RunDetailOut(**run_out(run).model_dump(), steps=steps)
+    return RunDetailOut(**run_out(run, redact).model_dump(), steps=steps)
 
 
 def plan_out(plan: Any, rev: str) -> PlanOut:

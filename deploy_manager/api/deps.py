@@ -27,6 +27,20 @@ from deploy_manager.service import PipelineLike, RunQueue, StoreLike
 M = TypeVar("M", bound=BaseModel)
 
 
+class Redactor:
+    """Masks configured secrets in text the API passes on from elsewhere (errors, helm output, git URLs)."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str | None) -> str | None:
+        if not text:
+            return text
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
 @dataclasses.dataclass
 class AppContext:
     settings: Settings
@@ -37,6 +51,7 @@ class AppContext:
     auth: TokenAuth
     kube_ping: Any = None  # () -> None, raises when the Kubernetes API is unreachable (readiness)
     releases_cache: ReleasesCache = dataclasses.field(default_factory=ReleasesCache)
+    redact: Redactor = dataclasses.field(default_factory=lambda: Redactor([]))
 
 
 async def get_ctx(request: Request) -> AppContext:
@@ -96,7 +111,8 @@ def media_type(request: Request) -> str:
 
 
 def is_json_type(mt: str) -> bool:
-    return mt == "application/json" or (mt.startswith("application/") and mt.endswith("+json"))
+    """JSON media types; a body sent without any Content-Type is read as JSON too (curl -d, bare clients)."""
+    return mt in ("", "application/json") or (mt.startswith("application/") and mt.endswith("+json"))
 
 
 def decode_json(body: bytes) -> Any:

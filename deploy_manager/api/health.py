@@ -38,6 +38,7 @@ def readyz(ctx: Ctx) -> JSONResponse:
     }
     if checks["git"] == "ok" and q.last_fetch_error:
         checks["git"] = f"error: last fetch failed: {q.last_fetch_error[:200]}"
+    checks = {k: ctx.redact(v) or "" for k, v in checks.items()}  # git errors quote the remote URL
     ready = all(v == "ok" for v in checks.values())
     body = ReadyOut(status="ready" if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -29,9 +29,9 @@ def get_plan(
     try:
         plan = ctx.pipeline.plan(ctx.queue.source, ctx.settings.cluster, rev)
     except UnknownRevision as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=ctx.redact(str(exc))) from exc
     except DeployManagerError as exc:
         # A temporary problem (cluster or remote unreachable) is ours; bad values at that revision are not.
         code = status.HTTP_503_SERVICE_UNAVAILABLE if exc.temporary else status.HTTP_422_UNPROCESSABLE_CONTENT
-        raise HTTPException(code, detail=str(exc)) from exc
+        raise HTTPException(code, detail=ctx.redact(str(exc))) from exc
     return plan_out(plan, rev)

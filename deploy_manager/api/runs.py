@@ -33,7 +33,7 @@ def list_runs(
 ) -> list[RunOut]:
     # Filtering by status reads a wider window so `limit` still means "up to limit matching runs" mostly.
     runs = ctx.store.list_runs(cluster=ctx.settings.cluster, limit=limit if status_ is None else max(limit, 1000))
-    out = [run_out(r) for r in runs]
+    out = [run_out(r, ctx.redact) for r in runs]
     if status_ is not None:
         out = [r for r in out if r.status == status_][:limit]
     return out
@@ -49,7 +49,7 @@ def get_run(ctx: Ctx, _: ReadAuth, run_id: Annotated[int, Path(ge=1, le=MAX_ID)]
     run = ctx.store.get_run(run_id)
     if run is None or run.cluster != ctx.settings.cluster:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"run {run_id} not found")
-    return run_detail_out(run)
+    return run_detail_out(run, ctx.redact)
 
 
 @router.post(

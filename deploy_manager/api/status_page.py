@@ -46,7 +46,7 @@ def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
         )
     q, s = ctx.queue, ctx.settings
     releases = ctx.releases_cache.get(q, ctx.store, s.cluster).releases
-    runs = [run_out(r) for r in ctx.store.list_runs(cluster=s.cluster, limit=RECENT_RUNS)]
+    runs = [run_out(r, ctx.redact) for r in ctx.store.list_runs(cluster=s.cluster, limit=RECENT_RUNS)]
     release_rows = [
         [
             r.component,

@@ -10,7 +10,7 @@ import pytest
 from deploy_manager.api import create_app
 from deploy_manager.config import Settings
 from deploy_manager.store.sqlite import RunStore
-from tests.api.conftest import Service
+from tests.api.conftest import Service, ServiceFactory
 from tests.servicelib import READ_TOKEN, WEBHOOK_SECRET, WRITE_TOKEN, StandInPipeline, github_headers, push_payload
 
 
@@ -103,3 +103,13 @@ def test_create_app_with_a_supplied_pipeline_and_no_cluster_config_runs_without_
         assert app.state.dm.queue.lease is None
     finally:
         store.close()
+
+
+def test_readiness_masks_credentials_of_the_repo_url(make_service: ServiceFactory, tmp_path: Path) -> None:
+    url = "https://deploy:ghp_0123456789abcdefghij@127.0.0.1:9/cloud/values.git"
+    svc = make_service(repo_url=url)
+    with svc.server.client() as c:
+        r = c.get("/readyz")
+    # The clone of an unreachable remote fails; the answer says so without the token.
+    assert r.status_code == 503 and r.json()["checks"]["git"].startswith("error")
+    assert "ghp_0123456789abcdefghij" not in r.text

@@ -261,3 +261,12 @@ def test_a_trigger_during_shutdown_is_503_not_500(make_service: ServiceFactory) 
     assert r.status_code == 503 and "shutting down" in r.json()["detail"]
     gate.set()
     stopper.join(20)
+
+
+def test_a_signed_push_without_a_content_type_is_read_as_json(service: Service) -> None:
+    sha = service.commit("v1")
+    body = push_payload(sha)
+    headers = {k: v for k, v in github_headers(body).items() if k != "Content-Type"}
+    with service.server.client() as c:
+        r = c.post("/hooks/github", content=body, headers=headers)
+    assert r.status_code == 202 and r.json()["status"] == "queued"
