@@ -8,7 +8,7 @@ export PATH := $(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 export DM_HELM_BIN ?= $(TOOLS)/helm
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools test lint demo bench clean
+.PHONY: all venv tools test lint demo bench bench-service clean
 
 all: test
 
@@ -36,6 +36,9 @@ demo: tools
 
 bench: tools
 	$(BIN)/python -m bench.run
+
+bench-service: tools
+	$(BIN)/python -m bench.service_bench
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache

@@ -68,6 +68,19 @@ def start_sandbox(work: Path) -> tuple[subprocess.Popen[str], Path]:
     return proc, kubeconfig
 
 
+def deployment_revisions(kubeconfig: Path) -> dict[str, str]:
+    """Deployment name -> its rollout revision (bumped only when the pod template changes)."""
+    import json
+
+    kubectl = str(ROOT / ".tools" / "bin" / "kubectl")
+    args = [kubectl, "--kubeconfig", str(kubeconfig), "get", "deployments", "-n", "openstack", "-o", "json"]
+    items = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)["items"]
+    return {
+        d["metadata"]["name"]: d["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", "")
+        for d in items
+    }
+
+
 def change_keystone_config(repo: Path) -> None:
     import yaml
 
@@ -101,9 +114,13 @@ def main() -> int:
         step("A no-op re-apply costs nothing")
         run(DEPLOY_MANAGER, "plan", *common, "-o", "table", env=env)
         step("Push a change to keystone's config")
+        before = deployment_revisions(kubeconfig)
         change_keystone_config(repo)
         run(DEPLOY_MANAGER, "plan", *common, "-o", "table", env=env)
         run(DEPLOY_MANAGER, "apply", *common, env=env)
+        after = deployment_revisions(kubeconfig)
+        rolled = sorted(name for name in after if after[name] != before.get(name))
+        print(f"Deployments rolled by the change: {', '.join(rolled) or 'none'} (of {len(after)})", flush=True)
         step("Deployed releases and run history")
         run(DEPLOY_MANAGER, "status", "--cluster", "demo", "--kubeconfig", str(kubeconfig), "-o", "table", env=env)
         run(DEPLOY_MANAGER, "history", "--cluster", "demo", env=env)
