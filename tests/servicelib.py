@@ -20,7 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from deploy_manager.lease import LeaseConflict, LeaseRecord
-from deploy_manager.models.plan import Action, ActionKind, Plan
+from deploy_manager.models.plan import Action, ActionKind, Plan, Reason
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepRecord, StepStatus
 from deploy_manager.store.sqlite import RunStore
 
@@ -127,7 +127,8 @@ class StandInPipeline:
         commit = source.resolve(rev)
         in_sync = bool(self.applied) and self.applied[-1][1] == commit
         kind = ActionKind.none if in_sync else ActionKind.upgrade
-        return Plan(cluster=cluster, commit=commit, actions=(Action("app", "app", "default", kind),))
+        reasons = () if in_sync else (Reason("values_changed", "values changed: conf.app", ("conf.app",)),)
+        return Plan(cluster=cluster, commit=commit, actions=(Action("app", "app", "default", kind, reasons),))
 
 
 class Concurrency:

@@ -167,7 +167,9 @@ def test_values_change_is_exactly_one_upgrade_naming_the_key(env: Env) -> None:
     plan = env.plan()
     changed = [a for a in plan["actions"] if a["action"] != "none"]
     assert [(a["component"], a["action"]) for a in changed] == [("keystone", "upgrade")]
-    assert changed[0]["reasons"] == [
+    assert changed[0]["reasons"] == ["values changed: conf.keystone.token"]
+    assert any("conf.keystone.token" in r for r in changed[0]["reasons"])  # how tools read it (issue 4)
+    assert changed[0]["reason_details"] == [
         {"code": "values_changed", "message": "values changed: conf.keystone.token", "paths": ["conf.keystone.token"]}
     ]
     run = env.apply()
@@ -182,7 +184,8 @@ def test_common_layer_change(env: Env) -> None:
     commit(env.root, "common glance")
     actions = env.plan()["actions"]
     assert {a["component"]: a["action"] for a in actions if a["action"] != "none"} == {"glance": "upgrade"}
-    assert next(a for a in actions if a["component"] == "glance")["reasons"][0]["paths"] == ["conf.glance.workers"]
+    glance = next(a for a in actions if a["component"] == "glance")
+    assert glance["reason_details"][0]["paths"] == ["conf.glance.workers"]
 
 
 def test_chart_version_bump(env: Env) -> None:
@@ -191,7 +194,11 @@ def test_chart_version_bump(env: Env) -> None:
     commit(env.root, "placement 0.2.0")
     action = next(a for a in env.plan()["actions"] if a["action"] != "none")
     assert action["component"] == "placement"
-    assert action["reasons"][0] == {"code": "chart_version_changed", "message": "chart version changed: 0.1.0 -> 0.2.0"}
+    assert action["reasons"] == ["chart version changed: 0.1.0 -> 0.2.0"]
+    assert action["reason_details"][0] == {
+        "code": "chart_version_changed",
+        "message": "chart version changed: 0.1.0 -> 0.2.0",
+    }
     run = env.apply()
     assert run.status is RunStatus.succeeded
     assert env.helm_ls()["placement"]["chart"] == "placement-0.2.0"
@@ -224,7 +231,7 @@ def test_failing_component_blocks_dependents_only(env: Env) -> None:
     # Next plan: keystone retried with the reason, dependents installed after it.
     actions = {a["component"]: a for a in env.plan()["actions"]}
     assert actions["keystone"]["action"] == "upgrade"
-    assert actions["keystone"]["reasons"][0]["code"] == "last_failed"
+    assert actions["keystone"]["reason_details"][0]["code"] == "last_failed"
     assert actions["nova"]["action"] == "install"
 
 
@@ -290,8 +297,8 @@ def test_manual_helm_upgrade_is_detected(env: Env) -> None:
     )
     action = next(a for a in env.plan()["actions"] if a["component"] == "glance")
     assert action["action"] == "upgrade"
-    assert [r["code"] for r in action["reasons"]] == ["changed_outside", "values_changed"]
-    assert action["reasons"][1]["paths"] == ["replicas"]
+    assert [r["code"] for r in action["reason_details"]] == ["changed_outside", "values_changed"]
+    assert action["reason_details"][1]["paths"] == ["replicas"]
     env.apply()
     assert set(env.actions().values()) == {"none"}
 
@@ -304,8 +311,8 @@ def test_helm_rollback_is_detected(env: Env) -> None:
     env.helm("rollback", "memcached", "1", "-n", env.namespace)
     action = next(a for a in env.plan()["actions"] if a["component"] == "memcached")
     assert action["action"] == "upgrade"
-    assert action["reasons"][0]["code"] == "rolled_back"
-    assert "Rollback to 1" in action["reasons"][0]["message"]
+    assert action["reason_details"][0]["code"] == "rolled_back"
+    assert "Rollback to 1" in action["reasons"][0]
     env.apply()
     assert set(env.actions().values()) == {"none"}
 
@@ -321,6 +328,9 @@ def test_cli_plan_apply_status_history(env: Env) -> None:
     assert res.exit_code == 0, res.stderr
     plan = json.loads(res.stdout)
     assert set(plan) >= {"cluster", "commit", "actions"} and len(plan["actions"]) == 6
+    # Public JSON: reasons are strings; the codes ride along in reason_details.
+    assert all(isinstance(r, str) for a in plan["actions"] for r in a["reasons"])
+    assert {d["code"] for a in plan["actions"] for d in a["reason_details"]} == {"absent"}
     res = cli.invoke(app, ["apply", "--repo", str(env.root), "--cluster", "dev", *common])
     assert res.exit_code == 0, res.stderr
     assert "run 1: succeeded" in res.stdout
@@ -332,6 +342,10 @@ def test_cli_plan_apply_status_history(env: Env) -> None:
     res = cli.invoke(app, ["history", "--cluster", "dev", "-o", "yaml", *common])
     runs = yaml.safe_load(res.stdout)
     assert runs[0]["status"] == "succeeded" and len(runs[0]["steps"]) == 6
+    res = cli.invoke(app, ["history", "--cluster", "dev", "-o", "json", *common])
+    steps = json.loads(res.stdout)[0]["steps"]
+    assert [s["reasons"] for s in steps] == [[d["message"] for d in s["reason_details"]] for s in steps]
+    assert all(s["reasons"] and isinstance(s["reasons"][0], str) for s in steps)
 
 
 def test_multiple_namespaces_one_list_call(env: Env) -> None:
@@ -389,7 +403,7 @@ def test_bootstrap_label_follows_the_steps(env: Env) -> None:
     write_cluster(env.root, "dev", spec)
     commit(env.root, "no more db-sync")
     action = next(a for a in env.plan()["actions"] if a["component"] == "keystone")
-    assert [r["code"] for r in action["reasons"]] == ["bootstrap_changed"]
+    assert [r["code"] for r in action["reason_details"]] == ["bootstrap_changed"]
     env.apply()
     assert "deploy-manager.io/bootstrap" not in ks_labels()
     assert set(env.actions().values()) == {"none"}
@@ -422,7 +436,7 @@ def test_release_left_pending_is_locked_and_blocks_dependents(env: Env) -> None:
     assert glance.helm_revision == 2  # read back from the release record, as `helm ls` shows it
     assert env.helm_ls()["glance"]["status"] == "pending-upgrade"
     actions = {a["component"]: a for a in env.plan()["actions"]}
-    assert actions["glance"]["action"] == "blocked" and actions["glance"]["reasons"][0]["code"] == "locked"
+    assert actions["glance"]["action"] == "blocked" and actions["glance"]["reason_details"][0]["code"] == "locked"
     assert actions["nova"]["action"] == "blocked"
-    assert actions["nova"]["reasons"][0]["message"] == "needs glance, which is blocked"
+    assert actions["nova"]["reasons"] == ["needs glance, which is blocked"]
     assert actions["keystone"]["action"] == "none"

@@ -74,7 +74,7 @@ class RunOut(BaseModel):
 
 
 class ReasonOut(BaseModel):
-    code: str = Field(description="Machine-readable: values-changed, chart-changed, absent, drifted ...")
+    code: str = Field(description="Machine-readable: values_changed, chart_version_changed, absent, locked ...")
     message: str
     paths: list[str] = Field([], description="Value paths that changed, when known.")
 
@@ -86,7 +86,8 @@ class StepOut(BaseModel):
     namespace: str
     action: str = Field(description="What the step did: install, upgrade, none, blocked ...")
     status: str = Field(description="succeeded | failed | blocked | skipped")
-    reasons: list[ReasonOut] = []
+    reasons: list[str] = Field([], description="Why, in words: `values changed: conf.keystone.token.expiration`.")
+    reason_details: list[ReasonOut] = Field([], description="The same reasons with their code and value paths.")
     helm_revision: int | None = None
     duration: float = Field(0.0, description="Seconds.")
     exit_code: int | None = None
@@ -105,7 +106,8 @@ class ActionOut(BaseModel):
     release: str
     namespace: str
     action: str = Field(description="install | upgrade | none | blocked")
-    reasons: list[ReasonOut] = []
+    reasons: list[str] = Field([], description="Why, in words: `values changed: conf.keystone.token.expiration`.")
+    reason_details: list[ReasonOut] = Field([], description="The same reasons with their code and value paths.")
     state: str = Field(description="absent | in-sync | out-of-sync | drifted | failed | locked")
     needs: list[str] = []
     wave: int = 0

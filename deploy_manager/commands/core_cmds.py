@@ -111,8 +111,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
 
 
-def _reasons_text(reasons: list[dict[str, Any]]) -> str:
-    return "; ".join(r["message"] for r in reasons)
+def _reasons_text(reasons: list[str]) -> str:
+    return "; ".join(reasons)
 
 
 @app.command()

@@ -63,7 +63,9 @@ class Action:
             "release": self.release,
             "namespace": self.namespace,
             "action": self.action.value,
-            "reasons": [r.to_dict() for r in self.reasons],
+            # Public JSON (issue 4): `reasons` are the human-readable messages; the codes and paths follow.
+            "reasons": [r.message for r in self.reasons],
+            "reason_details": [r.to_dict() for r in self.reasons],
             "state": self.state.value,
             "needs": list(self.needs),
             "wave": self.wave,

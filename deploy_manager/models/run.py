@@ -47,7 +47,9 @@ class StepRecord:
             "namespace": self.namespace,
             "action": self.action,
             "status": self.status.value,
-            "reasons": [r.to_dict() for r in self.reasons],
+            # Same shape as a plan action's: messages in `reasons`, code/message/paths in `reason_details`.
+            "reasons": [r.message for r in self.reasons],
+            "reason_details": [r.to_dict() for r in self.reasons],
             "helm_revision": self.helm_revision,
             "duration": round(self.duration, 3),
             "exit_code": self.exit_code,

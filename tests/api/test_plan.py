@@ -18,6 +18,9 @@ def test_plan_of_the_branch_head_and_of_a_revision(service: Service) -> None:
         pinned = c.get("/plan", params={"rev": old[:12]}).json()
     assert head["commit"] == new and head["rev"] == "main" and head["cluster"] == "dev"
     assert [(a["component"], a["action"]) for a in head["actions"]] == [("app", "upgrade")]
+    (action,) = head["actions"]
+    assert action["reasons"] and all(isinstance(r, str) for r in action["reasons"])
+    assert [d["message"] for d in action["reason_details"]] == action["reasons"]
     assert pinned["commit"] == old and [a["action"] for a in pinned["actions"]] == ["none"]
 
 

@@ -40,7 +40,7 @@ def test_run_detail_has_steps_with_reasons_durations_and_output(service: Service
             namespace="openstack",
             action="upgrade",
             status=StepStatus.succeeded,
-            reasons=(Reason("values-changed", "values changed at conf.keystone"),),
+            reasons=(Reason("values_changed", "values changed: conf.keystone", ("conf.keystone",)),),
             helm_revision=3,
             duration=1.25,
             output_tail="Release \"keystone\" has been upgraded.",
@@ -50,7 +50,10 @@ def test_run_detail_has_steps_with_reasons_durations_and_output(service: Service
         detail = c.get(f"/runs/{run_id}").json()
     (step,) = detail["steps"]
     assert step["action"] == "upgrade" and step["status"] == "succeeded"
-    assert step["reasons"] == [{"code": "values-changed", "message": "values changed at conf.keystone", "paths": []}]
+    assert step["reasons"] == ["values changed: conf.keystone"]
+    assert step["reason_details"] == [
+        {"code": "values_changed", "message": "values changed: conf.keystone", "paths": ["conf.keystone"]}
+    ]
     assert step["duration"] == 1.25
     assert step["helm_revision"] == 3 and "upgraded" in step["output_tail"]
 
