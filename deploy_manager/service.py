@@ -15,6 +15,8 @@ Contract:
   so a storm of pushes costs at most two runs: the one already running and one for the storm's end state.
 - One worker thread per queue executes runs: hold the cluster Lease (other instances wait), fetch the mirror,
   resolve, `pipeline.apply(..., run_id=...)`, refresh the releases (`pipeline.observe` -> store).
+- `resolve_revision(rev)` fetches and resolves under the same git lock: the HTTP layer checks an explicit
+  revision with it before calling `trigger`, so an unknown revision is refused and queues no run.
 - `poll()` fetches and triggers `poll` when the branch head moved since the last poll (and is not deployed).
   A run of an explicit older revision therefore stays deployed until the next commit or trigger.
 - `start()` marks runs a dead process left `running` as `interrupted` and, in the worker, re-plans the branch
@@ -39,6 +41,7 @@ from typing import Any, Literal, Protocol
 from deploy_manager.lease import ClusterLease, LeaseRejected
 from deploy_manager.logging_setup import log_context
 from deploy_manager.metrics import ServiceMetrics
+from deploy_manager.models.errors import UnknownRevision
 from deploy_manager.models.run import RunStatus
 
 log = logging.getLogger(__name__)
@@ -254,6 +257,25 @@ class RunQueue:
                 raise
             self.last_fetch_error = None
             return self.source.resolve(self.branch)
+
+    def resolve_revision(self, rev: str) -> str:
+        """Fetch, then resolve `rev` in the mirror (serialised with the worker), so a trigger naming a revision
+        is checked before anything is queued. Raises `UnknownRevision` when the mirror does not have it after a
+        successful fetch; when the fetch failed and the mirror does not have it, the fetch error (temporary)."""
+        with self.git_lock:
+            fetch_error: Exception | None = None
+            try:
+                self.source.fetch()
+                self.last_fetch_error = None
+            except Exception as exc:
+                self.last_fetch_error = str(exc)
+                fetch_error = exc
+            try:
+                return self.source.resolve(rev)
+            except UnknownRevision:
+                if fetch_error is not None:
+                    raise fetch_error from None
+                raise
 
     def poll(self, *, force: bool = False) -> TriggerResult | None:
         """Fetch; a branch head not seen by the previous poll triggers a `poll` run."""

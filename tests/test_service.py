@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from deploy_manager.lease import ClusterLease
+from deploy_manager.models.errors import SourceError, UnknownRevision
 from deploy_manager.models.run import RunStatus
 from deploy_manager.service import QueueStopping, RunQueue
 from deploy_manager.source.git import GitSource
@@ -249,6 +250,22 @@ def test_an_unknown_revision_fails_the_run(repo: Path, store: RunStore, tmp_path
         assert run is not None and run.status is RunStatus.failed and "no-such-branch" in run.error
     finally:
         queue.stop()
+
+
+def test_resolve_revision_fetches_first_and_names_an_unknown_one(repo: Path, store: RunStore, tmp_path: Path) -> None:
+    queue = make_queue(repo, store, StandInPipeline(store), tmp_path)
+    queue.fetch_head()
+    sha = new_commit(repo, "v1")
+    git(repo, "tag", "v1")
+    assert queue.resolve_revision("v1") == sha  # pushed after the last fetch: found by the check's own fetch
+    with pytest.raises(UnknownRevision, match="'no-such-tag'"):
+        queue.resolve_revision("no-such-tag")
+    (repo / ".git").rename(tmp_path / "moved.git")  # the remote is gone: the mirror still answers what it has
+    assert queue.resolve_revision(sha[:10]) == sha
+    with pytest.raises(SourceError, match="fetch failed"):
+        queue.resolve_revision("no-such-tag")
+    assert queue.last_fetch_error
+    assert store.list_runs(cluster="dev") == []  # checking a revision never creates a run
 
 
 def test_stop_waits_for_the_running_run_and_refuses_new_triggers(

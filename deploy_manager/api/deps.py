@@ -7,6 +7,8 @@ Contract:
 - `read_body(request, limit)` reads at most `limit` bytes (413 beyond); `parse_json(...)` gives 415 for a
   non-JSON content type, 400 for malformed JSON, 422 for a body that does not fit the model. Every error is a
   JSON body `{"detail": ...}` and never echoes the input back.
+- `resolve_revision(ctx, rev)`: fetch + resolve in the mirror before a trigger is queued: 422 naming an unknown
+  revision (a revision is the caller's own input, not a secret), 503 when git is unreachable.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import json
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 
 from deploy_manager.api.auth import Role, TokenAuth, bearer_token
 from deploy_manager.api.cache import ReleasesCache
 from deploy_manager.config import Settings
 from deploy_manager.metrics import ServiceMetrics
+from deploy_manager.models.errors import UnknownRevision
 from deploy_manager.service import PipelineLike, RunQueue, StoreLike
 
 M = TypeVar("M", bound=BaseModel)
@@ -128,6 +132,21 @@ def validate(model: type[M], data: Any) -> M:
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=errors) from exc
+
+
+async def resolve_revision(ctx: AppContext, rev: str) -> str:
+    """The commit `rev` names in the freshly fetched mirror: 422 naming it if unknown, 503 if git is unreachable.
+    Checked before a trigger is queued, so a bad revision never becomes a run."""
+    try:
+        return await run_in_threadpool(ctx.queue.resolve_revision, rev)
+    except UnknownRevision as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=ctx.redact(str(exc))
+        ) from exc
+    except Exception as exc:  # the remote is unreachable and the mirror does not have it (yet)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=ctx.redact(f"cannot resolve revision {rev!r}: {exc}")
+        ) from exc
 
 
 async def parse_json(request: Request, model: type[M], limit: int) -> M | None:

@@ -6,7 +6,8 @@ Contract (issue 5):
   the run id (`queued`/`coalesced`); a push to another branch, a tag, or a deleted ref -> 202 `ignored`, no
   run. Other events -> 400. Bodies: `application/json`, or GitHub's form encoding (`payload=<json>`).
 - Jenkins: `Authorization: Bearer <DM_JENKINS_TOKEN>`; optional JSON `{"ref": ..., "commit": ...}`: a ref of
-  another branch or a tag is ignored; otherwise the branch head is deployed (commit: for coalescing).
+  another branch or a tag is ignored; otherwise the branch head is deployed (commit: for coalescing). A commit
+  the repository does not have (after a fetch) -> 422 and no run.
 - Not configured (no secret / token): 503 with a body naming the setting; never accepts unauthenticated.
 """
 
@@ -21,7 +22,16 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
 from deploy_manager.api.auth import SingleToken, bearer_token, verify_github_signature
-from deploy_manager.api.deps import AppContext, Ctx, decode_json, is_json_type, media_type, read_body, validate
+from deploy_manager.api.deps import (
+    AppContext,
+    Ctx,
+    decode_json,
+    is_json_type,
+    media_type,
+    read_body,
+    resolve_revision,
+    validate,
+)
 from deploy_manager.api.schemas import ErrorBody, JenkinsHook, PingResponse, TriggerResponse
 from deploy_manager.service import TriggerResult
 
@@ -159,5 +169,6 @@ async def _jenkins(request: Request, ctx: AppContext) -> JSONResponse:
         branch = hook.ref.removeprefix("refs/heads/")
         if hook.ref.startswith("refs/") and not hook.ref.startswith("refs/heads/") or branch != ctx.settings.branch:
             return _answer(ctx, "jenkins", TriggerResult(None, "ignored", f"{hook.ref} is not {ctx.settings.branch}"))
-    commit = hook.commit.lower() if hook.commit and len(hook.commit) == 40 else None
+    # A commit that is not in the repository is refused now (422, no run), not discovered by a failing run.
+    commit = await resolve_revision(ctx, hook.commit.lower()) if hook.commit else None
     return _answer(ctx, "jenkins", ctx.queue.trigger("jenkins", commit=commit))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from deploy_manager.api.convert import run_detail_out, run_out
-from deploy_manager.api.deps import Ctx, ReadAuth, WriteAuth, parse_json
+from deploy_manager.api.deps import Ctx, ReadAuth, WriteAuth, parse_json, resolve_revision
 from deploy_manager.api.schemas import (
     REVISION_PATTERN,
     ErrorBody,
@@ -56,7 +56,7 @@ def get_run(ctx: Ctx, _: ReadAuth, run_id: Annotated[int, Path(ge=1, le=MAX_ID)]
     "/runs",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TriggerResponse,
-    responses={code: {"model": ErrorBody} for code in (400, 401, 403, 413, 415, 422)},
+    responses={code: {"model": ErrorBody} for code in (400, 401, 403, 413, 415, 422, 503)},
     summary="Trigger a run by hand (the branch head, or a given revision)",
     openapi_extra={
         "requestBody": {"required": False, "content": {"application/json": {"schema": RunRequest.model_json_schema()}}}
@@ -72,6 +72,8 @@ async def create_run(
     revision = (body.revision if body else None) or rev
     if revision == ctx.settings.branch:
         revision = None  # the branch itself: deploy its head as fetched when the run starts
+    if revision is not None:
+        await resolve_revision(ctx, revision)  # an unknown revision is 422 and queues nothing
     result = ctx.queue.trigger("manual", rev=revision)
     answer = TriggerResponse(run_id=result.run_id, status=result.status, reason=result.reason)
     return JSONResponse(answer.model_dump(), status_code=status.HTTP_202_ACCEPTED)

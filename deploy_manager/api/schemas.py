@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted"]
 REVISION_PATTERN = r"^[A-Za-z0-9._/@^~{}][A-Za-z0-9._/@^~{}+-]{0,254}$"
@@ -34,7 +34,13 @@ class RunRequest(BaseModel):
     """`POST /runs` body (optional): a revision to deploy instead of the branch head."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    revision: str | None = Field(None, pattern=REVISION_PATTERN, description="Branch, tag or commit; default: branch.")
+    # `rev`, `ref` and `commit` are accepted too: callers spell it like `?rev=`, a push payload or Jenkins.
+    revision: str | None = Field(
+        None,
+        pattern=REVISION_PATTERN,
+        validation_alias=AliasChoices("revision", "rev", "ref", "commit"),
+        description="Branch, tag or commit (also accepted as `rev`, `ref` or `commit`); default: the branch.",
+    )
 
 
 class JenkinsHook(BaseModel):

@@ -227,6 +227,15 @@ def test_jenkins_bad_bodies(service: Service, body: bytes, content_type: str, st
     assert "not-a-sha" not in r.text  # errors never echo the input
 
 
+@pytest.mark.parametrize("sha", ["0123456789abcdef0123456789abcdef01234567", "abcdef1"])
+def test_jenkins_with_an_unknown_commit_is_422_and_no_run(service: Service, sha: str) -> None:
+    assert service.queue.wait_idle(20)
+    with service.server.client() as c:
+        r = c.post("/hooks/jenkins", json={"commit": sha}, headers={"Authorization": f"Bearer {JENKINS_TOKEN}"})
+    assert r.status_code == 422 and sha in r.json()["detail"], r.text
+    assert runs_count(service) == 1
+
+
 def test_jenkins_other_branch_is_ignored(service: Service) -> None:
     with service.server.client() as c:
         r = c.post("/hooks/jenkins", json={"ref": "feature"}, headers={"Authorization": f"Bearer {JENKINS_TOKEN}"})

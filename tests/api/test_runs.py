@@ -88,6 +88,42 @@ def test_post_runs_with_a_revision_deploys_it(service: Service) -> None:
     assert service.pipeline.applied[-1] == ("manual", old)
 
 
+@pytest.mark.parametrize("field", ["revision", "rev", "ref", "commit", "?rev="])
+def test_post_runs_accepts_the_revision_under_each_spelling(service: Service, field: str) -> None:
+    old = git(service.repo, "rev-parse", "HEAD")
+    service.commit("v1")
+    with service.server.client(WRITE_TOKEN) as c:
+        if field == "?rev=":
+            r = c.post("/runs", params={"rev": old[:10]})
+        else:
+            r = c.post("/runs", json={field: old[:10]})
+    assert r.status_code == 202 and r.json()["status"] == "queued", r.text
+    assert service.queue.wait_idle(20)
+    assert service.pipeline.applied[-1] == ("manual", old)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"json": {"revision": "no-such-branch"}}, {"json": {"commit": "abcdef1"}}, {"params": {"rev": "v9"}}]
+)
+def test_post_runs_with_an_unknown_revision_is_422_naming_it_and_creates_no_run(
+    service: Service, kwargs: dict
+) -> None:
+    assert service.queue.wait_idle(20)
+    with service.server.client(WRITE_TOKEN) as c:
+        r = c.post("/runs", **kwargs)
+    name = next(iter((kwargs.get("json") or kwargs["params"]).values()))
+    assert r.status_code == 422 and f"unknown revision {name!r}" in r.json()["detail"]
+    assert len(service.store.list_runs(cluster="dev")) == 1  # only the start-up run
+
+
+def test_post_runs_finds_a_revision_pushed_after_the_last_fetch(service: Service) -> None:
+    assert service.queue.wait_idle(20)
+    git(service.repo, "tag", "v2")  # not fetched yet: the check fetches before it resolves
+    with service.server.client(WRITE_TOKEN) as c:
+        r = c.post("/runs", json={"ref": "v2"})
+    assert r.status_code == 202 and r.json()["status"] in ("queued", "coalesced")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "status"),
     [
