@@ -93,10 +93,8 @@ def test_post_runs_accepts_the_revision_under_each_spelling(service: Service, fi
     old = git(service.repo, "rev-parse", "HEAD")
     service.commit("v1")
     with service.server.client(WRITE_TOKEN) as c:
-        if field == "?rev=":
-            r = c.post("/runs", params={"rev": old[:10]})
-        else:
-            r = c.post("/runs", json={field: old[:10]})
+        kwargs: dict = {"params": {"rev": old[:10]}} if field == "?rev=" else {"json": {field: old[:10]}}
+        r = c.post("/runs", **kwargs)
     assert r.status_code == 202 and r.json()["status"] == "queued", r.text
     assert service.queue.wait_idle(20)
     assert service.pipeline.applied[-1] == ("manual", old)
