@@ -4,7 +4,7 @@ Contract:
 - Tokens are kept only as sha256 digests; a request's token is hashed and compared with
   `hmac.compare_digest` against every configured digest (no early exit on the first byte that differs).
 - `Role.write` implies `Role.read`. No configured token of a kind means no request can have that role: an
-  unconfigured API is closed, never open.
+  unconfigured API is closed, never open (the routers answer 503 naming the missing setting).
 - `verify_github_signature(secret, body, header)` checks `X-Hub-Signature-256: sha256=<hex>` against
   HMAC-SHA256(secret, raw body) in constant time.
 """
@@ -48,6 +48,11 @@ class TokenAuth:
     @property
     def configured(self) -> bool:
         return bool(self._read or self._write)
+
+    @property
+    def writable(self) -> bool:
+        """Whether any write token is configured (without one, write endpoints are disabled)."""
+        return bool(self._write)
 
     def role(self, token: str) -> Role | None:
         if _matches(token, self._write):

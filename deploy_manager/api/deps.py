@@ -3,7 +3,8 @@
 Contract:
 - `Ctx` (an `Annotated` dependency) gives a route the `AppContext` built by `create_app`.
 - `ReadAuth` / `WriteAuth`: 401 (with `WWW-Authenticate: Bearer`) without a known token, 403 for a read token
-  on a write endpoint; a write token can read.
+  on a write endpoint; a write token can read. An endpoint whose tokens are not configured is disabled: 503
+  naming the setting (write: DM_WRITE_TOKENS unset; read: neither DM_READ_TOKENS nor DM_WRITE_TOKENS set).
 - `read_body(request, limit)` reads at most `limit` bytes (413 beyond); `parse_json(...)` gives 415 for a
   non-JSON content type, 400 for malformed JSON, 422 for a body that does not fit the model. Every error is a
   JSON body `{"detail": ...}` and never echoes the input back.
@@ -66,23 +67,44 @@ async def get_ctx(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 
+def endpoint_name(request: Request) -> str:
+    """`GET /runs/{run_id}`: the route's template, never the caller's path (no input echoed back)."""
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', request.url.path)}"
+
+
+def require_configured(request: Request, ctx: AppContext) -> None:
+    """No API token at all: the read API is disabled (503 saying so), never open."""
+    if not ctx.auth.configured:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"{endpoint_name(request)} is disabled: neither DM_READ_TOKENS nor DM_WRITE_TOKENS is set",
+        )
+
+
 def _role(request: Request, ctx: AppContext) -> Role:
     token = bearer_token(request.headers.get("authorization"))
     role = ctx.auth.role(token) if token else None
     if role is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            detail="missing or unknown bearer token" if ctx.auth.configured else "no API tokens configured",
+            detail="missing or unknown bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return role
 
 
 async def require_read(request: Request, ctx: Ctx) -> Role:
+    require_configured(request, ctx)
     return _role(request, ctx)
 
 
 async def require_write(request: Request, ctx: Ctx) -> Role:
+    if not ctx.auth.writable:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"{endpoint_name(request)} is disabled: DM_WRITE_TOKENS is not set",
+        )
     role = _role(request, ctx)
     if role < Role.write:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this endpoint needs a write token")
@@ -140,9 +162,7 @@ async def resolve_revision(ctx: AppContext, rev: str) -> str:
     try:
         return await run_in_threadpool(ctx.queue.resolve_revision, rev)
     except UnknownRevision as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=ctx.redact(str(exc))
-        ) from exc
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=ctx.redact(str(exc))) from exc
     except Exception as exc:  # the remote is unreachable and the mirror does not have it (yet)
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, detail=ctx.redact(f"cannot resolve revision {rev!r}: {exc}")

@@ -14,7 +14,7 @@ router = APIRouter(tags=["metrics"])
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, 401: {"model": ErrorBody}},
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, 401: {"model": ErrorBody}, 503: {"model": ErrorBody}},
     summary="Prometheus metrics",
 )
 def metrics(ctx: Ctx, _: ReadAuth) -> Response:

@@ -17,7 +17,7 @@ from deploy_manager.api.schemas import ErrorBody, ReleaseOut
 router = APIRouter(tags=["releases"])
 NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"  # DNS subdomain: release and component names
 HELM_STATUS = r"^[a-z][a-z-]{0,31}$"
-ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 422, 503)}
 
 
 @router.get("/releases", response_model=list[ReleaseOut], responses=ERRORS, summary="Releases of the cluster")

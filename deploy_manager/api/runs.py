@@ -20,7 +20,7 @@ from deploy_manager.api.schemas import (
 )
 
 router = APIRouter(tags=["runs"])
-READ_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+READ_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 422, 503)}
 MAX_ID = 2**63 - 1  # SQLite INTEGER
 
 

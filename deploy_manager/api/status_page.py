@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 
 from deploy_manager.api.auth import basic_password, bearer_token
 from deploy_manager.api.convert import run_out
-from deploy_manager.api.deps import Ctx
+from deploy_manager.api.deps import Ctx, require_configured
 
 router = APIRouter(tags=["status"])
 RECENT_RUNS = 20
@@ -36,6 +36,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 @router.get("/", response_class=HTMLResponse, summary="HTML status page")
 def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
+    require_configured(request, ctx)
     header = request.headers.get("authorization")
     token = bearer_token(header) or basic_password(header)
     if token is None or ctx.auth.role(token) is None:

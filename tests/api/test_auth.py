@@ -30,7 +30,9 @@ def test_roles_and_hashing() -> None:
 
 def test_no_tokens_means_closed() -> None:
     auth = TokenAuth([], [])
-    assert not auth.configured and auth.role("anything") is None
+    assert not auth.configured and not auth.writable and auth.role("anything") is None
+    read_only = TokenAuth([SecretStr("reader-aaaa")], [])
+    assert read_only.configured and not read_only.writable
 
 
 @pytest.mark.parametrize(
@@ -92,8 +94,28 @@ def test_health_and_readiness_need_no_token(service: Service) -> None:
         assert c.get("/readyz").status_code == 200
 
 
-def test_without_configured_tokens_the_api_is_closed(make_service: ServiceFactory) -> None:
+def test_without_configured_tokens_the_api_is_disabled(make_service: ServiceFactory) -> None:
     svc = make_service(read_tokens="", write_tokens="")
     with svc.server.client("anything-at-all") as c:
-        r = c.get("/releases")
-    assert r.status_code == 401 and "no API tokens" in r.json()["detail"]
+        answers = {path: c.get(path) for path in [*READ_PATHS, "/"]}
+        post = c.post("/runs")
+        health = c.get("/healthz")
+    for path, r in answers.items():
+        assert r.status_code == 503, path
+        assert "is disabled: neither DM_READ_TOKENS nor DM_WRITE_TOKENS is set" in r.json()["detail"]
+    assert answers["/runs/1"].json()["detail"].startswith("GET /runs/{run_id} is disabled")
+    assert post.status_code == 503 and post.json() == {"detail": "POST /runs is disabled: DM_WRITE_TOKENS is not set"}
+    assert health.status_code == 200
+    assert len(svc.store.list_runs(cluster="dev")) == 1  # only the start-up run
+
+
+def test_without_write_tokens_post_runs_is_disabled_and_reads_still_work(make_service: ServiceFactory) -> None:
+    svc = make_service(write_tokens="")
+    with svc.server.client(READ_TOKEN) as c:
+        post = c.post("/runs")
+        read = c.get("/runs")
+    with svc.server.client() as c:
+        anonymous = c.get("/runs")
+    assert post.status_code == 503 and post.json() == {"detail": "POST /runs is disabled: DM_WRITE_TOKENS is not set"}
+    assert read.status_code == 200 and anonymous.status_code == 401
+    assert len(svc.store.list_runs(cluster="dev")) == 1
