@@ -7,12 +7,16 @@ from typing import Annotated
 import typer
 
 from deploy_manager.cli import app
+from deploy_manager.commands.options import HelmBinOpt, KubeconfigOpt, KubeContextOpt
 
 
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: DM_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: DM_PORT).")] = None,
+    kubeconfig: KubeconfigOpt = None,
+    kube_context: KubeContextOpt = None,
+    helm_bin: HelmBinOpt = "helm",
 ) -> None:
     """Serve webhooks, polling, runs (one at a time per cluster), /releases and /metrics until SIGTERM.
 
@@ -23,7 +27,10 @@ def serve(
 
     from deploy_manager.config import ENV_PREFIX, Settings
 
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    # Flags override the DM_* settings of the same name (--kubeconfig and --helm-bin also read DM_KUBECONFIG and
+    # DM_HELM_BIN themselves, so the value passed on is the one Settings would have read).
+    flags = {"host": host, "port": port, "kubeconfig": kubeconfig, "kube_context": kube_context, "helm_bin": helm_bin}
+    overrides = {k: v for k, v in flags.items() if v is not None}
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

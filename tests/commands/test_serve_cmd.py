@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.corelib import CONFIGMAP_TEMPLATE, commit, init_repo, write_chart, write_cluster, write_values
 
@@ -79,7 +80,9 @@ def repo(tmp_path: Path) -> Path:
 
 
 class Serve:
-    def __init__(self, tmp_path: Path, repo: Path, kubeconfig: Path, helm: Path, name: str, **env: str) -> None:
+    def __init__(
+        self, tmp_path: Path, repo: Path, kubeconfig: Path, helm: Path, name: str, *flags: str, **env: str
+    ) -> None:
         creds = tmp_path / "credentials"
         creds.mkdir(exist_ok=True)
         (creds / "github-webhook-secret").write_text(SECRET + "\n")
@@ -107,8 +110,9 @@ class Serve:
             POD_NAME=name,
         )
         base.update(env)
+        base = {k: v for k, v in base.items() if v}  # an empty value: leave the variable unset
         self.log = self.log_path.open("w")
-        self.proc = subprocess.Popen([DM, "serve"], env=base, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([DM, "serve", *flags], env=base, stdout=self.log, stderr=subprocess.STDOUT)
         self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {READ}"}, timeout=30)
 
     def wait_ready(self) -> None:
@@ -154,8 +158,8 @@ class Serve:
 def serve(tmp_path: Path, repo: Path, sandbox_module: Any, helm_bin: Path) -> Iterator[Any]:
     started: list[Serve] = []
 
-    def factory(name: str, **env: str) -> Serve:
-        svc = Serve(tmp_path, repo, Path(sandbox_module.kubeconfig), helm_bin, name, **env)
+    def factory(name: str, *flags: str, **env: str) -> Serve:
+        svc = Serve(tmp_path, repo, Path(sandbox_module.kubeconfig), helm_bin, name, *flags, **env)
         started.append(svc)
         return svc
 
@@ -188,6 +192,16 @@ def test_serve_deploys_a_push_logs_json_without_secrets_and_stops_on_sigterm(ser
     assert any(x["run_id"] == run_id and x["component"] == "keystone" for x in lines)  # the step's line
     text = svc.log_path.read_text()
     assert SECRET not in text and READ not in text
+
+
+def test_kubeconfig_context_and_helm_come_from_flags(serve: Any, sandbox_module: Any, helm_bin: Path) -> None:
+    kubeconfig = Path(sandbox_module.kubeconfig)
+    context = yaml.safe_load(kubeconfig.read_text())["current-context"]
+    flags = ("--kubeconfig", str(kubeconfig), "--kube-context", context, "--helm-bin", str(helm_bin))
+    svc = serve("pod-flags", *flags, DM_KUBECONFIG="", DM_HELM_BIN="", DM_KUBE_CONTEXT="no-such-context")
+    svc.wait_ready()  # readiness checks the Kubernetes API: reached through --kubeconfig and --kube-context
+    (run,) = svc.wait_finished()
+    assert run["trigger"] == "startup" and run["status"] == "succeeded"  # helm ran: --helm-bin, not PATH
 
 
 def test_a_killed_service_leaves_an_interrupted_run_and_the_next_one_finishes_the_work(
