@@ -21,7 +21,7 @@ from deploy_manager.kube.client import KubeClient
 from deploy_manager.models.desired import DesiredCluster, DesiredComponent
 from deploy_manager.models.errors import ChartError, DeployManagerError
 from deploy_manager.models.observed import ObservedRelease, ReleaseId
-from deploy_manager.models.plan import Plan
+from deploy_manager.models.plan import ActionKind, Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepRecord, StepStatus
 from deploy_manager.observe import observe as observe_releases
 from deploy_manager.planner.graph import topo_waves
@@ -204,6 +204,9 @@ class Pipeline:
 
 
 def release_statuses(snap: Snapshot) -> list[ReleaseStatus]:
+    """The store's release rows from one snapshot. A release the plan leaves alone (action `none`) is at the
+    snapshot's commit, even if helm last wrote it at an older one (a push that does not touch it, README-only);
+    `deployed_commit` keeps the commit helm recorded when it last wrote the release."""
     out: list[ReleaseStatus] = []
     for action in snap.plan.actions:
         obs = snap.observed.get(ReleaseId(action.namespace, action.release))
@@ -218,10 +221,11 @@ def release_statuses(snap: Snapshot) -> list[ReleaseStatus]:
                 chart_version=obs.chart_version,
                 revision=obs.revision,
                 status=obs.status,
-                commit=obs.commit,
+                commit=snap.desired.commit if action.action is ActionKind.none else obs.commit,
                 digest=obs.digest,
                 state=action.state.value,
                 updated=obs.updated,
+                deployed_commit=obs.commit,
             )
         )
     return out

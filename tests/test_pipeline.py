@@ -145,14 +145,18 @@ def test_fresh_install_in_dag_order_with_labels(env: Env) -> None:
 
 
 def test_noop_commit_plans_none_and_writes_nothing(env: Env) -> None:
-    env.apply()
+    first = env.apply()
     write(env.root / "README.md", "docs only\n")
-    commit(env.root, "readme")
+    sha = commit(env.root, "readme")
     assert set(env.actions().values()) == {"none"}
     env.sandbox.reset_stats()
     run = env.apply()
     assert run.status is RunStatus.succeeded and {s.status for s in run.steps} == {StepStatus.skipped}
     assert writes(env.sandbox) == 0
+    # The stored releases are in sync at the new commit; helm last wrote them at the first one.
+    releases = RunStore.in_dir(env.state).list_releases(env.cluster)
+    assert len(releases) == 6 and {r.commit for r in releases} == {sha}
+    assert {r.deployed_commit for r in releases} == {first.commit}
 
 
 def test_values_change_is_exactly_one_upgrade_naming_the_key(env: Env) -> None:
@@ -339,6 +343,7 @@ def test_cli_plan_apply_status_history(env: Env) -> None:
     mine = [r for r in rows if r["namespace"] == env.namespace]
     assert len(mine) == 6 and {r["status"] for r in mine} == {"deployed"}
     assert {r["commit"] for r in mine} == {plan["commit"]}
+    assert all(r["deployed_commit"] == r["commit"] and r["deployed_at"] == r["updated"] for r in mine)
     res = cli.invoke(app, ["history", "--cluster", "dev", "-o", "yaml", *common])
     runs = yaml.safe_load(res.stdout)
     assert runs[0]["status"] == "succeeded" and len(runs[0]["steps"]) == 6

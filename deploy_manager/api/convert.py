@@ -53,6 +53,7 @@ def release_out(r: Any, last_run_id: int | None) -> ReleaseOut:
         last_run_id=last_run_id,
         healthy=healthy(r.status, r.state),
         state=r.state or None,
+        deployed_commit=r.deployed_commit,
     )
 
 

@@ -59,12 +59,17 @@ class ReleaseOut(BaseModel):
     chart_version: str | None = None
     revision: int | None = Field(None, description="Helm release revision.")
     status: str | None = Field(None, description="Helm status: deployed, failed, pending-upgrade, ...")
-    commit: str | None = Field(None, description="Values-repo commit recorded on the release.")
+    commit: str | None = Field(
+        None,
+        description="Values-repo commit the release is at: the observed commit when it is in sync (even if that"
+        " push did not touch it), else the commit helm last deployed.",
+    )
     digest: str | None = None
-    deployed_at: dt.datetime | None = None
+    deployed_at: dt.datetime | None = Field(None, description="When helm last wrote the release.")
     last_run_id: int | None = None
     healthy: bool | None = Field(None, description="Helm status deployed and not drifted/failed/locked.")
     state: str | None = Field(None, description="The plan's verdict: in-sync, out-of-sync, drifted, ...")
+    deployed_commit: str | None = Field(None, description="The commit recorded on the release when helm last wrote it.")
 
 
 class RunOut(BaseModel):

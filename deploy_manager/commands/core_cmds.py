@@ -215,6 +215,9 @@ def status(
                 "commit": r.commit,
                 "digest": r.digest,
                 "updated": r.updated,
+                # Same names as the service's /releases; without a plan here, `commit` is the deployed one too.
+                "deployed_commit": r.commit,
+                "deployed_at": r.updated,
             }
             for r in cluster_releases(kube, cluster)
         ]

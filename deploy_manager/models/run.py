@@ -99,11 +99,15 @@ class ReleaseStatus:
     chart_version: str
     revision: int
     status: str
+    # The values-repo commit the release is at: the observed desired commit when the plan has nothing to do
+    # for it (in sync, so a push that changes nothing for it still moves it on), else `deployed_commit`.
     commit: str | None
     digest: str | None
     # The plan's verdict for it at the observed commit: in-sync, out-of-sync, drifted, …
     state: str = ""
     updated: str = ""
+    # The commit recorded on the release (its label) when helm last wrote it.
+    deployed_commit: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,4 +122,5 @@ class ReleaseStatus:
             "digest": self.digest,
             "state": self.state,
             "updated": self.updated,
+            "deployed_commit": self.deployed_commit,
         }

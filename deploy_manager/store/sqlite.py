@@ -70,6 +70,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (cluster, component)
     );
     """,
+    # 2: `commit_sha` becomes the commit a release is at (in sync at a newer commit included); the commit helm
+    # recorded when it last wrote the release moves to `deployed_commit` (what `commit_sha` held so far).
+    """
+    ALTER TABLE releases ADD COLUMN deployed_commit TEXT;
+    UPDATE releases SET deployed_commit = commit_sha;
+    """,
 ]
 
 
@@ -226,7 +232,7 @@ class RunStore:
             db.execute("DELETE FROM releases WHERE cluster=?", (cluster,))
             db.executemany(
                 "INSERT INTO releases (cluster, component, release, namespace, chart, chart_version, revision, status,"
-                " commit_sha, digest, state, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " commit_sha, digest, state, updated, deployed_commit) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         cluster,
@@ -241,6 +247,7 @@ class RunStore:
                         r.digest,
                         r.state,
                         r.updated,
+                        r.deployed_commit,
                     )
                     for r in releases
                 ],
@@ -262,6 +269,7 @@ class RunStore:
                 digest=r["digest"],
                 state=r["state"],
                 updated=r["updated"],
+                deployed_commit=r["deployed_commit"],
             )
             for r in rows
         ]

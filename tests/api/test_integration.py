@@ -165,6 +165,8 @@ def test_a_signed_push_runs_once_and_releases_show_the_new_commit(
     assert [(s["component"], s["action"]) for s in run["steps"] if s["action"] != "none"] == [("keystone", "upgrade")]
     releases = svc.releases()
     assert releases["keystone"]["commit"] == sha and releases["keystone"]["revision"] == 2
+    assert releases["keystone"]["deployed_commit"] == sha
+    assert releases["rabbitmq"]["commit"] == sha and releases["rabbitmq"]["deployed_commit"] != sha
     assert releases["keystone"]["last_run_id"] == run_id and releases["keystone"]["healthy"] is True
     assert releases["rabbitmq"]["revision"] == 1  # unchanged components are not touched
     assert releases["keystone"]["state"] == "in-sync"
@@ -173,6 +175,27 @@ def test_a_signed_push_runs_once_and_releases_show_the_new_commit(
     upgrades = re.search(r'deploy_manager_helm_command_duration_seconds_count\{command="upgrade"\} (\S+)', metrics)
     assert upgrades is not None and float(upgrades.group(1)) >= 4  # 3 installs at start-up + 1 upgrade
     assert 'deploy_manager_releases{status="deployed"} 3.0' in metrics
+
+
+def test_a_readme_only_push_moves_every_release_to_the_new_commit_but_not_deployed_commit(
+    start: Callable[..., Running], remote: Remote
+) -> None:
+    svc = start()
+    assert svc.queue.wait_idle(60)
+    old = remote.head
+    (remote.root / "README.md").write_text("docs only\n")
+    sha = commit(remote.root, "README only")
+    with svc.client() as c:
+        answer = svc.push(c, sha)
+        assert answer.status_code == 202 and answer.json()["status"] == "queued"
+        assert svc.queue.wait_idle(60)
+        run = c.get(f"/runs/{answer.json()['run_id']}").json()
+    assert run["status"] == "succeeded" and {s["action"] for s in run["steps"]} == {"none"}
+    releases = svc.releases()
+    assert set(releases) == set(COMPONENTS)
+    assert {r["commit"] for r in releases.values()} == {sha}  # in sync at the pushed commit
+    assert {r["deployed_commit"] for r in releases.values()} == {old}  # helm last wrote them at the old one
+    assert {r["revision"] for r in releases.values()} == {1}
 
 
 def test_a_tampered_push_is_401_and_starts_nothing(start: Callable[..., Running], remote: Remote) -> None:

@@ -10,7 +10,7 @@ from tests.servicelib import READ_TOKEN, WRITE_TOKEN
 
 FIELDS = {
     "component", "release", "namespace", "chart", "chart_version", "revision", "status", "commit", "digest",
-    "deployed_at", "last_run_id", "healthy",
+    "deployed_at", "last_run_id", "healthy", "deployed_commit",
 }
 
 
@@ -19,7 +19,7 @@ def releases_at(commit: str) -> list[ReleaseStatus]:
         return ReleaseStatus(
             component=component, release=component, namespace="openstack", chart=component, chart_version="0.1.0",
             revision=2, status=status, commit=commit, digest="d" * 64, state=state,
-            updated="2026-11-24 20:11:24.123456789 +0000 UTC",
+            updated="2026-11-24 20:11:24.123456789 +0000 UTC", deployed_commit="0" * 40,
         )
 
     return [
@@ -41,6 +41,7 @@ def test_releases_list_every_field(svc: Service) -> None:
     assert all(set(r) >= FIELDS for r in body)
     keystone = body[1]
     assert keystone["commit"] == svc.queue.deployed_commit and keystone["status"] == "deployed"
+    assert keystone["deployed_commit"] == "0" * 40
     assert keystone["healthy"] is True and keystone["deployed_at"].startswith("2026-11-24T20:11:24.123456")
     assert body[0]["healthy"] is False and body[2]["healthy"] is False  # failed, drifted
 

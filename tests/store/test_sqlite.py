@@ -95,6 +95,33 @@ def test_replace_releases(tmp_path: Path) -> None:
     assert store.list_releases("dev") == [] and store.list_releases("prod") == [rel]
 
 
+def test_release_rows_keep_the_deployed_commit(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "db")
+    rel = ReleaseStatus(
+        "keystone", "keystone", "os", "keystone", "0.1.0", 2, "deployed", "e" * 40, "d" * 40, "in-sync",
+        deployed_commit="c" * 40,
+    )
+    store.replace_releases("dev", [rel])
+    assert store.list_releases("dev") == [rel]
+
+
+def test_migration_from_schema_1_keeps_the_label_commit_as_deployed_commit(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    conn.execute(
+        "INSERT INTO releases (cluster, component, release, namespace, chart, chart_version, revision, status,"
+        " commit_sha, digest, state, updated) VALUES ('dev','ks','ks','os','ks','0.1.0',3,'deployed',?,?,'in-sync','')",
+        ("c" * 40, "d" * 40),
+    )
+    conn.commit()
+    conn.close()
+    store = RunStore(db)
+    assert store.schema_version == len(MIGRATIONS)
+    (rel,) = store.list_releases("dev")
+    assert rel.commit == "c" * 40 and rel.deployed_commit == "c" * 40 and rel.revision == 3
+
+
 def test_concurrent_writers_from_threads(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "db")
     run_id = store.create_run(cluster="dev", commit=None, trigger="cli")
