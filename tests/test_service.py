@@ -232,6 +232,7 @@ def test_a_failed_fetch_fails_the_run_with_the_reason(repo: Path, store: RunStor
         run = store.get_run(result.run_id)
         assert run is not None and run.status is RunStatus.failed
         assert "fetch" in run.error
+        assert run.started_at is not None and run.finished_at is not None and run.started_at <= run.finished_at
         assert queue.last_fetch_error
     finally:
         queue.stop()

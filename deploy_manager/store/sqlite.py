@@ -151,10 +151,13 @@ class RunStore:
             )
 
     def finish_run(self, run_id: int, status: RunStatus, *, error: str = "", commit: str | None = None) -> None:
+        """A finished run always has `started_at` (a run that failed before it started: its finish time)."""
+        ts = now()
         with self._tx() as db:
             db.execute(
-                "UPDATE runs SET status=?, finished_at=?, error=?, commit_sha=COALESCE(?, commit_sha) WHERE id=?",
-                (status.value, now(), error, commit, run_id),
+                "UPDATE runs SET status=?, started_at=COALESCE(started_at, ?), finished_at=?, error=?,"
+                " commit_sha=COALESCE(?, commit_sha) WHERE id=?",
+                (status.value, ts, ts, error, commit, run_id),
             )
 
     def add_step(self, run_id: int, step: StepRecord) -> int:

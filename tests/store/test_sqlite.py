@@ -67,6 +67,14 @@ def test_run_lifecycle_with_steps(tmp_path: Path) -> None:
     assert store.get_run(9999) is None
 
 
+def test_a_run_that_fails_before_it_starts_still_has_a_start_time(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "db")
+    run_id = store.create_run(cluster="dev", commit=None, trigger="github")
+    store.finish_run(run_id, RunStatus.failed, error="cannot fetch")
+    run = store.get_run(run_id)
+    assert run is not None and run.started_at is not None and run.started_at == run.finished_at
+
+
 def test_list_runs_filters_and_orders(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "db")
     ids = [store.create_run(cluster=c, commit=None, trigger="poll") for c in ("a", "b", "a")]
