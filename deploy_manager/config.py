@@ -233,7 +233,8 @@ class Settings(BaseSettings):
 
     @property
     def mirror_dir(self) -> Path:
-        return self.state_dir / "mirror.git"
+        """Where the bare mirror of DM_REPO_URL is kept (one directory per URL below it), as the CLI does."""
+        return self.state_dir / "mirrors"
 
     def secret_values(self) -> list[str]:
         """Every configured secret (and credentials inside DM_REPO_URL), for redaction of logs and answers."""

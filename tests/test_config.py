@@ -36,6 +36,7 @@ def test_the_documented_names_are_read_from_the_environment(env: pytest.MonkeyPa
     s = Settings()
     assert (s.repo_url, s.branch, s.cluster) == ("file:///srv/values.git", "production", "dev")
     assert s.state_dir == tmp_path and s.kubeconfig == tmp_path / "kubeconfig"
+    assert s.db_path == tmp_path / "deploy-manager.db" and s.mirror_dir == tmp_path / "mirrors"
     assert (s.host, s.port, s.poll_interval_seconds) == ("127.0.0.1", 9090, 0)
     assert s.github_webhook_secret is not None and s.github_webhook_secret.get_secret_value() == "a-long-webhook-secret"
     assert [t.get_secret_value() for t in s.read_tokens] == ["reader-token-1", "reader-token-2"]

@@ -113,3 +113,9 @@ def test_readiness_masks_credentials_of_the_repo_url(make_service: ServiceFactor
     # The clone of an unreachable remote fails; the answer says so without the token.
     assert r.status_code == 503 and r.json()["checks"]["git"].startswith("error")
     assert "ghp_0123456789abcdefghij" not in r.text
+
+
+def test_the_mirror_of_the_values_repo_lives_in_settings_mirror_dir(service: Service) -> None:
+    service.queue.fetch_head()
+    path = service.queue.source.path  # type: ignore[attr-defined]
+    assert path.parent == service.settings.mirror_dir and (path / "HEAD").is_file()
