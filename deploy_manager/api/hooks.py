@@ -5,7 +5,8 @@ Contract (issue 5):
   is looked at: bad or missing -> 401 and nothing happens. `ping` -> 200. `push` to `DM_BRANCH` -> 202 with
   the run id (`queued`/`coalesced`); a push to another branch, a tag, or a deleted ref -> 202 `ignored`, no
   run. Other events -> 400. Bodies: `application/json`, or GitHub's form encoding (`payload=<json>`).
-- Jenkins: `Authorization: Bearer <DM_JENKINS_TOKEN>`; optional JSON `{"ref": ..., "commit": ...}`: a ref of
+- Jenkins: `Authorization: Bearer <DM_JENKINS_TOKEN>`; optional JSON `{"ref": ..., "commit": ...}` (also under
+  `application/x-www-form-urlencoded` when the body is a JSON object, as `curl -d` sends it): a ref of
   another branch or a tag is ignored; otherwise the branch head is deployed (commit: for coalescing). A commit
   the repository does not have (after a fetch) -> 422 and no run.
 - Not configured (no secret / token): 503 with a body naming the setting; never accepts unauthenticated.
@@ -13,6 +14,7 @@ Contract (issue 5):
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -136,6 +138,20 @@ async def _github(request: Request, ctx: AppContext) -> JSONResponse:
     return _answer(ctx, "github", ctx.queue.trigger("github", commit=commit))
 
 
+def _jenkins_payload(ctx: AppContext, body: bytes, mt: str) -> Any:
+    if is_json_type(mt):
+        return decode_json(body)
+    if mt == "application/x-www-form-urlencoded":
+        # `curl -d '{"ref": ...}'` and Jenkins' HTTP request plugin send JSON under the form content type.
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            data = None
+        if isinstance(data, dict):
+            return data
+    raise _reject(ctx, "jenkins", "bad_request", 415, "the body must be application/json (or a JSON object)")
+
+
 @router.post(
     "/jenkins",
     status_code=status.HTTP_202_ACCEPTED,
@@ -162,9 +178,7 @@ async def _jenkins(request: Request, ctx: AppContext) -> JSONResponse:
     body = await read_body(request, ctx.settings.max_body_bytes)
     hook = JenkinsHook(ref=None, commit=None)
     if body.strip():
-        if not is_json_type(media_type(request)):
-            raise _reject(ctx, "jenkins", "bad_request", 415, "the body must be application/json")
-        hook = validate(JenkinsHook, decode_json(body))
+        hook = validate(JenkinsHook, _jenkins_payload(ctx, body, media_type(request)))
     if hook.ref is not None:
         branch = hook.ref.removeprefix("refs/heads/")
         if hook.ref.startswith("refs/") and not hook.ref.startswith("refs/heads/") or branch != ctx.settings.branch:

@@ -217,6 +217,9 @@ def test_jenkins_without_the_token_is_401(service: Service, headers: dict[str, s
         (b'{"commit": "not-a-sha"}', "application/json", 422),
         (b'{"ref": 5}', "application/json", 422),
         (b"ref=main", "text/plain", 415),
+        (b"ref=main", "application/x-www-form-urlencoded", 415),  # a real form: not a JSON object
+        (b'["main"]', "application/x-www-form-urlencoded", 415),
+        (b'{"commit": "not-a-sha"}', "application/x-www-form-urlencoded", 422),
     ],
 )
 def test_jenkins_bad_bodies(service: Service, body: bytes, content_type: str, status: int) -> None:
@@ -225,6 +228,19 @@ def test_jenkins_bad_bodies(service: Service, body: bytes, content_type: str, st
         r = c.post("/hooks/jenkins", content=body, headers=headers)
     assert r.status_code == status and r.json()["detail"]
     assert "not-a-sha" not in r.text  # errors never echo the input
+
+
+def test_jenkins_accepts_a_json_object_sent_as_a_form_like_curl_d(service: Service) -> None:
+    sha = service.commit("v1")
+    body = json.dumps({"ref": "refs/heads/main", "commit": sha}).encode()
+    headers = {"Authorization": f"Bearer {JENKINS_TOKEN}", "Content-Type": "application/x-www-form-urlencoded"}
+    with service.server.client() as c:
+        r = c.post("/hooks/jenkins", content=body, headers=headers)
+        other = c.post("/hooks/jenkins", content=b'{"ref": "feature"}', headers=headers)
+    assert r.status_code == 202 and r.json()["status"] in ("queued", "coalesced"), r.text
+    assert other.status_code == 202 and other.json()["status"] == "ignored"
+    assert service.queue.wait_idle(20)
+    assert service.pipeline.applied[-1] == ("jenkins", sha)
 
 
 @pytest.mark.parametrize("sha", ["0123456789abcdef0123456789abcdef01234567", "abcdef1"])
