@@ -115,7 +115,7 @@ class Pipeline:
         def record(step: StepRecord) -> None:
             self.store.add_step(run_id, step)
             log.info(
-                "cluster=%s component=%s release=%s/%s action=%s status=%s revision=%s",
+                "cluster=%s component=%s namespace=%s release=%s action=%s status=%s revision=%s",
                 cluster,
                 step.component,
                 step.namespace,

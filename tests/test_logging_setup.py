@@ -46,11 +46,12 @@ def test_every_line_carries_cluster_component_and_run_id(lines: io.StringIO) -> 
 
 def test_key_value_messages_fill_the_fields(lines: io.StringIO) -> None:
     logging.getLogger("deploy_manager.pipeline").info(
-        "cluster=%s component=%s release=%s/%s action=%s", "dev", "nova", "openstack", "nova", "upgrade"
+        "cluster=%s component=%s namespace=%s release=%s action=%s", "dev", "nova", "openstack", "nova-api", "upgrade"
     )
     (line,) = records(lines)
-    assert line["component"] == "nova" and line["action"] == "upgrade" and line["release"] == "openstack"
-    assert line["message"] == "cluster=dev component=nova release=openstack/nova action=upgrade"
+    assert line["component"] == "nova" and line["action"] == "upgrade"
+    assert line["namespace"] == "openstack" and line["release"] == "nova-api"
+    assert line["message"] == "cluster=dev component=nova namespace=openstack release=nova-api action=upgrade"
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,8 @@ from deploy_manager.source.git import GitSource
 # Label values are at most 63 characters; 40 hex characters (160 bits) are plenty to tell digests apart.
 DIGEST_LEN = 40
 COMMON_LAYER = "_common"
+# A layer applying to every component. Component names are DNS labels (no "_"), so it never clashes with one.
+GLOBAL_LAYER = "_global"
 
 
 def cluster_file(cluster: str) -> str:
@@ -32,8 +34,17 @@ def cluster_file(cluster: str) -> str:
 
 
 def values_layers(cluster: str, component: str) -> list[str]:
-    """The values files of a component, in merge order (later wins)."""
-    return [f"values/{COMMON_LAYER}/{component}.yaml", f"values/{cluster}/{component}.yaml"]
+    """The values files of a component, in merge order (later wins); each is optional.
+
+    Shared before specific, on two axes: every cluster before this cluster, and within each, every
+    component before this component.
+    """
+    return [
+        f"values/{COMMON_LAYER}/{GLOBAL_LAYER}.yaml",
+        f"values/{COMMON_LAYER}/{component}.yaml",
+        f"values/{cluster}/{GLOBAL_LAYER}.yaml",
+        f"values/{cluster}/{component}.yaml",
+    ]
 
 
 def load_cluster(source: GitSource, commit: str, cluster: str) -> DesiredCluster:

@@ -7,7 +7,9 @@ import graphlib
 
 import pytest
 
-from .layers import CLUSTERS, ROOT, VALUES, cluster_file, components
+from deploy_manager.desired.loader import GLOBAL_LAYER
+
+from .layers import CLUSTERS, ROOT, VALUES, cluster_file, components, load_yaml
 
 # "a must be deployed (and ready) before b", whenever the cluster runs both: openstack-helm's order
 # rabbitmq -> memcached -> keystone -> glance -> placement -> nova -> neutron -> cinder -> horizon,
@@ -39,7 +41,9 @@ def test_cluster_file_shape(cluster: str) -> None:
         assert len(names) == len(set(names)), f"{cluster}/{name}: duplicate step names"
     # A values file for a component the cluster does not run is a typo waiting to bite.
     for path in (VALUES / cluster).glob("*.yaml"):
-        assert path.stem == "cluster" or path.stem in spec["components"], f"{path}: not a component of {cluster}"
+        assert path.stem in ("cluster", GLOBAL_LAYER) or path.stem in spec["components"], (
+            f"{path}: not a component of {cluster}"
+        )
 
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
@@ -68,3 +72,13 @@ def test_needs_graph_is_acyclic_and_follows_the_documented_order(cluster: str) -
 
 def test_the_example_clusters_exist_and_differ() -> None:
     assert {"demo", "dev", "prod-east-1", "prod-west-1"} <= set(CLUSTERS)
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_cluster_facts_are_written_once(cluster: str) -> None:
+    """`global.*` (region, domain, TLS, database, message queue) lives only in the `_global` layers, so a
+    cluster fact is one edit; component files state only what is particular to their component."""
+    for path in [*(VALUES / cluster).glob("*.yaml"), *(VALUES / "_common").glob("*.yaml")]:
+        if path.stem in ("cluster", GLOBAL_LAYER):
+            continue
+        assert "global" not in load_yaml(path), f"{path}: cluster facts belong in {path.parent}/{GLOBAL_LAYER}.yaml"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from deploy_manager.desired.loader import load_cluster
+from deploy_manager.models.desired import DesiredCluster
 from deploy_manager.models.errors import ConfigError
+from deploy_manager.models.observed import ObservedRelease, ReleaseId
+from deploy_manager.models.plan import ActionKind, Plan
+from deploy_manager.planner.plan import make_plan
 from deploy_manager.source.git import GitSource
 from tests.corelib import commit, init_repo, simple_cluster, write, write_chart, write_cluster, write_values
 
@@ -234,3 +239,141 @@ def test_bootstrap_template_error_names_script(repo: Path) -> None:
     commit(repo)
     with pytest.raises(ConfigError, match=r"bootstrap/keystone/db-sync\.sh\.j2: cannot render"):
         load(repo)
+
+
+# --- the four values layers -------------------------------------------------------------------------
+
+LAYERS = (
+    "values/_common/_global.yaml",
+    "values/_common/keystone.yaml",
+    "values/dev/_global.yaml",
+    "values/dev/keystone.yaml",
+)
+
+
+@pytest.mark.parametrize("present", [(0,), (1,), (2,), (3,), (0, 1), (0, 2), (1, 3), (0, 1, 2), (0, 1, 2, 3)])
+def test_layer_order_later_wins_maps_merge_lists_replace(tmp_path: Path, present: tuple[int, ...]) -> None:
+    root = init_repo(tmp_path / "r")
+    simple_cluster(root)
+    for name in ("keystone", "glance"):  # only the layers under test
+        (root / f"values/dev/{name}.yaml").unlink()
+    for i in present:
+        # Each layer sets the shared keys to its own name and adds one key of its own.
+        write(root / LAYERS[i], yaml.safe_dump({"who": {"name": LAYERS[i], f"only{i}": i}, "hosts": [LAYERS[i]]}))
+    commit(root)
+    d = load(root)
+    ks, last = d.components["keystone"], LAYERS[present[-1]]
+    assert ks.values == {"who": {"name": last, **{f"only{i}": i for i in present}}, "hosts": [last]}
+    assert ks.values_files == tuple(LAYERS[i] for i in present)
+    # The `_global` layers reach every component of the cluster; the component layers only keystone.
+    globals_ = [LAYERS[i] for i in present if "_global" in LAYERS[i]]
+    glance = d.components["glance"]
+    assert glance.values_files == tuple(globals_)
+    assert glance.values.get("who", {}).get("name") == (globals_[-1] if globals_ else None)
+
+
+def test_global_layers_of_one_cluster_do_not_reach_another(repo: Path) -> None:
+    simple_cluster(repo, "prod")
+    write(repo / "values/_common/_global.yaml", "global: {tls: {enabled: false}, database: {port: 3306}}\n")
+    write(repo / "values/dev/_global.yaml", "global: {region: DevOne, database: {host: db.dev}}\n")
+    commit(repo)
+    dev, prod = load(repo).components["nova"], load(repo, "prod").components["nova"]
+    assert dev.values["global"] == {
+        "tls": {"enabled": False},
+        "database": {"port": 3306, "host": "db.dev"},
+        "region": "DevOne",
+    }
+    assert prod.values["global"] == {"tls": {"enabled": False}, "database": {"port": 3306}}
+    assert "values/dev/_global.yaml" not in prod.values_files
+
+
+@pytest.mark.parametrize("layer", ["values/_common/_global.yaml", "values/dev/_global.yaml"])
+def test_global_layer_yaml_errors_name_the_file_and_line(repo: Path, layer: str) -> None:
+    write(repo / layer, "global:\n  region: R1\n  tls: {enabled: true\n  domain: x\n")
+    commit(repo)
+    with pytest.raises(ConfigError, match=rf"^{re.escape(layer)}:\d+: invalid YAML") as exc:
+        load(repo)
+    assert exc.value.file == layer and exc.value.line in (3, 4)
+
+    write(repo / layer, "global:\n  region: R1\n  region: R2\n")
+    commit(repo)
+    with pytest.raises(ConfigError, match=rf"^{re.escape(layer)}:3: .*duplicate key 'region'"):
+        load(repo)
+
+    write(repo / layer, "- region\n")
+    commit(repo)
+    with pytest.raises(ConfigError, match=rf"^{re.escape(layer)}:1: values must be a mapping, not list"):
+        load(repo)
+
+
+def _deployed(desired: DesiredCluster) -> dict[ReleaseId, ObservedRelease]:
+    """Every component deployed as desired (what a successful apply records on the releases)."""
+    return {
+        ReleaseId(c.namespace, c.release): ObservedRelease(
+            namespace=c.namespace,
+            name=c.release,
+            revision=1,
+            status="deployed",
+            chart_name=c.chart.name,
+            chart_version=c.chart.chart_version,
+            description="Install complete",
+            config=c.values,
+            labels={"digest": c.digest, "chart": c.chart.digest, "bootstrap": c.bootstrap_digest},
+        )
+        for c in desired.components.values()
+    }
+
+
+def _changes(plan: Plan) -> dict[str, tuple[str, ...]]:
+    return {a.component: a.reasons[0].paths for a in plan.actions if a.action is not ActionKind.none}
+
+
+def test_cluster_global_change_plans_exactly_the_components_whose_merged_values_change(repo: Path) -> None:
+    simple_cluster(repo, "prod")
+    write(repo / "values/dev/_global.yaml", "global: {region: DevOne}\n")
+    write(repo / "values/prod/_global.yaml", "global: {region: ProdOne}\n")
+    # keystone pins its own region: the cluster layer is under it, so its merged values will not change.
+    write_values(repo, "dev", "keystone", {"global": {"region": "Pinned"}})
+    commit(repo)
+    before = {c: load(repo, c) for c in ("dev", "prod")}
+    assert {_changes(make_plan(before[c], _deployed(before[c]))) == {} for c in before} == {True}
+
+    write(repo / "values/dev/_global.yaml", "global: {region: DevTwo}\n")
+    commit(repo)
+    dev, prod = load(repo), load(repo, "prod")
+    changed = {"rabbitmq", "memcached", "glance", "placement", "nova"}
+    assert _changes(make_plan(dev, _deployed(before["dev"]))) == {n: ("global.region",) for n in changed}
+    assert _changes(make_plan(prod, _deployed(before["prod"]))) == {}
+    assert {n for n, c in dev.components.items() if c.digest != before["dev"].components[n].digest} == changed
+
+
+def test_common_global_change_plans_every_cluster_but_not_where_overridden(repo: Path) -> None:
+    simple_cluster(repo, "prod")
+    write(repo / "values/_common/_global.yaml", "global: {database: {port: 3306}}\n")
+    write(repo / "values/prod/_global.yaml", "global: {database: {port: 3307}}\n")
+    commit(repo)
+    before = {c: {n: x.digest for n, x in load(repo, c).components.items()} for c in ("dev", "prod")}
+    write(repo / "values/_common/_global.yaml", "global: {database: {port: 3308}}\n")
+    commit(repo)
+    after = {c: {n: x.digest for n, x in load(repo, c).components.items()} for c in ("dev", "prod")}
+    assert {n for n in after["dev"] if after["dev"][n] != before["dev"][n]} == set(before["dev"])
+    assert after["prod"] == before["prod"]  # prod's own layer wins: its merged values did not change
+
+
+def test_global_layer_is_parsed_once_per_content(repo: Path) -> None:
+    simple_cluster(repo, "prod")
+    write(repo / "values/_common/_global.yaml", "global: {region: R}\n")
+    commit(repo)
+    src = GitSource(str(repo))
+    sha = src.resolve("HEAD")
+    calls: list[str] = []
+    read = src.read_file
+
+    def counting(commit_: str, path: str) -> bytes | None:
+        calls.append(path)
+        return read(commit_, path)
+
+    src.read_file = counting  # type: ignore[method-assign]
+    for cluster in ("dev", "prod"):
+        load_cluster(src, sha, cluster)
+    assert calls.count("values/_common/_global.yaml") == 1
