@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import kubernetes_validate
 import pytest
 import yaml
+
+from deploy_manager.config import ENV_PREFIX, SECRET_FIELDS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "deploy-manager"
@@ -63,3 +67,22 @@ def test_dockerfile_lints_clean() -> None:
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_setting_the_chart_passes_is_one_the_service_reads(tmp_path: Path) -> None:
+    """The chart and `Settings` must agree on names, or a deployed pod silently runs on defaults."""
+    result = _template(*REQUIRED)
+    assert result.returncode == 0, result.stderr
+    deployment = next(o for o in yaml.safe_load_all(result.stdout) if o and o["kind"] == "Deployment")
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    fields = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    secret_files = {f"{ENV_PREFIX}{name.upper()}_FILE" for name in SECRET_FIELDS}
+    passed = {name for name in env if name.startswith(ENV_PREFIX)}
+    assert passed - fields - secret_files == set()
+    assert secret_files <= passed  # every secret comes from the mounted Secret
+    # And the service starts from exactly these settings (files of the optional Secret absent here).
+    settings_env = {k: v for k, v in env.items() if k in fields and v is not None}
+    settings_env[f"{ENV_PREFIX}STATE_DIR"] = str(tmp_path)
+    with mock.patch.dict(os.environ, settings_env, clear=False):
+        settings = Settings()
+    assert settings.cluster == "prod-east-1" and settings.port == 8080 and settings.github_webhook_secret is None
