@@ -4,7 +4,8 @@
 ``kubeconfig`` (a file in ``tmp_dir``), ``stats()``, ``reset_stats()``, ``inject_fault(**fault)``,
 ``clear_faults()``, ``set_ready_delay(seconds)`` and ``state`` (the :class:`kubesim.sim.Simulator`,
 for direct inspection: ``state.store.get(("apps", "deployments"), "ns", "web")``).
-:class:`KubeCLI` runs the real helm/kubectl binaries against a sandbox.
+:class:`KubeCLI` runs the real helm/kubectl binaries against a sandbox. ``wait_for(predicate)`` polls until the
+sandbox's asynchronous controllers have made ``predicate()`` true.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,16 @@ class RunningSandbox:
     def set_ready_delay(self, seconds: float) -> None:
         with self._client() as client:
             client.put("/_sandbox/config", json={"ready_delay": seconds}).raise_for_status()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """The first truthy ``predicate()`` within ``timeout`` seconds; AssertionError if there is none."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not reached")
 
 
 def free_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
