@@ -195,12 +195,6 @@ class OpenAPIRegistry:
         with self._lock:
             return sorted(self._kinds)
 
-    def schema_name(self, group: str, version: str, kind: str) -> str | None:
-        """Name of the component schema for a GVK (``io.k8s.api.apps.v1.Deployment``), or None."""
-        with self._lock:
-            k = self._kinds.get((group, version), {}).get(kind)
-            return k.schema if k else None
-
     def schema(self, name: str) -> dict[str, Any] | None:
         """One component schema (v3 refs), or None. Do not mutate the result."""
         with self._lock:

@@ -28,7 +28,8 @@ from starlette.routing import Route
 
 from kubesim import errors, selectors
 from kubesim.api import CRDS, Target, is_true
-from kubesim.codecs import ProtobufDecodeError, UnsupportedProtobuf, decode_protobuf
+from kubesim.codecs import CONTENT_TYPE as PROTOBUF
+from kubesim.codecs import MAGIC, ProtobufDecodeError, UnsupportedProtobuf, decode_protobuf
 from kubesim.patching import PATCH_TYPES
 from kubesim.sim import Simulator
 from kubesim.store import Event, Watcher
@@ -258,7 +259,7 @@ class Router:
                 return None
             raise errors.bad_request("the request body is empty")
         content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
-        if content_type == "application/vnd.kubernetes.protobuf" or raw[:4] == b"k8s\x00":
+        if content_type == PROTOBUF or raw[:4] == MAGIC:
             try:
                 return decode_protobuf(raw)
             except ProtobufDecodeError as exc:

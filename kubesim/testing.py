@@ -4,19 +4,23 @@
 ``kubeconfig`` (a file in ``tmp_dir``), ``stats()``, ``reset_stats()``, ``inject_fault(**fault)``,
 ``clear_faults()``, ``set_ready_delay(seconds)`` and ``state`` (the :class:`kubesim.sim.Simulator`,
 for direct inspection: ``state.store.get(("apps", "deployments"), "ns", "web")``).
-:class:`KubeCLI` runs the real helm/kubectl binaries against a sandbox.
+:class:`KubeCLI` runs the real helm/kubectl binaries against a sandbox. ``wait_for(predicate)`` polls until the
+sandbox's asynchronous controllers have made ``predicate()`` true. ``serve_stub(handler, home)`` serves a
+hand-written :class:`StubHandler` (for tests of exactly what kubectl/helm send) with a kubeconfig for it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +61,62 @@ class RunningSandbox:
     def set_ready_delay(self, seconds: float) -> None:
         with self._client() as client:
             client.put("/_sandbox/config", json={"ready_delay": seconds}).raise_for_status()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """The first truthy ``predicate()`` within ``timeout`` seconds; AssertionError if there is none."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+class StubHandler(BaseHTTPRequestHandler):
+    """Base of the stub API servers: keep-alive HTTP/1.1, no access log, JSON replies."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, code: int, obj: Any = None, raw: bytes | None = None) -> None:
+        body = raw if raw is not None else json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _StubServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients hang up on list/watch calls the stub answers; nothing to report
+
+
+@contextmanager
+def serve_stub(handler: type[BaseHTTPRequestHandler], home: Path) -> Iterator[dict[str, str]]:
+    """Serve `handler` on 127.0.0.1:<free port> in a thread and write `home`/kubeconfig for it; yields the base
+    environment for kubectl/helm (PATH, HOME=`home`, KUBECONFIG)."""
+    server = _StubServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "s", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+        "contexts": [{"name": "s", "context": {"cluster": "s", "namespace": "default"}}],
+        "current-context": "s",
+        "users": [{"name": "u", "user": {}}],
+    }
+    (home / "kubeconfig").write_text(json.dumps(config))
+    try:
+        yield {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "KUBECONFIG": str(home / "kubeconfig")}
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def free_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:

@@ -19,6 +19,28 @@ data:
   values.json: {{ toJson .Values | quote }}
 """
 
+# A Deployment whose pod template follows the values: a values change is a rollout, which the sandbox makes
+# ready after its readiness delay (so runs can be made to last).
+DEPLOYMENT_TEMPLATE = """\
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-api
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: {{ .Release.Name }}-api}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}-api}
+      annotations: {values-hash: {{ toJson .Values | sha256sum | quote }}}
+    spec:
+      containers:
+        - name: api
+          image: registry.example/keystone:2025.1
+"""
+
 
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

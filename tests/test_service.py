@@ -6,10 +6,13 @@ thread; the pipeline is `StandInPipeline` (records what it applies, can be held 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,16 +46,27 @@ def new_commit(repo: Path, text: str) -> str:
     return commit(repo, text)
 
 
-def make_queue(repo: Path, store: RunStore, pipeline: StandInPipeline, tmp_path: Path) -> RunQueue:
+def make_queue(repo: Path, store: RunStore, pipeline: StandInPipeline, tmp_path: Path, **options: Any) -> RunQueue:
     source = GitSource(f"file://{repo}", mirror_dir=tmp_path / "mirrors")
-    return RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=store, source=source, grace_seconds=30)
+    return RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=store, source=source, grace_seconds=30,
+                    **options)
+
+
+@contextlib.contextmanager
+def running_queue(queue: RunQueue, gate: threading.Event | None = None) -> Iterator[RunQueue]:
+    """Run `queue`; on the way out open `gate` first (a held run must finish before stop returns), then stop."""
+    queue.start()
+    try:
+        yield queue
+    finally:
+        if gate is not None:
+            gate.set()
+        queue.stop()
 
 
 def test_a_trigger_runs_once_and_records_the_commit(repo: Path, store: RunStore, tmp_path: Path) -> None:
     pipeline = StandInPipeline(store)
-    queue = make_queue(repo, store, pipeline, tmp_path)
-    queue.start()
-    try:
+    with running_queue(make_queue(repo, store, pipeline, tmp_path)) as queue:
         assert queue.wait_idle(20)  # the start-up re-plan deploys the head
         head = git(repo, "rev-parse", "HEAD")
         assert pipeline.applied == [("startup", head)]
@@ -63,8 +77,6 @@ def test_a_trigger_runs_once_and_records_the_commit(repo: Path, store: RunStore,
         run = store.get_run(result.run_id)
         assert run is not None and run.status is RunStatus.succeeded and run.commit == sha
         assert queue.deployed_commit == sha
-    finally:
-        queue.stop()
 
 
 def test_a_storm_during_a_run_collapses_into_one_pending_run_for_the_newest_commit(
@@ -72,9 +84,7 @@ def test_a_storm_during_a_run_collapses_into_one_pending_run_for_the_newest_comm
 ) -> None:
     gate = threading.Event()
     pipeline = StandInPipeline(store, gate=gate)
-    queue = make_queue(repo, store, pipeline, tmp_path)
-    queue.start()
-    try:
+    with running_queue(make_queue(repo, store, pipeline, tmp_path), gate) as queue:
         pipeline.started.wait(20)  # the start-up run is now held open
         first_id = queue.running_run_id
         commits = [new_commit(repo, f"v{i}") for i in range(30)]
@@ -91,9 +101,6 @@ def test_a_storm_during_a_run_collapses_into_one_pending_run_for_the_newest_comm
         assert [r.id for r in runs] == [pending_id, first_id]
         assert pipeline.applied[-1] == ("github", commits[-1])
         assert queue.deployed_commit == commits[-1]
-    finally:
-        gate.set()
-        queue.stop()
 
 
 def test_a_trigger_for_the_deployed_or_running_commit_adds_nothing(
@@ -101,9 +108,7 @@ def test_a_trigger_for_the_deployed_or_running_commit_adds_nothing(
 ) -> None:
     gate = threading.Event()
     pipeline = StandInPipeline(store, gate=gate)
-    queue = make_queue(repo, store, pipeline, tmp_path)
-    queue.start()
-    try:
+    with running_queue(make_queue(repo, store, pipeline, tmp_path), gate) as queue:
         pipeline.started.wait(20)
         head = git(repo, "rev-parse", "HEAD")
         running = queue.trigger("github", commit=head)
@@ -113,9 +118,6 @@ def test_a_trigger_for_the_deployed_or_running_commit_adds_nothing(
         deployed = queue.trigger("github", commit=head)
         assert deployed.status == "coalesced" and deployed.run_id == running.run_id
         assert len(store.list_runs(cluster="dev")) == 1
-    finally:
-        gate.set()
-        queue.stop()
 
 
 def test_an_explicit_revision_is_deployed_exactly(repo: Path, store: RunStore, tmp_path: Path) -> None:
@@ -123,16 +125,12 @@ def test_an_explicit_revision_is_deployed_exactly(repo: Path, store: RunStore, t
     git(repo, "tag", "v0")
     new_commit(repo, "v1")
     pipeline = StandInPipeline(store)
-    queue = make_queue(repo, store, pipeline, tmp_path)
-    queue.start()
-    try:
+    with running_queue(make_queue(repo, store, pipeline, tmp_path)) as queue:
         assert queue.wait_idle(20)
         result = queue.trigger("manual", rev="v0")
         assert result.status == "queued"
         assert queue.wait_idle(20)
         assert pipeline.applied[-1] == ("manual", old)
-    finally:
-        queue.stop()
 
 
 def test_start_up_marks_dead_runs_interrupted_and_replans_the_head(
@@ -143,16 +141,12 @@ def test_start_up_marks_dead_runs_interrupted_and_replans_the_head(
     store.finish_run(done, RunStatus.succeeded)
     dead = store.create_run(cluster="dev", commit=head, trigger="github", status="running")
     pipeline = StandInPipeline(store)
-    queue = make_queue(repo, store, pipeline, tmp_path)
-    queue.start()
-    try:
+    with running_queue(make_queue(repo, store, pipeline, tmp_path)) as queue:
         assert queue.wait_idle(20)
         dead_run = store.get_run(dead)
         assert dead_run is not None and dead_run.status is RunStatus.interrupted
         # The head was deployed before, but a run died: re-plan it once (forced), not twice.
         assert pipeline.applied == [("startup", head)]
-    finally:
-        queue.stop()
 
 
 def test_start_up_with_the_head_deployed_adds_no_run(repo: Path, store: RunStore, tmp_path: Path) -> None:
@@ -160,9 +154,7 @@ def test_start_up_with_the_head_deployed_adds_no_run(repo: Path, store: RunStore
     done = store.create_run(cluster="dev", commit=head, trigger="github", status="running")
     store.finish_run(done, RunStatus.succeeded)
     pipeline = StandInPipeline(store)
-    queue = make_queue(repo, store, pipeline, tmp_path)
-    queue.start()
-    try:
+    with running_queue(make_queue(repo, store, pipeline, tmp_path)) as queue:
         assert queue.wait_idle(20)
         wait_for(lambda: queue._last_polled == head)
         assert pipeline.applied == []
@@ -170,8 +162,6 @@ def test_start_up_with_the_head_deployed_adds_no_run(repo: Path, store: RunStore
         finished = store.get_run(done).finished_at  # type: ignore[union-attr]
         gauge = queue.metrics.registry.get_sample_value("deploy_manager_last_success_timestamp_seconds")
         assert gauge == pytest.approx(dt.datetime.fromisoformat(finished).timestamp())
-    finally:
-        queue.stop()
 
 
 def test_a_fresh_database_over_a_cluster_already_at_the_head_adds_no_run(
@@ -204,9 +194,7 @@ def test_a_fresh_database_over_a_cluster_already_at_the_head_adds_no_run(
 
 def test_poll_triggers_on_a_new_commit_only(repo: Path, store: RunStore, tmp_path: Path) -> None:
     pipeline = StandInPipeline(store)
-    queue = make_queue(repo, store, pipeline, tmp_path)
-    queue.start()
-    try:
+    with running_queue(make_queue(repo, store, pipeline, tmp_path)) as queue:
         assert queue.wait_idle(20)
         assert queue.poll() is None  # nothing new
         sha = new_commit(repo, "v1")
@@ -215,15 +203,11 @@ def test_poll_triggers_on_a_new_commit_only(repo: Path, store: RunStore, tmp_pat
         assert queue.wait_idle(20)
         assert pipeline.applied[-1] == ("poll", sha)
         assert queue.poll() is None
-    finally:
-        queue.stop()
 
 
 def test_a_failed_fetch_fails_the_run_with_the_reason(repo: Path, store: RunStore, tmp_path: Path) -> None:
     pipeline = StandInPipeline(store)
-    queue = make_queue(repo, store, pipeline, tmp_path)
-    queue.start()
-    try:
+    with running_queue(make_queue(repo, store, pipeline, tmp_path)) as queue:
         assert queue.wait_idle(20)
         (repo / ".git").rename(tmp_path / "moved.git")  # the remote is gone
         result = queue.trigger("manual")
@@ -234,23 +218,17 @@ def test_a_failed_fetch_fails_the_run_with_the_reason(repo: Path, store: RunStor
         assert "fetch" in run.error
         assert run.started_at is not None and run.finished_at is not None and run.started_at <= run.finished_at
         assert queue.last_fetch_error
-    finally:
-        queue.stop()
 
 
 def test_an_unknown_revision_fails_the_run(repo: Path, store: RunStore, tmp_path: Path) -> None:
     pipeline = StandInPipeline(store)
-    queue = make_queue(repo, store, pipeline, tmp_path)
-    queue.start()
-    try:
+    with running_queue(make_queue(repo, store, pipeline, tmp_path)) as queue:
         assert queue.wait_idle(20)
         result = queue.trigger("manual", rev="no-such-branch")
         assert queue.wait_idle(20)
         assert result.run_id is not None
         run = store.get_run(result.run_id)
         assert run is not None and run.status is RunStatus.failed and "no-such-branch" in run.error
-    finally:
-        queue.stop()
 
 
 def test_resolve_revision_fetches_first_and_names_an_unknown_one(repo: Path, store: RunStore, tmp_path: Path) -> None:
@@ -334,11 +312,7 @@ def test_two_instances_sharing_a_cluster_lease_never_run_together(
 
 def test_a_long_storm_of_fast_runs_still_costs_at_most_two_runs(repo: Path, store: RunStore, tmp_path: Path) -> None:
     pipeline = StandInPipeline(store)  # runs finish in milliseconds, far faster than the storm lasts
-    source = GitSource(f"file://{repo}", mirror_dir=tmp_path / "mirrors")
-    queue = RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=store, source=source,
-                     quiet_seconds=1.0, max_delay_seconds=30, grace_seconds=30)
-    queue.start()
-    try:
+    with running_queue(make_queue(repo, store, pipeline, tmp_path, quiet_seconds=1.0, max_delay_seconds=30)) as queue:
         assert queue.wait_idle(20)
         before = len(store.list_runs(cluster="dev"))
         shas = []
@@ -349,19 +323,13 @@ def test_a_long_storm_of_fast_runs_still_costs_at_most_two_runs(repo: Path, stor
         assert queue.wait_idle(20)
         assert len(store.list_runs(cluster="dev")) - before <= 2
         assert queue.deployed_commit == shas[-1]
-    finally:
-        queue.stop()
 
 
 def test_after_a_quiet_spell_a_trigger_starts_at_once_inside_a_burst_it_waits(
     repo: Path, store: RunStore, tmp_path: Path
 ) -> None:
     pipeline = StandInPipeline(store)
-    source = GitSource(f"file://{repo}", mirror_dir=tmp_path / "mirrors")
-    queue = RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=store, source=source,
-                     quiet_seconds=1.5, grace_seconds=30)
-    queue.start()
-    try:
+    with running_queue(make_queue(repo, store, pipeline, tmp_path, quiet_seconds=1.5)) as queue:
         assert queue.wait_idle(20)
         time.sleep(1.6)  # quiet spell since the start-up trigger
         first = new_commit(repo, "v1")
@@ -376,5 +344,3 @@ def test_after_a_quiet_spell_a_trigger_starts_at_once_inside_a_burst_it_waits(
         assert queue.wait_idle(20)
         assert time.monotonic() - started >= 1.4
         assert queue.deployed_commit == second
-    finally:
-        queue.stop()

@@ -208,11 +208,6 @@ def from_openapi(schema: dict[str, Any]) -> Schema:
     return Schema({**schema, "properties": props}, builtin_definitions())
 
 
-def is_builtin(api_version: str, kind: str) -> bool:
-    """True for kinds with built-in definitions (strategic merge patch is only defined for those)."""
-    return (api_version, kind) in _gvk_index()
-
-
 def from_crd(crd: dict[str, Any], version: str) -> Schema:
     """The schema of one version of a CustomResourceDefinition (unknown position if it has none)."""
     for ver in (crd.get("spec") or {}).get("versions") or []:

@@ -25,7 +25,16 @@ import pytest
 from deploy_manager.api import create_app
 from deploy_manager.config import Settings
 from deploy_manager.service import RunQueue
-from tests.corelib import CONFIGMAP_TEMPLATE, commit, git, init_repo, write_chart, write_cluster, write_values
+from tests.corelib import (
+    CONFIGMAP_TEMPLATE,
+    DEPLOYMENT_TEMPLATE,
+    commit,
+    git,
+    init_repo,
+    write_chart,
+    write_cluster,
+    write_values,
+)
 from tests.servicelib import (
     JENKINS_TOKEN,
     READ_TOKEN,
@@ -40,28 +49,8 @@ from tests.servicelib import (
 pytestmark = [pytest.mark.helm, pytest.mark.slow]
 
 _ns = itertools.count()
+# keystone also runs a Deployment (DEPLOYMENT_TEMPLATE), so a values change of it is a rollout that can be made to last.
 COMPONENTS = {"rabbitmq": [], "memcached": [], "keystone": ["rabbitmq", "memcached"]}
-# keystone also runs a Deployment whose pod template follows its values: a values change is a rollout,
-# which the sandbox makes ready after its readiness delay (so runs can be made to last).
-DEPLOYMENT = """\
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ .Release.Name }}-api
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: {{ .Release.Name }}-api}
-  template:
-    metadata:
-      labels: {app: {{ .Release.Name }}-api}
-      annotations: {values-hash: {{ toJson .Values | sha256sum | quote }}}
-    spec:
-      containers:
-        - name: api
-          image: registry.example/keystone:2025.1
-"""
 
 
 @dataclasses.dataclass
@@ -85,7 +74,7 @@ def remote(tmp_path: Path) -> Remote:
     root = init_repo(tmp_path / "remote")
     components: dict[str, Any] = {}
     for name, needs in COMPONENTS.items():
-        template = CONFIGMAP_TEMPLATE + (DEPLOYMENT if name == "keystone" else "")
+        template = CONFIGMAP_TEMPLATE + (DEPLOYMENT_TEMPLATE if name == "keystone" else "")
         write_chart(root, f"charts/openstack/{name}", template=template)
         components[name] = {"chart": f"charts/openstack/{name}"} | ({"needs": needs} if needs else {})
         write_values(root, "dev", name, {"replicas": 1, "conf": {name: {"workers": 0}}})

@@ -23,32 +23,21 @@ import httpx
 import pytest
 import yaml
 
-from tests.corelib import CONFIGMAP_TEMPLATE, commit, init_repo, write_chart, write_cluster, write_values
+from tests.corelib import (
+    CONFIGMAP_TEMPLATE,
+    DEPLOYMENT_TEMPLATE,
+    commit,
+    init_repo,
+    write_chart,
+    write_cluster,
+    write_values,
+)
 
 pytestmark = [pytest.mark.helm, pytest.mark.slow]
 
 DM = str(Path(sys.executable).parent / "deploy-manager")
 SECRET = "serve-test-webhook-secret"
 READ = "serve-test-read-token"
-DEPLOYMENT = """\
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ .Release.Name }}-api
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: {{ .Release.Name }}-api}
-  template:
-    metadata:
-      labels: {app: {{ .Release.Name }}-api}
-      annotations: {values-hash: {{ toJson .Values | sha256sum | quote }}}
-    spec:
-      containers:
-        - name: api
-          image: registry.example/keystone:2025.1
-"""
 
 
 def free_port() -> int:
@@ -62,7 +51,7 @@ def repo(tmp_path: Path) -> Path:
     root = init_repo(tmp_path / "remote")
     namespace = f"serve-{os.getpid()}-{int(time.time() * 1000) % 100000}"
     write_chart(root, "charts/openstack/memcached")
-    write_chart(root, "charts/openstack/keystone", template=CONFIGMAP_TEMPLATE + DEPLOYMENT)
+    write_chart(root, "charts/openstack/keystone", template=CONFIGMAP_TEMPLATE + DEPLOYMENT_TEMPLATE)
     write_cluster(
         root,
         "dev",

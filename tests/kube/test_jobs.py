@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.kube.jobs import JobsApi, KubeConflict, KubeNotFound
 from deploy_manager.models.errors import KubeUnavailable
-from kubesim.testing import RunningSandbox
+from kubesim.testing import RunningSandbox, wait_for
 
 NS = "jobs"
 
@@ -32,16 +31,6 @@ def job(name: str) -> dict[str, Any]:
         "metadata": {"name": name, "labels": {"t": "jobs"}},
         "spec": {"backoffLimit": 0, "template": {"spec": pod}},
     }
-
-
-def wait_for(fn: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met")
 
 
 def test_namespace_job_pod_and_log(api: tuple[JobsApi, RunningSandbox]) -> None:

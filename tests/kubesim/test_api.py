@@ -4,7 +4,6 @@ generation, selectors, paging, dry runs, finalizers, delete propagation, namespa
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kubesim.testing import RunningSandbox
+from kubesim.testing import RunningSandbox, wait_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CM = "/api/v1/namespaces/default/configmaps"
@@ -35,16 +34,6 @@ def deployment(name: str, image: str = "nginx:1", replicas: int = 1) -> dict[str
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": {"app": name}},
                                   "spec": {"containers": [{"name": "c", "image": image}]}}}}
-
-
-def wait_for(predicate: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 def assert_status(response: httpx.Response, code: int, reason: str) -> dict[str, Any]:

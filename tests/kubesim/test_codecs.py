@@ -12,17 +12,15 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import os
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kubesim.codecs import ProtobufDecodeError, UnsupportedProtobuf, decode_protobuf, decode_unknown
+from kubesim.testing import StubHandler, serve_stub
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -385,32 +383,20 @@ CREATE_COMMANDS = [
 ]  # (kubectl run sends JSON)
 
 
-class _Capture(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Capture(StubHandler):
     bodies: list[bytes] = []
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _reply(self, code: int, obj: dict) -> None:
-        data = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         path = self.path.split("?")[0]
         if path == "/api":  # kubectl run looks up pods in discovery
-            self._reply(200, {"kind": "APIVersions", "versions": ["v1"]})
+            self._send(200, {"kind": "APIVersions", "versions": ["v1"]})
         elif path == "/apis":
-            self._reply(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+            self._send(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
         elif path == "/api/v1":
             pods = {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "verbs": ["create"]}
-            self._reply(200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [pods]})
+            self._send(200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [pods]})
         else:
-            self._reply(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404})
+            self._send(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404})
 
     def do_POST(self) -> None:  # noqa: N802
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -418,11 +404,11 @@ class _Capture(BaseHTTPRequestHandler):
         try:
             obj = decode_protobuf(body) if body.startswith(b"k8s\x00") else json.loads(body)
         except UnsupportedProtobuf as e:
-            self._reply(
+            self._send(
                 415, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": str(e), "code": 415}
             )
             return
-        self._reply(201, obj)
+        self._send(201, obj)
 
 
 def _empty(obj: Any) -> bool:
@@ -445,22 +431,8 @@ def _normalize(obj: Any) -> Any:
 def kubectl_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     if not KUBECTL.exists():
         pytest.skip("run `make tools` first")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    home = tmp_path_factory.mktemp("kubectl-codecs")
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "s", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-        "contexts": [{"name": "s", "context": {"cluster": "s", "namespace": "default"}}],
-        "current-context": "s",
-        "users": [{"name": "u", "user": {}}],
-    }
-    (home / "kubeconfig").write_text(json.dumps(config))
-    yield {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "KUBECONFIG": str(home / "kubeconfig")}
-    server.shutdown()
-    server.server_close()
+    with serve_stub(_Capture, tmp_path_factory.mktemp("kubectl-codecs")) as env:
+        yield env
 
 
 @pytest.mark.helm

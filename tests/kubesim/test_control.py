@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kubesim.testing import KubeCLI, RunningSandbox
+from kubesim.testing import KubeCLI, RunningSandbox, wait_for
 
 CM = "/api/v1/namespaces/default/configmaps"
 JOBS = "/apis/batch/v1/namespaces/default/jobs"
@@ -22,16 +22,6 @@ APP = str(Path(__file__).parent / "charts" / "app")
 def client(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sandbox.url, timeout=10) as c:
         yield c
-
-
-def wait_for(predicate: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 def job(name: str) -> dict[str, Any]:

@@ -9,11 +9,8 @@ field from the v3 schemas and sends fieldValidation to the server instead of fai
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +19,7 @@ import pytest
 
 from kubesim.codecs import decode_protobuf
 from kubesim.openapi import OpenAPIError, OpenAPIRegistry
+from kubesim.testing import StubHandler, serve_stub
 
 ROOT = Path(__file__).resolve().parents[2]
 HELM = ROOT / ".tools" / "bin" / "helm"
@@ -202,22 +200,10 @@ RESOURCES = {
 }
 
 
-class _Stub(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Stub(StubHandler):
     registry: OpenAPIRegistry
     store: dict[str, dict]
     log: list[tuple[str, str, dict[str, list[str]], str]]
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _send(self, code: int, obj: Any = None, raw: bytes | None = None) -> None:
-        body = raw if raw is not None else json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _status(self, code: int, reason: str) -> None:
         self._send(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code})
@@ -285,47 +271,20 @@ class _Stub(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients hang up on list/watch calls the stub answers; nothing to report
-
-
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[type[_Stub], dict[str, str]]]:
     if not HELM.exists() or not KUBECTL.exists():
         pytest.skip("run `make tools` first")
     handler = type("Stub", (_Stub,), {"registry": OpenAPIRegistry(group_versions=RESOURCES), "store": {}, "log": []})
-    server = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     home = tmp_path_factory.mktemp("home")
-    kubeconfig = home / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "s", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-                "contexts": [{"name": "s", "context": {"cluster": "s", "namespace": "default"}}],
-                "current-context": "s",
-                "users": [{"name": "u", "user": {}}],
-            }
-        )
-    )
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        "KUBECONFIG": str(kubeconfig),
-        "KUBECACHEDIR": str(home / "kubecache"),
-        "HELM_CACHE_HOME": str(home / "hc"),
-        "HELM_CONFIG_HOME": str(home / "hcfg"),
-        "HELM_DATA_HOME": str(home / "hd"),
-    }
-    yield handler, env
-    server.shutdown()
-    server.server_close()
+    with serve_stub(handler, home) as env:
+        env |= {
+            "KUBECACHEDIR": str(home / "kubecache"),
+            "HELM_CACHE_HOME": str(home / "hc"),
+            "HELM_CONFIG_HOME": str(home / "hcfg"),
+            "HELM_DATA_HOME": str(home / "hd"),
+        }
+        yield handler, env
 
 
 def _run(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

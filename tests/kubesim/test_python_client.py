@@ -3,30 +3,19 @@ Secrets by label, Jobs and their Pods' logs, Leases with optimistic concurrency,
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from kubesim.testing import RunningSandbox
+from kubesim.testing import RunningSandbox, wait_for
 
 
 @pytest.fixture
 def api(sandbox: RunningSandbox) -> Iterator[client.ApiClient]:
     with config.new_client_from_config(config_file=str(sandbox.kubeconfig)) as api_client:
         yield api_client
-
-
-def wait_for(predicate: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 def test_secrets_by_label_and_errors(api: client.ApiClient) -> None:

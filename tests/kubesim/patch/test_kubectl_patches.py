@@ -10,11 +10,9 @@ upgrade and conflicts, helm's apply and three-way patches — lands as a cluster
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,6 +27,7 @@ from kubesim.patch.errors import ApplyConflict, PatchError
 from kubesim.patch.jsonpatch import apply_json_patch
 from kubesim.patch.merge import json_merge_patch
 from kubesim.patch.strategic import strategic_merge_patch
+from kubesim.testing import StubHandler, serve_stub
 
 ROOT = Path(__file__).resolve().parents[3]
 KUBECTL = ROOT / ".tools" / "bin" / "kubectl"
@@ -39,23 +38,11 @@ pytestmark = pytest.mark.helm
 RESOURCES = {"v1": [("configmaps", "ConfigMap"), ("secrets", "Secret")], "apps/v1": [("deployments", "Deployment")]}
 
 
-class _Store(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Store(StubHandler):
     registry: OpenAPIRegistry
     objects: dict[str, dict[str, Any]]
     patches: list[tuple[str, str]]  # (content type, field manager) of each PATCH
     lock: threading.Lock
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _send(self, code: int, obj: Any = None, raw: bytes | None = None) -> None:
-        body = raw if raw is not None else json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _status(self, code: int, reason: str, message: str = "") -> None:
         status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code}
@@ -168,13 +155,6 @@ class _Store(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[type[_Store], dict[str, str]]]:
     if not KUBECTL.exists():
@@ -189,24 +169,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[type[_St
             "lock": threading.Lock(),
         },
     )
-    server = _Server(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     home = tmp_path_factory.mktemp("kubectl")
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "s", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-        "contexts": [{"name": "s", "context": {"cluster": "s", "namespace": "default"}}],
-        "current-context": "s",
-        "users": [{"name": "u", "user": {}}],
-    }
-    (home / "kubeconfig").write_text(json.dumps(config))
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "KUBECONFIG": str(home / "kubeconfig")}
-    for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
-        env[var] = str(home / var.lower())
-    yield handler, env
-    server.shutdown()
-    server.server_close()
+    with serve_stub(handler, home) as env:
+        for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
+            env[var] = str(home / var.lower())
+        yield handler, env
 
 
 def kubectl(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
