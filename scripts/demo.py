@@ -205,18 +205,15 @@ class Api:
                 return True
         return None
 
-    def next_run(self, after: int) -> dict[str, Any]:
-        """The newest run, once there is one with an id above `after`."""
+    def run_after(self, run_id: int) -> dict[str, Any] | None:
+        """The newest run if it is newer than `run_id`."""
+        runs = self.get("/runs", limit=1)
+        return runs[0] if runs and runs[0]["id"] > run_id else None
 
-        def newest() -> dict[str, Any] | None:
-            runs = self.get("/runs", limit=1)
-            return runs[0] if runs and runs[0]["id"] > after else None
-
-        return wait_for(f"a run after run {after}", newest)
-
-    def follow(self, run_id: int, since: float) -> dict[str, Any]:
+    def follow(self, run: dict[str, Any], since: float) -> dict[str, Any]:
         """Prints each step of a run as the service records it; returns the finished run."""
-        printed = 0
+        run_id, printed = run["id"], 0
+        say(f"run {run_id} (trigger {run['trigger']}):")
         while True:
             run = self.get(f"/runs/{run_id}")
             for s in run["steps"][printed:]:
@@ -230,7 +227,8 @@ class Api:
             if run["status"] not in ("queued", "running"):
                 in_sync = sum(s["action"] == "none" for s in run["steps"])
                 left_alone = f"; {in_sync} components in sync, left alone" if in_sync else ""
-                say(f"run {run_id} {run['status']}{left_alone}")
+                error = f": {run['error']}" if run.get("error") else ""
+                say(f"run {run_id} {run['status']}{left_alone}{error}")
                 return run
             time.sleep(0.2)
 
@@ -263,12 +261,11 @@ def check_run(run: dict[str, Any]) -> None:
         raise DemoError(f"run {run['id']} {run['status']}: {run.get('error') or 'see the status page'}")
 
 
-def tell_the_story(api: Api, repo: Path, kubeconfig: Path, work: Path) -> None:
+def tell_the_story(api: Api, repo: Path, kubeconfig: Path, work: Path) -> int:
+    """The story, checked as it goes (a DemoError when it goes otherwise); returns the last run's id."""
     started = time.monotonic()
     step("The first run: every component in dependency order, bootstrap Jobs included (watch the status page)")
-    first = api.next_run(0)
-    say(f"run {first['id']} (trigger {first['trigger']}):")
-    first = api.follow(first["id"], started)
+    first = api.follow(wait_for("the first run", lambda: api.run_after(0)), started)
     check_run(first)
     installs = sum(s["action"] == "install" for s in first["steps"])
     jobs = sum(s["action"].startswith("bootstrap") and s["status"] == "succeeded" for s in first["steps"])
@@ -287,9 +284,7 @@ def tell_the_story(api: Api, repo: Path, kubeconfig: Path, work: Path) -> None:
     step(f"git push: the remote's webhook tells the service about {sha[:12]}")
     say(f"$ git -C {repo} push")
     say(git(repo, "push", "origin", BRANCH).rstrip())
-    second = api.next_run(first["id"])
-    say(f"run {second['id']} (trigger {second['trigger']}):")
-    second = api.follow(second["id"], time.monotonic())
+    second = api.follow(wait_for("the pushed commit's run", lambda: api.run_after(first["id"])), time.monotonic())
     check_run(second)
     after = deployment_revisions(kubeconfig)
     rolled = sorted(name for name, rev in after.items() if rev != before.get(name))
@@ -310,6 +305,19 @@ def tell_the_story(api: Api, repo: Path, kubeconfig: Path, work: Path) -> None:
         deployed = (r["deployed_commit"] or "")[:12]
         say(f"  {r['component']:<10} {r['revision']!s:<9} {deployed:<16} {(r['commit'] or '')[:12]}")
     say(f"\nThe story took {time.monotonic() - started:.1f} s.")
+    return int(second["id"])
+
+
+def serve_until_stopped(api: Api, children: Children, last_run: int, url: str, repo: Path) -> None:
+    """Follows the runs your pushes start, until Ctrl-C (or a child exits, which is an error)."""
+    say(f"\nServing until Ctrl-C: status page {url}/ ; push more commits to {repo}.")
+    while all(proc.poll() is None for proc in children.procs):
+        with contextlib.suppress(httpx.HTTPError):  # a busy moment of the service is not the end of the demo
+            run = api.run_after(last_run)
+            if run is not None:
+                last_run = api.follow(run, time.monotonic())["id"]
+        time.sleep(1)
+    raise DemoError("the service or the sandbox exited by itself")
 
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:
@@ -338,21 +346,19 @@ def main() -> int:
         say("Open the status page in a browser (any user name, the token as password):")
         say(f"status page: {url}/")
         say(f"token: {token}")
+        say(f"Edit a file under {repo}/values/{CLUSTER}/, then push it (the remote's webhook starts a run):")
         say(f"try: git -C {repo} commit -am 'my change'; git -C {repo} push")
         say(f'try: curl -H "Authorization: Bearer {token}" {url}/releases')
         say(f"(the service's log, JSON lines: {log_path})")
-        tell_the_story(api, repo, kubeconfig, work)
+        last_run = tell_the_story(api, repo, kubeconfig, work)
         story_told = True
         if not args.once:
-            say(f"\nServing until Ctrl-C: status page {url}/ ; push more commits to {repo}.")
-            while all(proc.poll() is None for proc in children.procs):
-                time.sleep(0.5)
-            raise DemoError("the service or the sandbox exited by itself")
+            serve_until_stopped(api, children, last_run, url, repo)
         return 0
     except KeyboardInterrupt:
         say("\nInterrupted.")
         return 0 if story_told or not args.once else 130
-    except DemoError as exc:
+    except (DemoError, httpx.HTTPError) as exc:
         print(f"demo: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
