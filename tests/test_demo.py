@@ -92,11 +92,10 @@ def test_demo_once_tells_the_whole_story_and_cleans_up(helm_bin: Path, kubectl_b
     assert index(lines, r"keystone\s+install\s+succeeded") < index(lines, r"glance\s+bootstrap:db-sync\s+succeeded")
     assert index(lines, r"nova\s+install\s+succeeded") < index(lines, r"horizon\s+install\s+succeeded")
     assert "10 releases installed, 21 bootstrap Jobs run" in lines
-    # The push: the plan names the value path, the webhook queues a run, only keystone-api rolls.
-    plan = index(lines, r"^1\s+keystone\s+openstack\s+keystone\s+upgrade\s+values changed: conf.keystone.token.exp")
+    # The push: the webhook queues a run, whose plan names the value path; only keystone-api rolls.
     webhook = index(lines, r'^remote: webhook: push refs/heads/main \w{12} -> 202 \{"run_id":2,"status":"queued"')
     upgrade = index(lines, r"keystone\s+upgrade\s+succeeded rev 2  \(values changed: conf.keystone.token.expiration\)")
-    assert plan < webhook < upgrade
+    assert webhook < upgrade < lines.index("The plan named: keystone conf.keystone.token.expiration")
     assert "run 2 succeeded; 9 components in sync, left alone" in lines
     assert re.search(r"^Deployments rolled: keystone-api \(1 of \d+, counted with kubectl\)$", out, re.M)
     # /releases: keystone at the pushed commit, the rest still at the first one.
