@@ -13,7 +13,8 @@
 6. keeps serving until Ctrl-C or SIGTERM (with --once: exits after the story). Either way the service and
    the sandbox are stopped and the temporary directory is removed.
 
-Exit status: 0 when the story went as told (or the demo was interrupted while serving), 1 when it did not.
+Exit status: 0 when the story went as told, or on Ctrl-C/SIGTERM (130 when that cuts a --once story short);
+1 when the story did not go as told.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def write_secret(path: Path, value: str) -> Path:
 
 
 def start_service(children: Children, work: Path, remote: Path, kubeconfig: Path, token: str) -> tuple[str, Path]:
-    """`deploy-manager serve` configured as in a cluster (DM_* variables, secrets from files); its URL."""
+    """`deploy-manager serve` configured as in a cluster (DM_* variables, secrets from files): URL, log file."""
     creds = work / "secrets"
     creds.mkdir(mode=0o700)
     webhook_secret = write_secret(creds / "github-webhook-secret", secrets.token_hex(32))

@@ -111,8 +111,14 @@ def test_demo_serves_with_the_printed_token_until_sigint_then_leaves_nothing_beh
     env = demo_env(helm_bin, kubectl_bin, DEMO_TOKEN=TOKEN)
     proc = subprocess.Popen(DEMO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: [lines.put(line.rstrip("\n")) for line in proc.stdout], daemon=True)  # type: ignore[union-attr]
+    stdout = proc.stdout
+    assert stdout is not None
+
+    def read() -> None:  # a thread, so the wait for a line can time out
+        for line in stdout:
+            lines.put(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     seen: list[str] = []
     try:
