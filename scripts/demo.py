@@ -111,16 +111,23 @@ class Children:
             proc.wait()
 
 
+def start_logged(children: Children, log_path: Path, args: list[str], ready: str, **kwargs: Any) -> re.Match[str]:
+    """Starts a child that logs to `log_path` and waits for the log line matching `ready` (it is started then)."""
+    with log_path.open("w") as log:
+        proc = children.start(args, stdout=log, stderr=subprocess.STDOUT, **kwargs)
+
+    def started() -> re.Match[str] | None:
+        if proc.poll() is not None:
+            raise DemoError(f"{args[1]} exited with status {proc.returncode}:\n{log_path.read_text()[-2000:]}")
+        return re.search(ready, log_path.read_text(), re.MULTILINE)
+
+    return wait_for(f"{args[1]} to start", started)
+
+
 def start_sandbox(children: Children, work: Path) -> Path:
     kubeconfig = work / "kubeconfig"
     args = [DEPLOY_MANAGER, "sandbox", "--port", "0", "--kubeconfig-out", str(kubeconfig)]
-    proc = children.start(args, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    proc.stdout.close()  # it prints nothing else; don't let a full pipe block it
-    if not line.startswith("sandbox ready"):
-        raise DemoError(f"the sandbox did not start (it said {line!r})")
-    say(line)
+    say(start_logged(children, work / "sandbox.log", args, r"^sandbox ready .*$").group(0))
     return kubeconfig
 
 
@@ -176,16 +183,9 @@ def start_service(children: Children, work: Path, remote: Path, kubeconfig: Path
     )
     log_path = work / "serve.log"
     args = [DEPLOY_MANAGER, "serve", "--host", "127.0.0.1", "--port", "0", "--kubeconfig", str(kubeconfig)]
-    with log_path.open("w") as log:
-        proc = children.start([*args, "--helm-bin", tool("helm", "DM_HELM_BIN")], env=env, stdout=log, stderr=log)
-
-    def listening() -> str | None:
-        if proc.poll() is not None:
-            raise DemoError(f"the service exited with status {proc.returncode}:\n{log_path.read_text()[-2000:]}")
-        found = re.search(r"Uvicorn running on (http://[\d.]+:\d+)", log_path.read_text())
-        return found.group(1) if found else None
-
-    url = wait_for("the service to listen", listening)  # port 0: the kernel picked a free port, uvicorn logs it
+    args += ["--helm-bin", tool("helm", "DM_HELM_BIN")]
+    # Port 0: the kernel picks a free port, and uvicorn logs which.
+    url = start_logged(children, log_path, args, r"Uvicorn running on (http://[\d.]+:\d+)", env=env).group(1)
     install_webhook(remote, f"{url}/hooks/github", webhook_secret)
     return url, log_path
 
