@@ -48,7 +48,8 @@ def already_installed(dest: Path) -> bool:
         actual = sha256_of(target)
         if actual != expected:
             raise ChecksumMismatch(
-                f"{target}: sha256 {actual} differs from the pinned {expected}; delete it and run 'make tools' again"
+                f"{target}: sha256 {actual} differs from the pinned {expected}; "
+                f"delete it and run 'make tools' again"
             )
     return True
 
