@@ -18,10 +18,10 @@ import re
 from typing import Any
 
 from deploy_manager.models.desired import BootstrapStep, DesiredComponent
+from deploy_manager.models.labels import LABEL_PREFIX
 
 Obj = dict[str, Any]
 
-LABEL_PREFIX = "deploy-manager.io/"
 LABEL_CLUSTER = LABEL_PREFIX + "cluster"
 LABEL_COMPONENT = LABEL_PREFIX + "component"
 LABEL_STEP = LABEL_PREFIX + "step"
