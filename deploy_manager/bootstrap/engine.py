@@ -37,10 +37,17 @@ from deploy_manager.desired.bootstrap import resolve_image
 from deploy_manager.desired.values import secret_values
 from deploy_manager.helm.runner import HelmRunner, redact, tail
 from deploy_manager.kube.client import KubeClient
-from deploy_manager.kube.jobs import JobsApi, KubeConflict
+from deploy_manager.kube.jobs import JobsApi
 from deploy_manager.kube.types import Job
 from deploy_manager.models.desired import BootstrapStep, DesiredComponent
-from deploy_manager.models.errors import ConfigError, DeployManagerError, KubeUnavailable
+from deploy_manager.models.errors import (
+    ConfigError,
+    DeployManagerError,
+    KubeConflict,
+    KubeError,
+    KubeUnavailable,
+    PermanentError,
+)
 from deploy_manager.models.plan import Reason, StepState
 from deploy_manager.models.run import StepRecord, StepStatus
 from deploy_manager.planner.bootstrap import step_jobs, step_state
@@ -58,7 +65,7 @@ MSG_ALWAYS = "always: true"
 MSG_ADOPT = "Job {job} with this step's digest was still running: waiting for it"
 
 
-class BootstrapStepFailed(DeployManagerError):
+class BootstrapStepFailed(PermanentError):
     """A step's Job failed or timed out; `output_tail` is its pod's log tail (secrets redacted)."""
 
     def __init__(self, message: str, *, output_tail: str = "", job: str = "") -> None:
@@ -292,7 +299,7 @@ class BootstrapEngine:
                 return "", None
             pod = max(pods, key=m.creation_key)
             text = self.api.pod_log(namespace, _name(pod), tail_lines=LOG_LINES)
-        except KubeUnavailable as exc:
+        except KubeError as exc:  # the log is best effort: a pod already gone (404) or an API blip
             log.warning("Job %s/%s: no log: %s", namespace, _name(job), exc)
             return "", None
         return redact(tail(text, LOG_LINES), secrets), _exit_code(pod)

@@ -17,7 +17,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from deploy_manager.models.errors import KubeUnavailable
+from deploy_manager.models.errors import KubeUnavailable, kube_error_for
 
 HELM_SECRET_SELECTOR = "owner=helm"
 _TIMEOUT = (5, 60)  # connect, read (seconds)
@@ -53,7 +53,8 @@ class KubeClient:
             resp = fn(*args, _preload_content=False, _request_timeout=_TIMEOUT, **kwargs)
             return json.loads(resp.data)
         except ApiException as exc:
-            raise KubeUnavailable(f"{what}: Kubernetes API {self.host} answered {exc.status} {exc.reason}") from exc
+            kind = kube_error_for(exc.status)  # a 403 or 422 is permanent: retrying cannot fix it
+            raise kind(f"{what}: Kubernetes API {self.host} answered {exc.status} {exc.reason}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise KubeUnavailable(f"{what}: cannot reach the Kubernetes API at {self.host}: {_short(exc)}") from exc
 
