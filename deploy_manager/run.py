@@ -16,7 +16,6 @@ executor or a bootstrap step reports it, and finishes it once. Data flows forwar
 from __future__ import annotations
 
 import logging
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +40,10 @@ from deploy_manager.planner.state import determine_state
 from deploy_manager.reconcile.executor import dispatch, execute
 from deploy_manager.reconcile.hooks import ComponentHook
 from deploy_manager.reconcile.step import RunContext
-from deploy_manager.source.git import GitSource
+from deploy_manager.source.git import GitSource, is_full_sha
 from deploy_manager.store.sqlite import RunStore
 
 log = logging.getLogger(__name__)
-
-FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
-
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -68,7 +64,7 @@ class RunOutcome:
 
 def resolve(source: GitSource, rev: str) -> str:
     """A full sha is already resolved (the service resolved the branch head); anything else is resolved once."""
-    return rev if FULL_SHA.match(rev) else source.resolve(rev)
+    return rev if is_full_sha(rev) else source.resolve(rev)
 
 
 @dataclass

@@ -31,6 +31,11 @@ _MEMO_SIZE = 4096
 _EXEC_MODE = 0o100755
 
 
+def is_full_sha(rev: str) -> bool:
+    """A full commit sha names itself: resolving it again is never needed."""
+    return _SHA.fullmatch(rev) is not None
+
+
 def default_state_dir() -> Path:
     return Path(os.environ.get("DM_STATE_DIR") or ".state")
 
