@@ -213,7 +213,7 @@ class RunQueue:
                 self._deployed = run.commit
                 self._last_run_id = run.id
                 with contextlib.suppress(TypeError, ValueError):  # the gauge survives a restart
-                    self.metrics.last_success.set(dt.datetime.fromisoformat(run.finished_at).timestamp())
+                    self.metrics.last_success.set(dt.datetime.fromisoformat(run.finished_at or "").timestamp())
                 return
 
     # ---- triggers ----------------------------------------------------------------------------------------

@@ -34,8 +34,9 @@ from deploy_manager.api.deps import AppContext, Redactor
 from deploy_manager.config import Settings
 from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
 from deploy_manager.metrics import ServiceMetrics
+from deploy_manager.models.errors import QueueStopping
 from deploy_manager.scheduler import ServiceScheduler
-from deploy_manager.service import PipelineLike, QueueStopping, RunQueue, SourceLike, StoreLike
+from deploy_manager.service import PipelineLike, RunQueue, SourceLike, StoreLike
 
 log = logging.getLogger(__name__)
 

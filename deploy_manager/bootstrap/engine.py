@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -304,7 +304,7 @@ class BootstrapEngine:
             return "", None
         return redact(tail(text, LOG_LINES), secrets), _exit_code(pod)
 
-    def _prune(self, namespace: str, step: BootstrapStep, mine: list[dict[str, Any]], *, keep: str) -> None:
+    def _prune(self, namespace: str, step: BootstrapStep, mine: list[Job], *, keep: str) -> None:
         """Keep the newest `history` Jobs of this step (the current one always); delete the rest."""
         others = sorted((j for j in mine if _name(j) != keep), key=m.creation_key, reverse=True)
         for job in others[self.history - 1 :]:
@@ -342,15 +342,15 @@ class BootstrapEngine:
         )
 
 
-def _labels(obj: dict[str, Any]) -> dict[str, str]:
+def _labels(obj: Mapping[str, Any]) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
 
 
-def _name(obj: dict[str, Any]) -> str:
+def _name(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
 
 
-def _sequence(job: dict[str, Any]) -> int:
+def _sequence(job: Mapping[str, Any]) -> int:
     raw = _labels(job).get(m.LABEL_SEQUENCE, "0")
     return int(raw) if raw.isdigit() else 0
 

@@ -27,11 +27,13 @@ class KubeClient:
     def __init__(self, *, kubeconfig: Path | None = None, context: str | None = None) -> None:
         try:
             if kubeconfig is None and context is None and _in_cluster():
-                k8s_config.load_incluster_config()
+                k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
                 self.api_client = k8s.ApiClient()
             else:
                 path = str(kubeconfig) if kubeconfig is not None else None
-                self.api_client = k8s_config.new_client_from_config(config_file=path, context=context)
+                self.api_client = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+                    config_file=path, context=context
+                )
         except (ConfigException, OSError, TypeError) as exc:
             where = kubeconfig or "~/.kube/config"
             raise KubeUnavailable(f"cannot load kubeconfig {where}: {exc}") from exc
@@ -46,7 +48,7 @@ class KubeClient:
         return str(self.api_client.configuration.host)
 
     def close(self) -> None:
-        self.api_client.close()
+        self.api_client.close()  # type: ignore[no-untyped-call]
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:

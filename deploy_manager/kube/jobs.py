@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from typing import Any, cast
 
 import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from deploy_manager.kube.client import KubeClient
+from deploy_manager.kube.types import Job
 from deploy_manager.models.errors import KubeConflict, KubeNotFound, KubeUnavailable, kube_error_for
 
 __all__ = ["JobsApi", "KubeConflict", "KubeNotFound"]
@@ -46,11 +47,11 @@ class JobsApi:
         return data if isinstance(data, dict) else {}
 
     # -- Jobs -----------------------------------------------------------------------------------------
-    def list_jobs(self, namespace: str, selector: str) -> list[Obj]:
+    def list_jobs(self, namespace: str, selector: str) -> list[Job]:
         data = self._json(
             f"listing Jobs in {namespace}", self.batch.list_namespaced_job, namespace, label_selector=selector
         )
-        return list(data.get("items") or [])
+        return cast(list[Job], list(data.get("items") or []))
 
     def get_job(self, namespace: str, name: str) -> Obj | None:
         try:

@@ -21,10 +21,12 @@ class KubernetesLeaseBackend:
         self.name = name
         self.namespace = namespace
         if kubeconfig is not None:
-            api_client = config.new_client_from_config(config_file=str(kubeconfig), context=context)
+            api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=str(kubeconfig), context=context
+            )
         else:
             configuration = client.Configuration()
-            config.load_incluster_config(client_configuration=configuration)
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             api_client = client.ApiClient(configuration)
         # Fail fast and let ClusterLease retry, instead of urllib3's default retries inside one call.
         api_client.configuration.retries = 1
