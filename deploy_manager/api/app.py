@@ -78,32 +78,19 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
 
 
 def build_pipeline(settings: Settings, store: Any, metrics: ServiceMetrics) -> tuple[PipelineLike, Callable[[], None]]:
-    """The real Pipeline and a readiness probe of its Kubernetes API."""
-    from deploy_manager.bootstrap.engine import BootstrapEngine
-    from deploy_manager.helm.runner import HelmResult, HelmRunner
-    from deploy_manager.kube.client import KubeClient
-    from deploy_manager.pipeline import Pipeline
+    """The real Pipeline (wired like the CLI's, in `deploy_manager.wiring`) and a readiness probe of its API."""
+    from deploy_manager.wiring import build_pipeline as wire
 
-    class MeteredHelmRunner(HelmRunner):
-        """Times every helm command for the `deploy_manager_helm_command_duration_seconds` histogram."""
-
-        def run(self, args: list[str], **kwargs: Any) -> HelmResult:
-            timer = metrics.helm_duration.labels(args[0] if args else "helm").time()
-            with timer:
-                return super().run(args, **kwargs)
-
-    kube = KubeClient(kubeconfig=settings.kubeconfig, context=settings.kube_context)
-    helm = MeteredHelmRunner(settings.helm_bin, kubeconfig=settings.kubeconfig, kube_context=settings.kube_context)
-    # Wired like the CLI's pipeline (commands/core_cmds.py): bootstrap steps run as Jobs around each upgrade.
-    pipeline = Pipeline(
-        helm=helm,
-        kube=kube,
+    pipeline = wire(
+        helm_bin=settings.helm_bin,
+        kubeconfig=settings.kubeconfig,
+        kube_context=settings.kube_context,
         store=store,
+        state_dir=settings.state_dir,
         max_parallel=settings.max_parallel,
-        hook=BootstrapEngine(helm=helm, kube=kube, store=store),
-        cache_dir=settings.state_dir / "charts",
+        metrics=metrics,
     )
-    return pipeline, kube.ping
+    return pipeline, pipeline.kube.ping
 
 
 def build_lease(settings: Settings) -> tuple[ClusterLease, Callable[[], None]]:
