@@ -198,7 +198,7 @@ class RunQueue:
         """The newest run that installed or upgraded this release (for /releases)."""
         return self._release_runs.get((namespace, release))
 
-    def _note_release_runs(self, run: Any) -> None:
+    def _note_release_runs(self, run: RunRecord) -> None:
         for step in run.steps:
             if step.action in WRITE_ACTIONS:
                 self._release_runs[(step.namespace, step.release)] = run.id
