@@ -15,6 +15,7 @@ executor or a bootstrap step reports it, and finishes it once. Data flows forwar
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -202,7 +203,8 @@ class Run:
             return None
 
         with ThreadPoolExecutor(max_workers=max(1, self.max_parallel), thread_name_prefix="dm-render") as pool:
-            for error in pool.map(render, to_render):
+            ctx = contextvars.copy_context()  # render threads log with the run's context too
+            for error in pool.map(lambda comp: ctx.copy().run(render, comp), to_render):
                 if error is not None:
                     raise error
         return charts

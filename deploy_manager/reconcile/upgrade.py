@@ -65,7 +65,7 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
             finished_at=now(),
         )
 
-    with log_context(component=comp.name):
+    with log_context(component=comp.name, release=comp.release):
         try:
             run_phase(HookPhase.before, action, ctx)
             result = ctx.helm.upgrade_install(
