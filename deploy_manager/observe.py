@@ -17,7 +17,7 @@ from typing import Any
 
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.kube.jobs import JobsApi
-from deploy_manager.kube.types import Job
+from deploy_manager.kube.types import Job, Secret
 from deploy_manager.models.labels import LABEL_PREFIX
 from deploy_manager.models.observed import ObservedRelease, ReleaseId
 
@@ -38,8 +38,8 @@ def decode_release(data: str) -> dict[str, Any]:
     return decoded
 
 
-def newest_revisions(secrets: list[dict[str, Any]]) -> dict[ReleaseId, dict[str, Any]]:
-    newest: dict[ReleaseId, tuple[int, dict[str, Any]]] = {}
+def newest_revisions(secrets: list[Secret]) -> dict[ReleaseId, Secret]:
+    newest: dict[ReleaseId, tuple[int, Secret]] = {}
     for secret in secrets:
         meta = secret.get("metadata") or {}
         labels = meta.get("labels") or {}
@@ -53,7 +53,7 @@ def newest_revisions(secrets: list[dict[str, Any]]) -> dict[ReleaseId, dict[str,
     return {rid: s for rid, (_, s) in newest.items()}
 
 
-def to_observed(secret: dict[str, Any]) -> ObservedRelease:
+def to_observed(secret: Secret) -> ObservedRelease:
     meta = secret.get("metadata") or {}
     labels: dict[str, str] = meta.get("labels") or {}
     ours = {k[len(LABEL_PREFIX) :]: v for k, v in labels.items() if k.startswith(LABEL_PREFIX)}

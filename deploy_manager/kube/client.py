@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import urllib3
 from kubernetes import client as k8s
@@ -17,6 +17,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from deploy_manager.kube.types import Secret
 from deploy_manager.models.errors import KubeUnavailable, kube_error_for
 
 HELM_SECRET_SELECTOR = "owner=helm"
@@ -60,7 +61,7 @@ class KubeClient:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise KubeUnavailable(f"{what}: cannot reach the Kubernetes API at {self.host}: {_short(exc)}") from exc
 
-    def list_release_secrets(self, namespaces: list[str] | None) -> list[dict[str, Any]]:
+    def list_release_secrets(self, namespaces: list[str] | None) -> list[Secret]:
         """Every Helm release Secret (all revisions) in `namespaces` (None: all), with ONE list call.
 
         One namespace: a namespaced list; several: a cluster-wide list filtered here, which is still one
@@ -71,9 +72,9 @@ class KubeClient:
             data = self._call(
                 what, self.core.list_namespaced_secret, namespaces[0], label_selector=HELM_SECRET_SELECTOR
             )
-            return list(data.get("items") or [])
+            return cast(list[Secret], list(data.get("items") or []))
         data = self._call(what, self.core.list_secret_for_all_namespaces, label_selector=HELM_SECRET_SELECTOR)
-        items = list(data.get("items") or [])
+        items = cast(list[Secret], list(data.get("items") or []))
         if namespaces is None:
             return items
         wanted = set(namespaces)

@@ -1,6 +1,7 @@
 """The parts of Kubernetes payloads the product reads (JSON as the API returns it; every key optional).
 
-Only what deploy-manager looks at is spelled out; the API's other fields pass through untouched.
+Only what deploy-manager looks at is spelled out; the API's other fields pass through untouched. (The cluster
+Lease is read through the client's typed `V1Lease` model in `kube/lease.py`, so it needs no TypedDict.)
 """
 
 from __future__ import annotations
@@ -46,18 +47,3 @@ class Secret(TypedDict, total=False):
     metadata: ObjectMeta
     type: str
     data: dict[str, str]
-
-
-class LeaseSpec(TypedDict, total=False):
-    holderIdentity: str
-    leaseDurationSeconds: int
-    acquireTime: str
-    renewTime: str
-    leaseTransitions: int
-
-
-class Lease(TypedDict, total=False):
-    """coordination.k8s.io/v1 Lease: who holds the cluster's run lock, until when."""
-
-    metadata: ObjectMeta
-    spec: LeaseSpec
