@@ -16,8 +16,12 @@ import deploy_manager.run as run_module
 from deploy_manager.bootstrap.engine import ACTION_PREFIX, BootstrapEngine
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
-from deploy_manager.models.run import RunStatus, StepStatus
+from deploy_manager.models.desired import BootstrapStep, ChartSpec, DesiredCluster, DesiredComponent
+from deploy_manager.models.observed import ObservedRelease
+from deploy_manager.models.plan import Action, ActionKind, Plan, ReleaseState
+from deploy_manager.models.run import RunStatus, StepRecord, StepStatus
 from deploy_manager.pipeline import Pipeline
+from deploy_manager.run import Snapshot, statuses_after_run
 from deploy_manager.service import RunQueue
 from deploy_manager.source.git import GitSource
 from deploy_manager.store.sqlite import RunStore
@@ -124,3 +128,86 @@ def test_a_one_component_change_resolves_once_and_plans_once(
     stored = {r.component: r for r in queue.store.list_releases("dev")}
     assert {r.state for r in stored.values()} == {"in-sync"}
     assert stored["worker"].revision == 2 and {r.commit for r in stored.values()} == {sha}
+
+
+# -- the releases after a run, without a second plan (pure) -------------------------------------------------
+def _component(name: str, digest: str, *, bootstrap: bool = False) -> DesiredComponent:
+    steps = (BootstrapStep(name="migrate", script=f"bootstrap/{name}/migrate.sh.j2", digest="b" * 64),)
+    return DesiredComponent(
+        name=name,
+        release=name,
+        namespace="os",
+        chart=ChartSpec(path=f"charts/{name}"),
+        needs=(),
+        timeout=60,
+        values={},
+        values_files=(),
+        bootstrap=steps if bootstrap else (),
+        digest=digest,
+    )
+
+
+def _observed(name: str, digest: str, status: str = "deployed", commit: str = "old") -> ObservedRelease:
+    return ObservedRelease("os", name, 2, status, labels={"digest": digest, "commit": commit})
+
+
+@pytest.mark.parametrize(
+    ("action", "state", "step", "after", "bootstrap", "expected"),
+    [
+        # Nothing to do: the snapshot's verdict, at the run's commit.
+        (ActionKind.none, ReleaseState.in_sync, StepStatus.skipped, _observed("c", "d1"), False, ("in-sync", "new")),
+        # Written and now at the desired digest: in sync, at the run's commit.
+        (
+            ActionKind.upgrade,
+            ReleaseState.out_of_sync,
+            StepStatus.succeeded,
+            _observed("c", "d1", commit="new"),
+            False,
+            ("in-sync", "new"),
+        ),
+        # helm's write failed: the release record says so.
+        (
+            ActionKind.upgrade,
+            ReleaseState.out_of_sync,
+            StepStatus.failed,
+            _observed("c", "d1", "failed", "new"),
+            False,
+            ("failed", "new"),
+        ),
+        # Blocked by a failed need: untouched, the plan's verdict stands, at the commit helm recorded.
+        (
+            ActionKind.upgrade,
+            ReleaseState.out_of_sync,
+            StepStatus.blocked,
+            _observed("c", "d0"),
+            False,
+            ("out-of-sync", "old"),
+        ),
+        # helm wrote, then an `after` bootstrap step failed: in sync by its labels, but a step is left to finish.
+        (
+            ActionKind.upgrade,
+            ReleaseState.out_of_sync,
+            StepStatus.failed,
+            _observed("c", "d1", commit="new"),
+            True,
+            ("out-of-sync", "new"),
+        ),
+    ],
+)
+def test_statuses_after_run(
+    action: ActionKind,
+    state: ReleaseState,
+    step: StepStatus,
+    after: ObservedRelease,
+    bootstrap: bool,
+    expected: tuple[str, str],
+) -> None:
+    desired = DesiredCluster(
+        name="dev", commit="new", namespace="os", components={"c": _component("c", "d1", bootstrap=bootstrap)}
+    )
+    planned = Action(component="c", release="c", namespace="os", action=action, state=state)
+    snap = Snapshot(desired, {after.id: _observed("c", "d0")}, Plan(cluster="dev", commit="new", actions=(planned,)))
+    steps = [StepRecord("c", "c", "os", action.value, step)]
+    (status,) = statuses_after_run(snap, steps, {after.id: after})
+    assert (status.state, status.commit) == expected
+    assert status.deployed_commit == after.commit and status.revision == 2
