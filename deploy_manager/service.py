@@ -33,7 +33,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -45,11 +44,11 @@ from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.models.errors import QueueStopping, UnknownRevision
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
+from deploy_manager.source.git import is_full_sha
 
 log = logging.getLogger(__name__)
 
 TriggerStatus = Literal["queued", "coalesced", "ignored"]
-FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 WRITE_ACTIONS = frozenset({"install", "upgrade"})
 
 
@@ -222,7 +221,7 @@ class RunQueue:
         self, kind: str, *, rev: str | None = None, commit: str | None = None, force: bool = False
     ) -> TriggerResult:
         """Enqueue (or coalesce) a run; see the module docstring. Never blocks on a run."""
-        if rev is not None and FULL_SHA.match(rev) and commit is None:
+        if rev is not None and is_full_sha(rev) and commit is None:
             commit = rev
         with self._cond:
             if self._stopping.is_set():
