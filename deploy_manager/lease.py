@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from deploy_manager.clock import utcnow
 from deploy_manager.kube.lease import KubernetesLeaseBackend
 from deploy_manager.models.errors import LeaseConflict, LeaseRejected, LeaseUnavailable
 from deploy_manager.models.lease import LeaseRecord
@@ -49,10 +49,6 @@ class LeaseBackend(Protocol):
     def get(self) -> LeaseRecord | None: ...
     def create(self, record: LeaseRecord) -> LeaseRecord: ...  # LeaseConflict if it exists
     def update(self, record: LeaseRecord) -> LeaseRecord: ...  # LeaseConflict on a stale resourceVersion
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class ClusterLease:
@@ -105,7 +101,7 @@ class ClusterLease:
         with self._mutex:
             if self._held:
                 return True
-            now = _now()
+            now = utcnow()
             current = self.backend.get()
             mine = LeaseRecord(
                 holder=self.identity, duration_seconds=self.duration, acquire_time=now, renew_time=now, transitions=0
@@ -170,7 +166,7 @@ class ClusterLease:
                         log.error("lease lost: now held by %s", holder)
                         self._lost.set()
                         return
-                    self._record = self.backend.update(dataclasses.replace(current, renew_time=_now()))
+                    self._record = self.backend.update(dataclasses.replace(current, renew_time=utcnow()))
                 last_ok = self._clock()
             except LeaseRejected as exc:
                 log.error("lease renewal refused, counting it as lost: %s", exc)
@@ -195,7 +191,7 @@ class ClusterLease:
             try:
                 current = self.backend.get()
                 if current is not None and current.holder == self.identity:
-                    self.backend.update(dataclasses.replace(current, holder=None, renew_time=_now()))
+                    self.backend.update(dataclasses.replace(current, holder=None, renew_time=utcnow()))
                     log.info("lease released by %s", self.identity)
             except (LeaseUnavailable, LeaseConflict, LeaseRejected) as exc:
                 # Not fatal: the lease simply expires after its duration.
