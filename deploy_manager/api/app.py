@@ -77,22 +77,6 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-def build_pipeline(settings: Settings, store: Any, metrics: ServiceMetrics) -> tuple[PipelineLike, Callable[[], None]]:
-    """The real Pipeline (wired like the CLI's, in `deploy_manager.wiring`) and a readiness probe of its API."""
-    from deploy_manager.wiring import build_pipeline as wire
-
-    pipeline = wire(
-        helm_bin=settings.helm_bin,
-        kubeconfig=settings.kubeconfig,
-        kube_context=settings.kube_context,
-        store=store,
-        state_dir=settings.state_dir,
-        max_parallel=settings.max_parallel,
-        metrics=metrics,
-    )
-    return pipeline, pipeline.kube.ping
-
-
 def build_lease(settings: Settings) -> tuple[ClusterLease, Callable[[], None]]:
     backend = KubernetesLeaseBackend(
         name=settings.effective_lease_name,
@@ -126,8 +110,18 @@ def create_app(
 
         store = RunStore(settings.db_path)
     if pipeline is None:
-        pipeline, ping = build_pipeline(settings, store, metrics)
-        kube_ping = kube_ping or ping
+        from deploy_manager.wiring import build_pipeline
+
+        real = build_pipeline(  # wired like the CLI's
+            helm_bin=settings.helm_bin,
+            kubeconfig=settings.kubeconfig,
+            kube_context=settings.kube_context,
+            store=store,  # type: ignore[arg-type]  # the real pipeline is only built over the real store
+            state_dir=settings.state_dir,
+            max_parallel=settings.max_parallel,
+            metrics=metrics,
+        )
+        pipeline, kube_ping = real, kube_ping or real.kube.ping
     if lease is AUTO:
         if settings.kubeconfig is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
             # Only reachable with a caller-supplied pipeline: the real one needs a cluster config too.
