@@ -12,58 +12,43 @@ Contract:
 - If renewal fails for longer than the lease duration the lease counts as lost: `lost` turns true and an
   error is logged. The running helm command is not killed (that would leave a release pending-upgrade).
 - A Lease the API server refuses (invalid name, RBAC) raises `LeaseRejected` at once: no retry can help.
-- The Kubernetes client is imported lazily in `KubernetesLeaseBackend`; the lock logic only sees the small
-  `LeaseBackend` protocol.
+- The lock logic only sees the small `LeaseBackend` protocol; `kube.lease.KubernetesLeaseBackend` implements it
+  on the Kubernetes API (the `kubernetes` client is imported only under `kube/`). Lease errors are in the one
+  error tree (`models.errors`): conflict and unavailable are temporary, rejected is permanent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, Protocol
 
+from deploy_manager.clock import utcnow
+from deploy_manager.kube.lease import KubernetesLeaseBackend
+from deploy_manager.models.errors import LeaseConflict, LeaseRejected, LeaseUnavailable
+from deploy_manager.models.lease import LeaseRecord
+
+__all__ = [
+    "ClusterLease",
+    "KubernetesLeaseBackend",
+    "LeaseBackend",
+    "LeaseConflict",
+    "LeaseRecord",
+    "LeaseRejected",
+    "LeaseUnavailable",
+]
+
 log = logging.getLogger(__name__)
-
-
-class LeaseConflict(Exception):
-    """The Lease changed (or appeared) between our read and our write: re-read and decide again."""
-
-
-class LeaseUnavailable(Exception):
-    """The Kubernetes API could not be reached to read or write the Lease (temporary)."""
-
-
-class LeaseRejected(Exception):
-    """The API server refused the Lease itself (invalid name, forbidden): retrying cannot help."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LeaseRecord:
-    holder: str | None
-    duration_seconds: int
-    acquire_time: dt.datetime | None = None
-    renew_time: dt.datetime | None = None
-    transitions: int = 0
-    resource_version: str | None = None
-
-    def fingerprint(self) -> tuple[Any, ...]:
-        return (self.holder, self.renew_time, self.resource_version)
 
 
 class LeaseBackend(Protocol):
     def get(self) -> LeaseRecord | None: ...
     def create(self, record: LeaseRecord) -> LeaseRecord: ...  # LeaseConflict if it exists
     def update(self, record: LeaseRecord) -> LeaseRecord: ...  # LeaseConflict on a stale resourceVersion
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class ClusterLease:
@@ -116,7 +101,7 @@ class ClusterLease:
         with self._mutex:
             if self._held:
                 return True
-            now = _now()
+            now = utcnow()
             current = self.backend.get()
             mine = LeaseRecord(
                 holder=self.identity, duration_seconds=self.duration, acquire_time=now, renew_time=now, transitions=0
@@ -181,7 +166,7 @@ class ClusterLease:
                         log.error("lease lost: now held by %s", holder)
                         self._lost.set()
                         return
-                    self._record = self.backend.update(dataclasses.replace(current, renew_time=_now()))
+                    self._record = self.backend.update(dataclasses.replace(current, renew_time=utcnow()))
                 last_ok = self._clock()
             except LeaseRejected as exc:
                 log.error("lease renewal refused, counting it as lost: %s", exc)
@@ -206,7 +191,7 @@ class ClusterLease:
             try:
                 current = self.backend.get()
                 if current is not None and current.holder == self.identity:
-                    self.backend.update(dataclasses.replace(current, holder=None, renew_time=_now()))
+                    self.backend.update(dataclasses.replace(current, holder=None, renew_time=utcnow()))
                     log.info("lease released by %s", self.identity)
             except (LeaseUnavailable, LeaseConflict, LeaseRejected) as exc:
                 # Not fatal: the lease simply expires after its duration.
@@ -221,95 +206,3 @@ class ClusterLease:
         finally:
             if acquired:
                 self.release()
-
-
-class KubernetesLeaseBackend:
-    """`LeaseBackend` on the Kubernetes API (kubernetes client, CoordinationV1Api)."""
-
-    def __init__(self, *, name: str, namespace: str, kubeconfig: Path | None, context: str | None = None) -> None:
-        from kubernetes import client, config
-
-        self.name = name
-        self.namespace = namespace
-        if kubeconfig is not None:
-            api_client = config.new_client_from_config(config_file=str(kubeconfig), context=context)
-        else:
-            configuration = client.Configuration()
-            config.load_incluster_config(client_configuration=configuration)
-            api_client = client.ApiClient(configuration)
-        # Fail fast and let ClusterLease retry, instead of urllib3's default retries inside one call.
-        api_client.configuration.retries = 1
-        self._client = client
-        self._api = client.CoordinationV1Api(api_client)
-        self._version = client.VersionApi(api_client)
-        self._timeout = 10
-
-    def _to_record(self, lease: Any) -> LeaseRecord:
-        spec = lease.spec
-        return LeaseRecord(
-            holder=spec.holder_identity or None,
-            duration_seconds=spec.lease_duration_seconds or 0,
-            acquire_time=spec.acquire_time,
-            renew_time=spec.renew_time,
-            transitions=spec.lease_transitions or 0,
-            resource_version=lease.metadata.resource_version,
-        )
-
-    def _body(self, record: LeaseRecord) -> Any:
-        c = self._client
-        return c.V1Lease(
-            api_version="coordination.k8s.io/v1",
-            kind="Lease",
-            metadata=c.V1ObjectMeta(
-                name=self.name,
-                namespace=self.namespace,
-                resource_version=record.resource_version,
-                labels={"app.kubernetes.io/managed-by": "deploy-manager"},
-            ),
-            spec=c.V1LeaseSpec(
-                holder_identity=record.holder,
-                lease_duration_seconds=record.duration_seconds,
-                acquire_time=record.acquire_time,
-                renew_time=record.renew_time,
-                lease_transitions=record.transitions,
-            ),
-        )
-
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
-        try:
-            return fn(*args, _request_timeout=self._timeout)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            if exc.status == 409:
-                raise LeaseConflict(f"lease {self.namespace}/{self.name} changed concurrently") from exc
-            if exc.status in (400, 401, 403, 422):
-                raise LeaseRejected(
-                    f"lease {self.namespace}/{self.name}: the API server refused it: HTTP {exc.status} {exc.reason}"
-                ) from exc
-            raise LeaseUnavailable(f"lease {self.namespace}/{self.name}: HTTP {exc.status} {exc.reason}") from exc
-        except (HTTPError, OSError) as exc:
-            raise LeaseUnavailable(f"lease {self.namespace}/{self.name}: {exc}") from exc
-
-    def get(self) -> LeaseRecord | None:
-        lease = self._call(self._api.read_namespaced_lease, self.name, self.namespace)
-        return None if lease is None else self._to_record(lease)
-
-    def create(self, record: LeaseRecord) -> LeaseRecord:
-        lease = self._call(self._api.create_namespaced_lease, self.namespace, self._body(record))
-        if lease is None:
-            raise LeaseUnavailable(f"namespace {self.namespace} not found for lease {self.name}")
-        return self._to_record(lease)
-
-    def update(self, record: LeaseRecord) -> LeaseRecord:
-        lease = self._call(self._api.replace_namespaced_lease, self.name, self.namespace, self._body(record))
-        if lease is None:
-            raise LeaseConflict(f"lease {self.namespace}/{self.name} was deleted")
-        return self._to_record(lease)
-
-    def ping(self) -> None:
-        """Raise LeaseUnavailable unless the API server answers (used by /readyz)."""
-        self._call(self._version.get_code)

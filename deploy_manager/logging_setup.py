@@ -31,16 +31,23 @@ _HANDLER_NAME = "deploy-manager-json"
 
 _run_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("dm_run_id", default=None)
 _component: contextvars.ContextVar[str | None] = contextvars.ContextVar("dm_component", default=None)
+_release: contextvars.ContextVar[str | None] = contextvars.ContextVar("dm_release", default=None)
 
 
 @contextlib.contextmanager
-def log_context(*, run_id: int | None = None, component: str | None = None) -> Iterator[None]:
-    """Attach run_id/component to every log line emitted inside the block (this thread/task only)."""
+def log_context(
+    *, run_id: int | None = None, component: str | None = None, release: str | None = None
+) -> Iterator[None]:
+    """Attach run_id/component/release to every log line emitted inside the block (this thread/task, and the
+    executor's worker threads, which run in a copy of the caller's context)."""
     run_token = _run_id.set(run_id) if run_id is not None else None
     component_token = _component.set(component) if component is not None else None
+    release_token = _release.set(release) if release is not None else None
     try:
         yield
     finally:
+        if release_token is not None:
+            _release.reset(release_token)
         if component_token is not None:
             _component.reset(component_token)
         if run_token is not None:
@@ -89,6 +96,8 @@ class ContextFilter(logging.Filter):
             record.run_id = _run_id.get()
         if getattr(record, "component", None) is None:
             record.component = _component.get()
+        if getattr(record, "release", None) is None and _release.get() is not None:
+            record.release = _release.get()  # only inside a component's step: other lines keep their fields
         return True
 
 

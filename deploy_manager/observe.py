@@ -1,4 +1,4 @@
-"""Observe what is deployed: Helm's own release records, read with one list call.
+"""Observe what is deployed: Helm's own release records (one list call) and our bootstrap Jobs (one per namespace).
 
 Helm (Secret driver) keeps one Secret per release revision, labelled owner=helm, name, version, status,
 plus the release labels we set (`deploy-manager.io/*`). Only the newest revision of each release is
@@ -16,9 +16,11 @@ import json
 from typing import Any
 
 from deploy_manager.kube.client import KubeClient
+from deploy_manager.kube.jobs import JobsApi
+from deploy_manager.kube.types import Job, Secret
+from deploy_manager.models.labels import LABEL_PREFIX
 from deploy_manager.models.observed import ObservedRelease, ReleaseId
 
-LABEL_PREFIX = "deploy-manager.io/"
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -36,8 +38,8 @@ def decode_release(data: str) -> dict[str, Any]:
     return decoded
 
 
-def newest_revisions(secrets: list[dict[str, Any]]) -> dict[ReleaseId, dict[str, Any]]:
-    newest: dict[ReleaseId, tuple[int, dict[str, Any]]] = {}
+def newest_revisions(secrets: list[Secret]) -> dict[ReleaseId, Secret]:
+    newest: dict[ReleaseId, tuple[int, Secret]] = {}
     for secret in secrets:
         meta = secret.get("metadata") or {}
         labels = meta.get("labels") or {}
@@ -51,7 +53,7 @@ def newest_revisions(secrets: list[dict[str, Any]]) -> dict[ReleaseId, dict[str,
     return {rid: s for rid, (_, s) in newest.items()}
 
 
-def to_observed(secret: dict[str, Any]) -> ObservedRelease:
+def to_observed(secret: Secret) -> ObservedRelease:
     meta = secret.get("metadata") or {}
     labels: dict[str, str] = meta.get("labels") or {}
     ours = {k[len(LABEL_PREFIX) :]: v for k, v in labels.items() if k.startswith(LABEL_PREFIX)}
@@ -78,6 +80,13 @@ def to_observed(secret: dict[str, Any]) -> ObservedRelease:
 def observe(kube: KubeClient, namespaces: list[str] | None) -> dict[ReleaseId, ObservedRelease]:
     """The newest revision of every Helm release in `namespaces` (None: every namespace)."""
     return {rid: to_observed(s) for rid, s in newest_revisions(kube.list_release_secrets(namespaces)).items()}
+
+
+def observe_jobs(kube: KubeClient, cluster: str, namespaces: list[str]) -> list[Job]:
+    """Every bootstrap Job of `cluster` in `namespaces`: one list call per namespace (label selector)."""
+    api = JobsApi(kube)
+    selector = f"{LABEL_PREFIX}cluster={cluster}"
+    return [job for ns in sorted(set(namespaces)) for job in api.list_jobs(ns, selector)]
 
 
 def cluster_releases(kube: KubeClient, cluster: str) -> list[ObservedRelease]:

@@ -14,7 +14,8 @@ Contract:
   a burst waits until no trigger came for `quiet_seconds` (at most `max_delay_seconds` after it was queued),
   so a storm of pushes costs at most two runs: the one already running and one for the storm's end state.
 - One worker thread per queue executes runs: hold the cluster Lease (other instances wait), fetch the mirror,
-  resolve, `pipeline.apply(..., run_id=...)`, refresh the releases (`pipeline.observe` -> store).
+  resolve once, `pipeline.run(..., run_id=...)` (which neither resolves again nor re-plans), and store the
+  release statuses the run returns.
 - `resolve_revision(rev)` fetches and resolves under the same git lock: the HTTP layer checks an explicit
   revision with it before calling `trigger`, so an unknown revision is refused and queues no run.
 - `poll()` fetches and triggers `poll` when the branch head moved since the last poll (and is not deployed).
@@ -32,7 +33,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -41,13 +41,14 @@ from typing import Any, Literal, Protocol
 from deploy_manager.lease import ClusterLease, LeaseRejected
 from deploy_manager.logging_setup import log_context
 from deploy_manager.metrics import ServiceMetrics
-from deploy_manager.models.errors import UnknownRevision
-from deploy_manager.models.run import RunStatus
+from deploy_manager.models.errors import QueueStopping, UnknownRevision
+from deploy_manager.models.plan import Plan
+from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
+from deploy_manager.source.git import is_full_sha
 
 log = logging.getLogger(__name__)
 
 TriggerStatus = Literal["queued", "coalesced", "ignored"]
-FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 WRITE_ACTIONS = frozenset({"install", "upgrade"})
 
 
@@ -59,22 +60,29 @@ class SourceLike(Protocol):
 class StoreLike(Protocol):
     def create_run(self, *, cluster: str, commit: str | None, trigger: str, status: str = "queued") -> int: ...
     def start_run(self, run_id: int, *, commit: str | None) -> None: ...
-    def list_runs(self, *, cluster: str | None = None, limit: int = 50) -> list[Any]: ...
-    def get_run(self, run_id: int) -> Any | None: ...
+    def list_runs(self, *, cluster: str | None = None, limit: int = 50) -> list[RunRecord]: ...
+    def get_run(self, run_id: int) -> RunRecord | None: ...
     def mark_interrupted(self) -> int: ...
-    def replace_releases(self, cluster: str, releases: list[Any]) -> None: ...
-    def list_releases(self, cluster: str) -> list[Any]: ...
-    def finish_run(self, run_id: int, status: Any, *, error: str = "", commit: str | None = None) -> None: ...
+    def replace_releases(self, cluster: str, releases: list[ReleaseStatus]) -> None: ...
+    def list_releases(self, cluster: str) -> list[ReleaseStatus]: ...
+    def finish_run(self, run_id: int, status: RunStatus, *, error: str = "", commit: str | None = None) -> None: ...
+
+
+class RunOutcomeLike(Protocol):
+    @property
+    def record(self) -> RunRecord: ...
+    @property
+    def releases(self) -> list[ReleaseStatus] | None: ...
 
 
 class PipelineLike(Protocol):
-    def apply(self, source: Any, cluster: str, rev: str, *, trigger: str, run_id: int | None = None) -> Any: ...
-    def observe(self, cluster: str, source: Any, rev: str) -> list[Any]: ...
-    def plan(self, source: Any, cluster: str, rev: str) -> Any: ...
+    """What the queue needs of the pipeline (`deploy_manager.pipeline.Pipeline`)."""
 
-
-class QueueStopping(RuntimeError):
-    """The service is shutting down and takes no new triggers (the HTTP layer answers 503)."""
+    def run(
+        self, source: Any, cluster: str, rev: str, *, trigger: str, run_id: int | None = None
+    ) -> RunOutcomeLike: ...
+    def observe(self, cluster: str, source: Any, rev: str) -> list[ReleaseStatus]: ...
+    def plan(self, source: Any, cluster: str, rev: str) -> Plan: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +197,7 @@ class RunQueue:
         """The newest run that installed or upgraded this release (for /releases)."""
         return self._release_runs.get((namespace, release))
 
-    def _note_release_runs(self, run: Any) -> None:
+    def _note_release_runs(self, run: RunRecord) -> None:
         for step in run.steps:
             if step.action in WRITE_ACTIONS:
                 self._release_runs[(step.namespace, step.release)] = run.id
@@ -204,7 +212,7 @@ class RunQueue:
                 self._deployed = run.commit
                 self._last_run_id = run.id
                 with contextlib.suppress(TypeError, ValueError):  # the gauge survives a restart
-                    self.metrics.last_success.set(dt.datetime.fromisoformat(run.finished_at).timestamp())
+                    self.metrics.last_success.set(dt.datetime.fromisoformat(run.finished_at or "").timestamp())
                 return
 
     # ---- triggers ----------------------------------------------------------------------------------------
@@ -213,7 +221,7 @@ class RunQueue:
         self, kind: str, *, rev: str | None = None, commit: str | None = None, force: bool = False
     ) -> TriggerResult:
         """Enqueue (or coalesce) a run; see the module docstring. Never blocks on a run."""
-        if rev is not None and FULL_SHA.match(rev) and commit is None:
+        if rev is not None and is_full_sha(rev) and commit is None:
             commit = rev
         with self._cond:
             if self._stopping.is_set():
@@ -454,22 +462,24 @@ class RunQueue:
             return "failed"
         request.resolved = commit
         log.info("run started", extra={"commit": commit, "trigger": request.trigger})
-        try:
-            record = self.pipeline.apply(
+        try:  # the commit is resolved: the run does not resolve it again
+            result = self.pipeline.run(
                 self.source, self.cluster, commit, trigger=request.trigger, run_id=request.run_id
             )
         except Exception as exc:
-            # The pipeline records its own pre-flight failures before raising; only fill in what it did not.
+            # The run records its own pre-flight failures before raising; only fill in what it did not.
             log.error("run failed: %s", exc)
             self._fail(request.run_id, f"{type(exc).__name__}: {exc}")
             return "failed"
+        record = result.record
         status = _status_value(record.status)
         self._note_release_runs(record)
-        self.releases_version += 1  # the pipeline refreshed the stored releases if it wrote any
         if status == "succeeded":
             self._deployed, self._last_run_id = commit, request.run_id
-        try:
-            self.refresh_releases()
-        except Exception:
-            log.exception("refreshing releases after the run failed")
+        if result.releases is not None:  # the run's own view after it: no second observe or plan
+            try:
+                self.store.replace_releases(self.cluster, result.releases)
+            except Exception:
+                log.exception("storing the releases after the run failed")
+        self.releases_version += 1
         return status

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from deploy_manager.lease import LeaseConflict, LeaseRecord
 from deploy_manager.models.plan import Action, ActionKind, Plan, Reason
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepRecord, StepStatus
+from deploy_manager.run import RunOutcome
 from deploy_manager.store.sqlite import RunStore
 
 WEBHOOK_SECRET = "test-webhook-secret-0123"
@@ -118,6 +119,11 @@ class StandInPipeline:
         record = self.store.get_run(run_id)
         assert record is not None
         return record
+
+    def run(self, source: Any, cluster: str, rev: str, *, trigger: str, run_id: int | None = None) -> RunOutcome:
+        """Like the real pipeline's: the run's record and the releases after it (the caller stores them)."""
+        record = self.apply(source, cluster, rev, trigger=trigger, run_id=run_id)
+        return RunOutcome(record, self.store.list_releases(cluster))
 
     def observe(self, cluster: str, source: Any, rev: str) -> list[ReleaseStatus]:
         return self.store.list_releases(cluster)

@@ -34,8 +34,9 @@ from deploy_manager.api.deps import AppContext, Redactor
 from deploy_manager.config import Settings
 from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
 from deploy_manager.metrics import ServiceMetrics
+from deploy_manager.models.errors import QueueStopping
 from deploy_manager.scheduler import ServiceScheduler
-from deploy_manager.service import PipelineLike, QueueStopping, RunQueue, SourceLike, StoreLike
+from deploy_manager.service import PipelineLike, RunQueue, SourceLike, StoreLike
 
 log = logging.getLogger(__name__)
 
@@ -76,35 +77,6 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-def build_pipeline(settings: Settings, store: Any, metrics: ServiceMetrics) -> tuple[PipelineLike, Callable[[], None]]:
-    """The real Pipeline and a readiness probe of its Kubernetes API."""
-    from deploy_manager.bootstrap.engine import BootstrapEngine
-    from deploy_manager.helm.runner import HelmResult, HelmRunner
-    from deploy_manager.kube.client import KubeClient
-    from deploy_manager.pipeline import Pipeline
-
-    class MeteredHelmRunner(HelmRunner):
-        """Times every helm command for the `deploy_manager_helm_command_duration_seconds` histogram."""
-
-        def run(self, args: list[str], **kwargs: Any) -> HelmResult:
-            timer = metrics.helm_duration.labels(args[0] if args else "helm").time()
-            with timer:
-                return super().run(args, **kwargs)
-
-    kube = KubeClient(kubeconfig=settings.kubeconfig, context=settings.kube_context)
-    helm = MeteredHelmRunner(settings.helm_bin, kubeconfig=settings.kubeconfig, kube_context=settings.kube_context)
-    # Wired like the CLI's pipeline (commands/core_cmds.py): bootstrap steps run as Jobs around each upgrade.
-    pipeline = Pipeline(
-        helm=helm,
-        kube=kube,
-        store=store,
-        max_parallel=settings.max_parallel,
-        hook=BootstrapEngine(helm=helm, kube=kube, store=store),
-        cache_dir=settings.state_dir / "charts",
-    )
-    return pipeline, kube.ping
-
-
 def build_lease(settings: Settings) -> tuple[ClusterLease, Callable[[], None]]:
     backend = KubernetesLeaseBackend(
         name=settings.effective_lease_name,
@@ -138,8 +110,18 @@ def create_app(
 
         store = RunStore(settings.db_path)
     if pipeline is None:
-        pipeline, ping = build_pipeline(settings, store, metrics)
-        kube_ping = kube_ping or ping
+        from deploy_manager.wiring import build_pipeline
+
+        real = build_pipeline(  # wired like the CLI's
+            helm_bin=settings.helm_bin,
+            kubeconfig=settings.kubeconfig,
+            kube_context=settings.kube_context,
+            store=store,  # type: ignore[arg-type]  # the real pipeline is only built over the real store
+            state_dir=settings.state_dir,
+            max_parallel=settings.max_parallel,
+            metrics=metrics,
+        )
+        pipeline, kube_ping = real, kube_ping or real.kube.ping
     if lease is AUTO:
         if settings.kubeconfig is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
             # Only reachable with a caller-supplied pipeline: the real one needs a cluster config too.

@@ -1,13 +1,15 @@
-"""Map the pipeline's internal records (`deploy_manager.models`) to the public API models (`api/schemas.py`)."""
+"""Map the pipeline's typed records (`deploy_manager.models`: RunRecord, Plan, ReleaseStatus) to the public API
+models (`api/schemas.py`). The inputs are typed: nothing is coerced by guesswork."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 from collections.abc import Callable
-from typing import Any
 
 from deploy_manager.api.schemas import ActionOut, PlanOut, ReasonOut, ReleaseOut, RunDetailOut, RunOut, StepOut
+from deploy_manager.models.plan import Plan, Reason
+from deploy_manager.models.run import ReleaseStatus, RunRecord
 
 # helm's own time format: "2026-11-24 20:11:24.123456789 +0000 UTC"
 _HELM_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.(\d+))?\s*([+-]\d{2}:?\d{2}|Z)?")
@@ -29,16 +31,12 @@ def parse_time(value: str | None) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def _value(x: Any) -> str:
-    return str(getattr(x, "value", x))
-
-
 def healthy(status: str, state: str) -> bool:
     """Deployed by helm and not changed behind our back (out-of-sync only means a newer commit waits)."""
     return status == "deployed" and state not in ("drifted", "failed", "locked")
 
 
-def release_out(r: Any, last_run_id: int | None) -> ReleaseOut:
+def release_out(r: ReleaseStatus, last_run_id: int | None) -> ReleaseOut:
     return ReleaseOut(
         component=r.component,
         release=r.release,
@@ -57,8 +55,8 @@ def release_out(r: Any, last_run_id: int | None) -> ReleaseOut:
     )
 
 
-def _reasons(reasons: Any) -> list[ReasonOut]:
-    return [ReasonOut(code=r.code, message=r.message, paths=list(r.paths)) for r in reasons or ()]
+def _reasons(reasons: tuple[Reason, ...]) -> list[ReasonOut]:
+    return [ReasonOut(code=r.code, message=r.message, paths=list(r.paths)) for r in reasons]
 
 
 Redact = Callable[[str | None], str | None]
@@ -68,13 +66,13 @@ def _same(text: str | None) -> str | None:
     return text
 
 
-def run_out(run: Any, redact: Redact = _same) -> RunOut:
+def run_out(run: RunRecord, redact: Redact = _same) -> RunOut:
     return RunOut(
         id=run.id,
         cluster=run.cluster,
         trigger=run.trigger,
         commit=run.commit,
-        status=_value(run.status),  # type: ignore[arg-type]
+        status=run.status.value,
         created_at=parse_time(run.created_at),
         started_at=parse_time(run.started_at),
         finished_at=parse_time(run.finished_at),
@@ -82,14 +80,14 @@ def run_out(run: Any, redact: Redact = _same) -> RunOut:
     )
 
 
-def run_detail_out(run: Any, redact: Redact = _same) -> RunDetailOut:
+def run_detail_out(run: RunRecord, redact: Redact = _same) -> RunDetailOut:
     steps = [
         StepOut(
             component=s.component,
             release=s.release,
             namespace=s.namespace,
             action=s.action,
-            status=_value(s.status),
+            status=s.status.value,
             reasons=[r.message for r in s.reasons],
             reason_details=_reasons(s.reasons),
             helm_revision=s.helm_revision,
@@ -105,7 +103,7 @@ def run_detail_out(run: Any, redact: Redact = _same) -> RunDetailOut:
     return RunDetailOut(**run_out(run, redact).model_dump(), steps=steps)
 
 
-def plan_out(plan: Any, rev: str) -> PlanOut:
+def plan_out(plan: Plan, rev: str) -> PlanOut:
     return PlanOut(
         cluster=plan.cluster,
         rev=rev,
@@ -115,10 +113,10 @@ def plan_out(plan: Any, rev: str) -> PlanOut:
                 component=a.component,
                 release=a.release,
                 namespace=a.namespace,
-                action=_value(a.action),
+                action=a.action.value,
                 reasons=[r.message for r in a.reasons],
                 reason_details=_reasons(a.reasons),
-                state=_value(a.state),
+                state=a.state.value,
                 needs=list(a.needs),
                 wave=a.wave,
                 digest=a.digest,

@@ -16,32 +16,43 @@ A failed step raises `BootstrapStepFailed` (carrying the log tail): the executor
 failed, the helm upgrade after it does not run, and its dependents are blocked. A re-apply starts from
 the failed step, since the earlier ones are skipped by digest.
 
-`refine_plan` (the `PlanRefiningHook` side) plans an in-sync component again when one of its steps has
-no completed Job, e.g. an `after` step that failed once helm had written the release.
+It only acts: what each step needs (done, running, failed, new, always) is decided by the pure
+`planner.bootstrap.step_state` from the Jobs the run's snapshot read (one list call per namespace), and
+the plan already upgrades an in-sync component whose steps have not all completed. Steps are reported
+through `HookContext.emit`; the run owner records them.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from deploy_manager.bootstrap import manifests as m
 from deploy_manager.bootstrap.etc import render_etc
-from deploy_manager.bootstrap.status import incomplete_steps, with_incomplete_bootstrap
+from deploy_manager.clock import now
 from deploy_manager.desired.bootstrap import resolve_image
 from deploy_manager.desired.values import secret_values
 from deploy_manager.helm.runner import HelmRunner, redact, tail
 from deploy_manager.kube.client import KubeClient
-from deploy_manager.kube.jobs import JobsApi, KubeConflict
-from deploy_manager.models.desired import BootstrapStep, DesiredCluster, DesiredComponent
-from deploy_manager.models.errors import ConfigError, DeployManagerError, KubeUnavailable
-from deploy_manager.models.plan import ActionKind, Plan, Reason
+from deploy_manager.kube.jobs import JobsApi
+from deploy_manager.kube.types import Job
+from deploy_manager.models.desired import BootstrapStep, DesiredComponent
+from deploy_manager.models.errors import (
+    ConfigError,
+    DeployManagerError,
+    KubeConflict,
+    KubeError,
+    KubeUnavailable,
+    PermanentError,
+)
+from deploy_manager.models.plan import Reason, StepState
 from deploy_manager.models.run import StepRecord, StepStatus
+from deploy_manager.planner.bootstrap import step_jobs, step_state
 from deploy_manager.reconcile.hooks import HookContext, HookPhase
-from deploy_manager.store.sqlite import RunStore, now
+from deploy_manager.store.sqlite import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +65,7 @@ MSG_ALWAYS = "always: true"
 MSG_ADOPT = "Job {job} with this step's digest was still running: waiting for it"
 
 
-class BootstrapStepFailed(DeployManagerError):
+class BootstrapStepFailed(PermanentError):
     """A step's Job failed or timed out; `output_tail` is its pod's log tail (secrets redacted)."""
 
     def __init__(self, message: str, *, output_tail: str = "", job: str = "") -> None:
@@ -82,6 +93,9 @@ class Outcome:
 
 
 class BootstrapEngine:
+    # The run's snapshot must hold the cluster's bootstrap Jobs for this hook (see Pipeline._run).
+    reads_jobs = True
+
     def __init__(
         self,
         *,
@@ -93,7 +107,7 @@ class BootstrapEngine:
     ) -> None:
         self.helm = helm
         self.api = JobsApi(kube)
-        self.store = store
+        self.store = store  # unused: the run owner records the steps this engine reports (kept for callers)
         self.history = max(1, history)
         self.backoff = backoff
 
@@ -109,29 +123,25 @@ class BootstrapEngine:
             return
         cluster = ctx.cluster.name
         secrets = secret_values(comp.values, comp.secret_paths)
-        jobs = self.api.list_jobs(comp.namespace, m.component_selector(cluster, comp.name))
         prepared = False
         etc: str | None = None
         for step in steps:
             started, t0 = now(), time.monotonic()
-            mine = [j for j in jobs if _labels(j).get(m.LABEL_STEP) == step.name]
-            same = [j for j in mine if _labels(j).get(m.LABEL_DIGEST) == m.digest_label(step.digest)]
-            done = [j for j in same if m.job_complete(j)]
-            if done and not step.always:
-                job = _name(max(done, key=m.creation_key))
+            # The run's snapshot holds this component's Jobs; the decision is the planner's (pure).
+            mine = step_jobs(ctx.jobs, cluster, comp.name, step.name)
+            state, job = step_state(step, mine)
+            if state is StepState.done:
                 self._record(ctx, step, StepStatus.skipped, started, t0, Reason("step_done", MSG_DONE.format(job=job)))
                 log.info("cluster=%s component=%s step=%s skipped: %s done", cluster, comp.name, step.name, job)
                 continue
-            running = [j for j in same if not m.job_finished(j)]
-            if running and not step.always:
-                job = _name(running[0])
+            if state is StepState.running:
                 reason = Reason("step_running", MSG_ADOPT.format(job=job))
             else:
                 if not prepared:
                     self.api.ensure_namespace(comp.namespace)
                     etc = self._ensure_etc(ctx, secrets)
                     prepared = True
-                job, reason = self._start(ctx, step, images[step.name], etc, mine, same)
+                job, reason = self._start(ctx, step, state, images[step.name], etc, mine)
             log.info("cluster=%s component=%s step=%s job=%s: %s", cluster, comp.name, step.name, job, reason.message)
             outcome = self._wait(comp, step, job, secrets)
             status = StepStatus.succeeded if outcome.ok else StepStatus.failed
@@ -143,17 +153,6 @@ class BootstrapEngine:
                     output_tail=outcome.log_tail,
                     job=job,
                 )
-
-    # -- planning -------------------------------------------------------------------------------------
-    def refine_plan(self, desired: DesiredCluster, plan: Plan) -> Plan:
-        """Plan an upgrade for in-sync components whose steps have not all completed (one list per namespace)."""
-        quiet = {a.component for a in plan.actions if a.action is ActionKind.none}
-        namespaces = sorted({c.namespace for n, c in desired.components.items() if n in quiet and c.bootstrap})
-        if not namespaces:
-            return plan
-        selector = f"{m.LABEL_CLUSTER}={desired.name}"
-        jobs = [job for ns in namespaces for job in self.api.list_jobs(ns, selector)]
-        return with_incomplete_bootstrap(plan, incomplete_steps(desired, jobs))
 
     # -- steps ----------------------------------------------------------------------------------------
     def _image(self, ctx: HookContext, step: BootstrapStep) -> str:
@@ -201,22 +200,23 @@ class BootstrapEngine:
         self,
         ctx: HookContext,
         step: BootstrapStep,
+        state: StepState,
         image: str,
         etc: str | None,
-        mine: list[dict[str, Any]],
-        same: list[dict[str, Any]],
+        mine: list[Job],
     ) -> tuple[str, Reason]:
         comp = ctx.component
         sequence: int | None = None
+        same = [j for j in mine if _labels(j).get(m.LABEL_DIGEST) == m.digest_label(step.digest)]
         failed = [j for j in same if m.job_failed(j)]
-        if step.always:
+        if state is StepState.always:
             sequence = 1 + max((_sequence(j) for j in mine), default=0)
             reason = Reason("step_always", MSG_ALWAYS)
-        elif failed:
+        elif state is StepState.failed:
             reason = Reason("step_retry", MSG_RETRY.format(job=_name(failed[0])))
         else:
             reason = Reason("step_new", MSG_NEW)
-        if not step.always:
+        if state is not StepState.always:
             for job in failed:  # same digest, same name: the failed Job must go before its retry
                 self.api.delete_job(comp.namespace, _name(job))
             mine[:] = [j for j in mine if j not in failed]
@@ -237,7 +237,7 @@ class BootstrapEngine:
         )
         created = self._create_job(comp.namespace, body)
         self._script(comp.namespace, name, m.script_configmap(name, created, step.rendered))
-        mine.append(created)
+        mine.append(cast(Job, created))
         return name, reason
 
     def _script(self, namespace: str, job: str, body: dict[str, Any]) -> None:
@@ -299,12 +299,12 @@ class BootstrapEngine:
                 return "", None
             pod = max(pods, key=m.creation_key)
             text = self.api.pod_log(namespace, _name(pod), tail_lines=LOG_LINES)
-        except KubeUnavailable as exc:
+        except KubeError as exc:  # the log is best effort: a pod already gone (404) or an API blip
             log.warning("Job %s/%s: no log: %s", namespace, _name(job), exc)
             return "", None
         return redact(tail(text, LOG_LINES), secrets), _exit_code(pod)
 
-    def _prune(self, namespace: str, step: BootstrapStep, mine: list[dict[str, Any]], *, keep: str) -> None:
+    def _prune(self, namespace: str, step: BootstrapStep, mine: list[Job], *, keep: str) -> None:
         """Keep the newest `history` Jobs of this step (the current one always); delete the rest."""
         others = sorted((j for j in mine if _name(j) != keep), key=m.creation_key, reverse=True)
         for job in others[self.history - 1 :]:
@@ -321,11 +321,10 @@ class BootstrapEngine:
         reason: Reason,
         outcome: Outcome | None = None,
     ) -> None:
-        if self.store is None or ctx.run_id is None:
+        if ctx.emit is None:
             return
         comp = ctx.component
-        self.store.add_step(
-            ctx.run_id,
+        ctx.emit(
             StepRecord(
                 component=comp.name,
                 release=comp.release,
@@ -343,15 +342,15 @@ class BootstrapEngine:
         )
 
 
-def _labels(obj: dict[str, Any]) -> dict[str, str]:
+def _labels(obj: Mapping[str, Any]) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
 
 
-def _name(obj: dict[str, Any]) -> str:
+def _name(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
 
 
-def _sequence(job: dict[str, Any]) -> int:
+def _sequence(job: Mapping[str, Any]) -> int:
     raw = _labels(job).get(m.LABEL_SEQUENCE, "0")
     return int(raw) if raw.isdigit() else 0
 

@@ -15,13 +15,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from deploy_manager.models.desired import BootstrapStep, DesiredComponent
+from deploy_manager.models.labels import LABEL_PREFIX
 
 Obj = dict[str, Any]
+Readable = Mapping[str, Any]  # a payload as read (a dict or a kube.types TypedDict)
 
-LABEL_PREFIX = "deploy-manager.io/"
 LABEL_CLUSTER = LABEL_PREFIX + "cluster"
 LABEL_COMPONENT = LABEL_PREFIX + "component"
 LABEL_STEP = LABEL_PREFIX + "step"
@@ -174,33 +176,33 @@ def etc_secret(name: str, namespace: str, cluster: str, component: str, data: di
 
 
 # -- reading Job status ---------------------------------------------------------------------------------
-def _condition(job: Obj, kind: str) -> bool:
+def _condition(job: Readable, kind: str) -> bool:
     for cond in (job.get("status") or {}).get("conditions") or []:
         if cond.get("type") == kind and cond.get("status") == "True":
             return True
     return False
 
 
-def job_complete(job: Obj) -> bool:
+def job_complete(job: Readable) -> bool:
     return _condition(job, "Complete")
 
 
-def job_failed(job: Obj) -> bool:
+def job_failed(job: Readable) -> bool:
     return _condition(job, "Failed")
 
 
-def job_finished(job: Obj) -> bool:
+def job_finished(job: Readable) -> bool:
     return job_complete(job) or job_failed(job)
 
 
-def job_failure_message(job: Obj) -> str:
+def job_failure_message(job: Readable) -> str:
     for cond in (job.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Failed" and cond.get("status") == "True":
             return f"{cond.get('reason') or 'Failed'}: {cond.get('message') or ''}".rstrip(": ")
     return "failed"
 
 
-def creation_key(obj: Obj) -> tuple[str, int, str]:
+def creation_key(obj: Readable) -> tuple[str, int, str]:
     """Oldest first: creationTimestamp (second resolution), then resourceVersion, then name."""
     meta = obj.get("metadata") or {}
     rv = str(meta.get("resourceVersion") or "0")

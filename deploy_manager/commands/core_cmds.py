@@ -77,20 +77,14 @@ def _source(repo: str, state_dir: Path | None) -> GitSource:
 
 
 def _pipeline(kubeconfig: Path | None, kube_context: str | None, state_dir: Path | None, helm_bin: str) -> Pipeline:
-    from deploy_manager.bootstrap.engine import BootstrapEngine
-    from deploy_manager.helm.runner import HelmRunner
-    from deploy_manager.kube.client import KubeClient
-    from deploy_manager.pipeline import Pipeline
+    from deploy_manager.wiring import build_pipeline
 
-    helm = HelmRunner(helm_bin, kubeconfig=kubeconfig, kube_context=kube_context)
-    kube = KubeClient(kubeconfig=kubeconfig, context=kube_context)
-    store = _store(state_dir)
-    return Pipeline(
-        helm=helm,
-        kube=kube,
-        store=store,
-        hook=BootstrapEngine(helm=helm, kube=kube, store=store),
-        cache_dir=_state_dir(state_dir) / "charts",
+    return build_pipeline(
+        helm_bin=helm_bin,
+        kubeconfig=kubeconfig,
+        kube_context=kube_context,
+        store=_store(state_dir),
+        state_dir=_state_dir(state_dir),
     )
 
 

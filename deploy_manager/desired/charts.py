@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from deploy_manager.desired.values import sha256_hex
 from deploy_manager.desired.yamlio import load_yaml
 from deploy_manager.models.errors import ChartError, ConfigError
-from deploy_manager.source.git import GitSource, resolve_link
+from deploy_manager.source.git import GitSource, is_full_sha, resolve_link
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ def _norm(path: str) -> str | None:
 def chart_info(source: GitSource, commit: str, path: str) -> ChartInfo:
     """Name, version and digest of the chart at `path` (memoised per commit: commits are immutable)."""
     path = _norm(path) or path
-    commit = source.resolve(commit)  # a sha stays itself; a branch name must not become a cache key
+    if not is_full_sha(commit):  # a branch name must not become a cache key
+        commit = source.resolve(commit)
     return source.memo(("chart_info", commit, path), lambda: _chart_info(source, commit, path, frozenset()))
 
 

@@ -13,7 +13,7 @@ import yaml
 from deploy_manager.models.errors import ConfigError
 
 # libyaml's parser when available (several times faster); the resolver and constructor stay Python.
-_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Loader(_Base):  # type: ignore[misc,valid-type]
@@ -35,7 +35,7 @@ def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) 
                 "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
             )
         seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
+    return dict(loader.construct_mapping(node, deep=deep))
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)

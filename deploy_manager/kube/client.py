@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import urllib3
 from kubernetes import client as k8s
@@ -17,7 +17,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from deploy_manager.models.errors import KubeUnavailable
+from deploy_manager.kube.types import Secret
+from deploy_manager.models.errors import KubeUnavailable, kube_error_for
 
 HELM_SECRET_SELECTOR = "owner=helm"
 _TIMEOUT = (5, 60)  # connect, read (seconds)
@@ -27,11 +28,13 @@ class KubeClient:
     def __init__(self, *, kubeconfig: Path | None = None, context: str | None = None) -> None:
         try:
             if kubeconfig is None and context is None and _in_cluster():
-                k8s_config.load_incluster_config()
+                k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
                 self.api_client = k8s.ApiClient()
             else:
                 path = str(kubeconfig) if kubeconfig is not None else None
-                self.api_client = k8s_config.new_client_from_config(config_file=path, context=context)
+                self.api_client = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+                    config_file=path, context=context
+                )
         except (ConfigException, OSError, TypeError) as exc:
             where = kubeconfig or "~/.kube/config"
             raise KubeUnavailable(f"cannot load kubeconfig {where}: {exc}") from exc
@@ -46,18 +49,19 @@ class KubeClient:
         return str(self.api_client.configuration.host)
 
     def close(self) -> None:
-        self.api_client.close()
+        self.api_client.close()  # type: ignore[no-untyped-call]
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             resp = fn(*args, _preload_content=False, _request_timeout=_TIMEOUT, **kwargs)
             return json.loads(resp.data)
         except ApiException as exc:
-            raise KubeUnavailable(f"{what}: Kubernetes API {self.host} answered {exc.status} {exc.reason}") from exc
+            kind = kube_error_for(exc.status)  # a 403 or 422 is permanent: retrying cannot fix it
+            raise kind(f"{what}: Kubernetes API {self.host} answered {exc.status} {exc.reason}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise KubeUnavailable(f"{what}: cannot reach the Kubernetes API at {self.host}: {_short(exc)}") from exc
 
-    def list_release_secrets(self, namespaces: list[str] | None) -> list[dict[str, Any]]:
+    def list_release_secrets(self, namespaces: list[str] | None) -> list[Secret]:
         """Every Helm release Secret (all revisions) in `namespaces` (None: all), with ONE list call.
 
         One namespace: a namespaced list; several: a cluster-wide list filtered here, which is still one
@@ -68,9 +72,9 @@ class KubeClient:
             data = self._call(
                 what, self.core.list_namespaced_secret, namespaces[0], label_selector=HELM_SECRET_SELECTOR
             )
-            return list(data.get("items") or [])
+            return cast(list[Secret], list(data.get("items") or []))
         data = self._call(what, self.core.list_secret_for_all_namespaces, label_selector=HELM_SECRET_SELECTOR)
-        items = list(data.get("items") or [])
+        items = cast(list[Secret], list(data.get("items") or []))
         if namespaces is None:
             return items
         wanted = set(namespaces)

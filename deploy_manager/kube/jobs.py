@@ -1,33 +1,29 @@
 """`JobsApi`: the Kubernetes calls the bootstrap engine makes (Jobs, their ConfigMaps/Secrets, pod logs).
 
 Raw JSON in and out (`_preload_content=False`), like `KubeClient`. Errors are typed by what the caller
-does next: `KubeNotFound` (404: absent, a normal answer for get/delete), `KubeConflict` (409: exists
-already), `KubeUnavailable` for everything else (with the API server address in the message).
+does next (classes from `models.errors`): `KubeNotFound` (404: absent, a normal answer for get/delete),
+`KubeConflict` (409: exists already), `KubeRejected` (another 4xx: permanent), `KubeUnavailable` (unreachable,
+5xx, 429: temporary), with the API server address in the message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from typing import Any, cast
 
 import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from deploy_manager.kube.client import KubeClient
-from deploy_manager.models.errors import KubeUnavailable
+from deploy_manager.kube.types import Job
+from deploy_manager.models.errors import KubeConflict, KubeNotFound, KubeUnavailable, kube_error_for
+
+__all__ = ["JobsApi", "KubeConflict", "KubeNotFound"]
 
 Obj = dict[str, Any]
 _TIMEOUT = (5, 60)  # connect, read (seconds)
-
-
-class KubeNotFound(KubeUnavailable):
-    temporary = False
-
-
-class KubeConflict(KubeUnavailable):
-    """The object exists already (create), or changed under us (update)."""
 
 
 class JobsApi:
@@ -40,7 +36,7 @@ class JobsApi:
         try:
             return fn(*args, _preload_content=False, _request_timeout=_TIMEOUT, **kwargs)
         except ApiException as exc:
-            kind = {404: KubeNotFound, 409: KubeConflict}.get(exc.status or 0, KubeUnavailable)
+            kind = kube_error_for(exc.status)
             raise kind(f"{what}: Kubernetes API {self.kube.host} answered {exc.status} {exc.reason}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             reason = str(getattr(exc, "reason", None) or exc).splitlines()[0][:200]
@@ -51,11 +47,11 @@ class JobsApi:
         return data if isinstance(data, dict) else {}
 
     # -- Jobs -----------------------------------------------------------------------------------------
-    def list_jobs(self, namespace: str, selector: str) -> list[Obj]:
+    def list_jobs(self, namespace: str, selector: str) -> list[Job]:
         data = self._json(
             f"listing Jobs in {namespace}", self.batch.list_namespaced_job, namespace, label_selector=selector
         )
-        return list(data.get("items") or [])
+        return cast(list[Job], list(data.get("items") or []))
 
     def get_job(self, namespace: str, name: str) -> Obj | None:
         try:

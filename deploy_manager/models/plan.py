@@ -40,6 +40,29 @@ class Reason:
         return cls(code=str(data["code"]), message=str(data["message"]), paths=tuple(data.get("paths", ())))
 
 
+class StepState(enum.StrEnum):
+    """What the cluster's Jobs say about one bootstrap step at its current digest (planner/bootstrap.py)."""
+
+    done = "done"  # a Job with this digest completed: skip it
+    running = "running"  # a Job with this digest is still running (a run died mid-step): wait for it
+    failed = "failed"  # a Job with this digest failed: delete it and run the step again
+    new = "new"  # no Job with this digest: run the step
+    always = "always"  # `always: true`: run it on every write of the component
+
+
+@dataclass(frozen=True)
+class BootstrapStepPlan:
+    """One bootstrap step the plan will run (or skip) around its component's helm write."""
+
+    step: str
+    when: str  # before | after
+    state: StepState
+    job: str = ""  # the Job the state was read from (done/running/failed), if any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "when": self.when, "state": self.state.value, "job": self.job}
+
+
 @dataclass(frozen=True)
 class Action:
     component: str
@@ -52,6 +75,7 @@ class Action:
     wave: int = 0
     digest: str = ""
     revision: int | None = None  # the deployed revision the plan saw
+    bootstrap: tuple[BootstrapStepPlan, ...] = ()  # the component's bootstrap steps, as the Jobs show them
 
     @property
     def writes(self) -> bool:
@@ -70,6 +94,7 @@ class Action:
             "needs": list(self.needs),
             "wave": self.wave,
             "digest": self.digest,
+            **({"bootstrap": [s.to_dict() for s in self.bootstrap]} if self.bootstrap else {}),
         }
 
 

@@ -10,14 +10,30 @@ for a leaf.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from deploy_manager.clock import now
 from deploy_manager.models.plan import Action, ActionKind, Plan, Reason
 from deploy_manager.models.run import StepRecord, StepStatus
-from deploy_manager.store.sqlite import now
+from deploy_manager.reconcile.step import MSG_NEED_FAILED, RunContext, StepKind
+from deploy_manager.reconcile.upgrade import upgrade
 
-MSG_NEED_FAILED = "needs {need}, which {verb}"
+# The step kind of each action that writes. `none` and `blocked` are settled here without a step kind.
+STEP_KINDS: dict[ActionKind, StepKind] = {
+    ActionKind.install: upgrade,
+    ActionKind.upgrade: upgrade,
+}
+
+
+def dispatch(ctx: RunContext) -> Callable[[Action], StepRecord]:
+    """One action -> its step kind's StepRecord, within the run's context."""
+
+    def run(action: Action) -> StepRecord:
+        return STEP_KINDS[action.action](action, ctx)
+
+    return run
 
 
 def _passive(action: Action, status: StepStatus, extra: tuple[Reason, ...] = ()) -> StepRecord:
@@ -106,7 +122,8 @@ def execute(
                     elif len(running) >= slots:
                         continue  # ready, but wait for a slot: a longer chain may become ready first
                     else:
-                        running[pool.submit(run_action, action)] = name
+                        # The worker thread carries the caller's log context (run id, cluster).
+                        running[pool.submit(contextvars.copy_context().run, run_action, action)] = name
                     del pending[name]
                     progressed = True
             if not running:

@@ -8,11 +8,14 @@ message is recorded on the step. Hooks run only for components whose action writ
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
+from deploy_manager.kube.types import Job
 from deploy_manager.models.desired import DesiredCluster, DesiredComponent
-from deploy_manager.models.plan import Action, Plan
+from deploy_manager.models.plan import Action
+from deploy_manager.models.run import StepRecord
 
 
 class HookPhase(enum.StrEnum):
@@ -27,14 +30,9 @@ class HookContext:
     action: Action
     run_id: int | None
     chart: str = ""  # what helm is given as the chart: a local directory or a remote reference
+    jobs: tuple[Job, ...] = ()  # the run snapshot's bootstrap Jobs of this component
+    emit: Callable[[StepRecord], None] | None = None  # reports a sub-step to the run owner (which records it)
 
 
 class ComponentHook(Protocol):
     def __call__(self, phase: HookPhase, ctx: HookContext) -> None: ...
-
-
-@runtime_checkable
-class PlanRefiningHook(ComponentHook, Protocol):
-    """A hook that also knows state the release records do not show (e.g. a failed `after` step)."""
-
-    def refine_plan(self, desired: DesiredCluster, plan: Plan) -> Plan: ...

@@ -1,4 +1,4 @@
-"""One component's write: hooks before, `helm upgrade --install` with our release labels, hooks after.
+"""Step kind `install` / `upgrade`: bootstrap before, `helm upgrade --install` with our release labels, after.
 
 Returns a StepRecord whatever happens; the helm revision recorded for a failure is the one the release
 record shows, so the history agrees with `helm ls`.
@@ -7,18 +7,19 @@ record shows, so the history agrees with `helm ls`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
+from deploy_manager.clock import now
 from deploy_manager.desired.values import secret_values
-from deploy_manager.helm.runner import HelmError, HelmRunner
+from deploy_manager.helm.runner import HelmError
+from deploy_manager.logging_setup import log_context
 from deploy_manager.models.desired import DesiredCluster, DesiredComponent
 from deploy_manager.models.errors import DeployManagerError
+from deploy_manager.models.labels import LABEL_PREFIX
 from deploy_manager.models.plan import Action, ActionKind
 from deploy_manager.models.run import StepRecord, StepStatus
-from deploy_manager.reconcile.hooks import ComponentHook, HookContext, HookPhase
-from deploy_manager.store.sqlite import now
-
-LABEL_PREFIX = "deploy-manager.io/"
+from deploy_manager.reconcile.bootstrap import run_phase
+from deploy_manager.reconcile.hooks import HookPhase
+from deploy_manager.reconcile.step import RunContext
 
 
 def release_labels(cluster: DesiredCluster, comp: DesiredComponent, *, upgrade: bool = True) -> dict[str, str]:
@@ -38,64 +39,16 @@ def release_labels(cluster: DesiredCluster, comp: DesiredComponent, *, upgrade: 
     return {LABEL_PREFIX + k: v for k, v in labels.items()}
 
 
-@dataclass
-class ReleaseWriter:
-    helm: HelmRunner
-    cluster: DesiredCluster
-    charts: dict[str, str]  # component -> chart dir (local) or chart ref (remote)
-    hook: ComponentHook | None = None
-    run_id: int | None = None
+def upgrade(action: Action, ctx: RunContext) -> StepRecord:
+    """Install or upgrade one component: bootstrap `before` steps, `helm upgrade --install`, `after` steps."""
+    comp = ctx.cluster.components[action.component]
+    started, t0 = now(), time.monotonic()
+    secrets = secret_values(comp.values, comp.secret_paths)
+    revision: int | None = None
+    exit_code: int | None = None
+    tail = ""
 
-    def __call__(self, action: Action) -> StepRecord:
-        comp = self.cluster.components[action.component]
-        ctx = HookContext(
-            cluster=self.cluster, component=comp, action=action, run_id=self.run_id, chart=self.charts[comp.name]
-        )
-        started, t0 = now(), time.monotonic()
-        secrets = secret_values(comp.values, comp.secret_paths)
-        revision: int | None = None
-        exit_code: int | None = None
-        tail = ""
-        try:
-            if self.hook is not None:
-                self.hook(HookPhase.before, ctx)
-            result = self.helm.upgrade_install(
-                release=comp.release,
-                namespace=comp.namespace,
-                chart=self.charts[comp.name],
-                values=comp.values,
-                labels=release_labels(self.cluster, comp, upgrade=action.action is ActionKind.upgrade),
-                timeout=comp.timeout,
-                version=comp.chart.version,
-                repo=comp.chart.repo,
-                secrets=secrets,
-            )
-            revision, exit_code, tail = result.revision, result.exit_code, result.output_tail
-            if self.hook is not None:
-                self.hook(HookPhase.after, ctx)
-        except HelmError as exc:
-            return self._step(
-                action, StepStatus.failed, started, t0, exc.revision, exc.exit_code, exc.output_tail, str(exc)
-            )
-        except DeployManagerError as exc:  # a failed bootstrap step carries its Job's log tail
-            tail = getattr(exc, "output_tail", "") or tail
-            return self._step(action, StepStatus.failed, started, t0, revision, exit_code, tail, str(exc))
-        except Exception as exc:  # a hook bug must fail this component, not the whole run
-            msg = f"{type(exc).__name__}: {exc}"
-            return self._step(action, StepStatus.failed, started, t0, revision, exit_code, tail, msg)
-        return self._step(action, StepStatus.succeeded, started, t0, revision, exit_code, tail, "")
-
-    def _step(
-        self,
-        action: Action,
-        status: StepStatus,
-        started: str,
-        t0: float,
-        revision: int | None,
-        exit_code: int | None,
-        tail: str,
-        error: str,
-    ) -> StepRecord:
+    def step(status: StepStatus, error: str = "") -> StepRecord:
         return StepRecord(
             component=action.component,
             release=action.release,
@@ -111,3 +64,29 @@ class ReleaseWriter:
             started_at=started,
             finished_at=now(),
         )
+
+    with log_context(component=comp.name, release=comp.release):
+        try:
+            run_phase(HookPhase.before, action, ctx)
+            result = ctx.helm.upgrade_install(
+                release=comp.release,
+                namespace=comp.namespace,
+                chart=ctx.charts[comp.name],
+                values=comp.values,
+                labels=release_labels(ctx.cluster, comp, upgrade=action.action is ActionKind.upgrade),
+                timeout=comp.timeout,
+                version=comp.chart.version,
+                repo=comp.chart.repo,
+                secrets=secrets,
+            )
+            revision, exit_code, tail = result.revision, result.exit_code, result.output_tail
+            run_phase(HookPhase.after, action, ctx)
+        except HelmError as exc:
+            revision, exit_code, tail = exc.revision, exc.exit_code, exc.output_tail
+            return step(StepStatus.failed, str(exc))
+        except DeployManagerError as exc:  # a failed bootstrap step carries its Job's log tail
+            tail = getattr(exc, "output_tail", "") or tail
+            return step(StepStatus.failed, str(exc))
+        except Exception as exc:  # a hook bug must fail this component, not the whole run
+            return step(StepStatus.failed, f"{type(exc).__name__}: {exc}")
+    return step(StepStatus.succeeded)

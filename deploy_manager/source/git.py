@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import git
 from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
@@ -29,6 +29,11 @@ _SHA = re.compile(r"[0-9a-f]{40}")
 _SYMLINK_MODE = 0o120000
 _MEMO_SIZE = 4096
 _EXEC_MODE = 0o100755
+
+
+def is_full_sha(rev: str) -> bool:
+    """A full commit sha names itself: resolving it again is never needed."""
+    return _SHA.fullmatch(rev) is not None
 
 
 def default_state_dir() -> Path:
@@ -145,8 +150,8 @@ class GitSource:
                 return None
             if obj.type == "tree":
                 # Same content at the same path in another commit: reuse the tree whose entries are loaded.
-                return self.memo(("tree", obj.hexsha, clean), lambda: obj)
-            return obj
+                return cast(git.Object, self.memo(("tree", obj.hexsha, clean), lambda: obj))
+            return cast(git.Object, obj)
 
         return self.memo(("obj", commit, clean), lookup)
 
@@ -156,7 +161,7 @@ class GitSource:
             obj = self._object(commit, path)
             if obj is None or obj.type != "blob":
                 return None
-            return self.memo(("blob", obj.hexsha), lambda: obj.data_stream.read())
+            return cast(bytes, self.memo(("blob", obj.hexsha), lambda: obj.data_stream.read()))
 
     def file_id(self, commit: str, path: str) -> str | None:
         """The git blob id of the file at `path` (a content hash), or None if there is no file."""

@@ -12,10 +12,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from deploy_manager.clock import now
 from deploy_manager.models.plan import Reason
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepRecord, StepStatus
 
@@ -77,10 +77,6 @@ MIGRATIONS: list[str] = [
     UPDATE releases SET deployed_commit = commit_sha;
     """,
 ]
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class RunStore:

@@ -116,3 +116,25 @@ def test_critical_path_first_when_slots_are_scarce() -> None:
     execute(plan_, rec, max_parallel=1)
     assert rec.started[0] == "c"
     assert chain_heights(plan_.actions) == {"a": 1, "b": 1, "c": 3, "d": 2, "e": 1}
+
+
+def test_worker_threads_carry_the_callers_log_context() -> None:
+    import logging
+
+    from deploy_manager.logging_setup import ContextFilter, log_context
+
+    seen: dict[str, tuple[object, object, str]] = {}
+    context = ContextFilter("dev")
+
+    def run_action(action: Action) -> StepRecord:
+        with log_context(component=action.component, release=action.release):
+            record = logging.LogRecord("t", logging.INFO, __file__, 1, "step", (), None)
+            context.filter(record)
+            seen[action.component] = (record.run_id, record.component, threading.current_thread().name)
+        return StepRecord(action.component, action.release, action.namespace, action.action.value, StepStatus.succeeded)
+
+    with log_context(run_id=42):
+        execute(plan(), run_action, max_parallel=3)
+    assert set(seen) == set(ORDER)
+    assert all(run_id == 42 and comp == name for name, (run_id, comp, _) in seen.items())
+    assert all(thread.startswith("dm-exec") for _, _, thread in seen.values())  # really in the worker threads

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from deploy_manager.bootstrap import manifests as m
-from deploy_manager.bootstrap.status import incomplete_steps, with_incomplete_bootstrap
 from deploy_manager.models.desired import BootstrapStep, ChartSpec, DesiredCluster, DesiredComponent
-from deploy_manager.models.plan import Action, ActionKind, Plan, ReleaseState
+from deploy_manager.models.plan import Action, ActionKind, Plan, ReleaseState, StepState
+from deploy_manager.planner.bootstrap import incomplete_steps, plan_bootstrap, step_state, with_incomplete_bootstrap
 
 
 def comp(name: str, *steps: tuple[str, str]) -> DesiredComponent:
@@ -77,3 +79,69 @@ def test_only_in_sync_components_are_upgraded_for_incomplete_steps() -> None:
     assert keystone.state is ReleaseState.out_of_sync
     assert [(r.code, r.paths) for r in keystone.reasons] == [("bootstrap_incomplete", ("register",))]
     assert with_incomplete_bootstrap(plan, {}) == plan
+
+
+def named(name: str, created: str, digest: str, condition: str | None) -> dict[str, Any]:
+    out = job("nova", "db-sync", digest, condition)
+    out["metadata"].update(name=name, creationTimestamp=created)
+    return out
+
+
+STEP = BootstrapStep(name="db-sync", script="bootstrap/nova/db-sync.sh.j2", digest="c" * 64)
+ALWAYS = BootstrapStep(name="db-sync", script="bootstrap/nova/db-sync.sh.j2", digest="c" * 64, always=True)
+
+
+@pytest.mark.parametrize(
+    ("step", "jobs", "expected"),
+    [
+        (STEP, [], (StepState.new, "")),
+        (STEP, [named("old", "t1", "0" * 64, "Complete")], (StepState.new, "")),  # another digest: not this step
+        (STEP, [named("j", "t1", "c" * 64, "Complete")], (StepState.done, "j")),
+        (STEP, [named("j", "t1", "c" * 64, None)], (StepState.running, "j")),
+        (STEP, [named("j", "t1", "c" * 64, "Failed")], (StepState.failed, "j")),
+        # A completed Job wins over a failed or running one with the same digest; the newest completed one names it.
+        (
+            STEP,
+            [
+                named("f", "t1", "c" * 64, "Failed"),
+                named("a", "t2", "c" * 64, "Complete"),
+                named("b", "t3", "c" * 64, "Complete"),
+            ],
+            (StepState.done, "b"),
+        ),
+        (STEP, [named("f", "t1", "c" * 64, "Failed"), named("r", "t2", "c" * 64, None)], (StepState.running, "r")),
+        (ALWAYS, [named("j", "t1", "c" * 64, "Complete")], (StepState.always, "")),
+        (ALWAYS, [], (StepState.always, "")),
+    ],
+)
+def test_step_state(step: BootstrapStep, jobs: list[dict[str, Any]], expected: tuple[StepState, str]) -> None:
+    assert step_state(step, jobs) == expected
+
+
+def test_the_plan_carries_each_components_bootstrap_steps() -> None:
+    plan = Plan(
+        cluster="dev",
+        commit="c" * 40,
+        actions=(
+            action("memcached", ActionKind.none),
+            action("keystone", ActionKind.none),
+            action("nova", ActionKind.install),
+        ),
+    )
+    jobs = [named("ks-db", "t1", "a" * 64, "Complete")]
+    jobs[0]["metadata"]["labels"][m.LABEL_COMPONENT] = "keystone"
+    out = plan_bootstrap(DESIRED, plan, jobs)
+    steps = {a.component: [(s.step, s.state, s.job) for s in a.bootstrap] for a in out.actions}
+    assert steps == {
+        "memcached": [],
+        "keystone": [("db-sync", StepState.done, "ks-db"), ("register", StepState.new, "")],
+        "nova": [("db-sync", StepState.new, "")],
+    }
+    assert out.action_for("keystone").action is ActionKind.upgrade  # `register` never completed
+    assert out.action_for("keystone").to_dict()["bootstrap"][0] == {
+        "step": "db-sync",
+        "when": "before",
+        "state": "done",
+        "job": "ks-db",
+    }
+    assert "bootstrap" not in out.action_for("memcached").to_dict()

@@ -1,0 +1,50 @@
+"""The contract of a step kind, and what every step of one run shares.
+
+A step kind is a function `(action, ctx) -> StepRecord` in its own module (`upgrade.py` for install and
+upgrade; the next kinds, e.g. unlock, rollback, uninstall, go beside it) registered for its `ActionKind`
+in `executor.STEP_KINDS`. A step kind:
+
+- acts only on what the plan decided (the `Action`, with its reasons and bootstrap steps) and the run's
+  snapshot (`RunContext`): it does not re-read or re-plan;
+- never writes to the store: it returns its `StepRecord`, and reports sub-steps (bootstrap Jobs) through
+  `ctx.emit`, which the run owner records;
+- never raises for a failure of its own work: a failure is a `failed` StepRecord (the executor then
+  blocks the dependents).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from deploy_manager.helm.runner import HelmRunner
+from deploy_manager.kube.types import Job
+from deploy_manager.models.desired import DesiredCluster
+from deploy_manager.models.plan import Action
+from deploy_manager.models.run import StepRecord
+from deploy_manager.reconcile.hooks import ComponentHook
+
+# Reasons and errors a step records (stable strings: the API and the status page show them).
+MSG_NEED_FAILED = "needs {need}, which {verb}"
+
+
+def _ignore(step: StepRecord) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every step of one run shares: read once by the run owner, never changed by a step."""
+
+    helm: HelmRunner
+    cluster: DesiredCluster
+    charts: dict[str, str]  # component -> chart dir (local) or chart ref (remote), from the pre-flight
+    run_id: int | None = None
+    hook: ComponentHook | None = None  # runs around each write: the bootstrap engine
+    jobs: tuple[Job, ...] = ()  # the snapshot's bootstrap Jobs (every component of the cluster)
+    emit: Callable[[StepRecord], None] = field(default=_ignore)  # the run owner's recorder
+
+
+class StepKind(Protocol):
+    def __call__(self, action: Action, ctx: RunContext) -> StepRecord: ...

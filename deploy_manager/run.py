@@ -1,0 +1,282 @@
+"""One run of one commit, owned by one object: resolve -> snapshot -> plan -> pre-flight -> execute -> record.
+
+`Run` is the only writer of a run's record: it starts the run once (with its commit), adds each step as the
+executor or a bootstrap step reports it, and finishes it once. Data flows forward:
+
+- the commit is resolved once (a full sha given by the service is not resolved again);
+- one `Snapshot` holds the desired state, the release records (one list call) and the cluster's bootstrap
+  Jobs (one list call per namespace, only when a bootstrap engine is wired), and the one `Plan` made from
+  them, bootstrap steps included (`planner.bootstrap`);
+- the executor dispatches each action to its step kind (`reconcile/`), which returns `StepRecord`s;
+- the post-run release statuses are derived from the snapshot, the steps and one fresh read of the release
+  records (only if something was written), without planning again. `RunOutcome.releases` carries them to
+  the caller (service or CLI), which stores them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy_manager.desired.charts import chart_info, export_chart
+from deploy_manager.desired.loader import cluster_file, load_cluster
+from deploy_manager.desired.values import secret_values
+from deploy_manager.helm.runner import ChartRenderError, HelmRunner
+from deploy_manager.kube.client import KubeClient
+from deploy_manager.kube.types import Job
+from deploy_manager.models.desired import DesiredCluster, DesiredComponent
+from deploy_manager.models.errors import ChartError, DeployManagerError
+from deploy_manager.models.observed import ObservedRelease, ReleaseId
+from deploy_manager.models.plan import ActionKind, Plan, ReleaseState
+from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepRecord, StepStatus
+from deploy_manager.observe import observe as observe_releases
+from deploy_manager.observe import observe_jobs
+from deploy_manager.planner.bootstrap import plan_bootstrap
+from deploy_manager.planner.graph import topo_waves
+from deploy_manager.planner.plan import make_plan
+from deploy_manager.planner.state import determine_state
+from deploy_manager.reconcile.executor import dispatch, execute
+from deploy_manager.reconcile.hooks import ComponentHook
+from deploy_manager.reconcile.step import RunContext
+from deploy_manager.source.git import GitSource, is_full_sha
+from deploy_manager.store.sqlite import RunStore
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one plan was computed from, and the plan."""
+
+    desired: DesiredCluster
+    observed: dict[ReleaseId, ObservedRelease]
+    plan: Plan
+    jobs: tuple[Job, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    record: RunRecord
+    # The releases after the run; None when they could not be read (the stored copy is then left as it was).
+    releases: list[ReleaseStatus] | None
+
+
+def resolve(source: GitSource, rev: str) -> str:
+    """A full sha is already resolved (the service resolved the branch head); anything else is resolved once."""
+    return rev if is_full_sha(rev) else source.resolve(rev)
+
+
+@dataclass
+class Run:
+    """The run owner's dependencies; `snapshot` for read-only callers, `__call__` for one recorded run."""
+
+    helm: HelmRunner
+    kube: KubeClient
+    store: RunStore
+    cache_dir: Path
+    max_parallel: int = 4
+    hook: ComponentHook | None = None
+    # Read the bootstrap Jobs into the snapshot (a bootstrap engine is wired and will act on them).
+    bootstrap_jobs: bool = False
+    preflight_render: bool = True
+
+    # -- observe and decide (never writes) ------------------------------------------------------------
+    def desired(self, source: GitSource, cluster: str, commit: str) -> DesiredCluster:
+        desired = load_cluster(source, commit, cluster)
+        topo_waves({n: list(c.needs) for n, c in desired.components.items()}, file=cluster_file(cluster))
+        return desired
+
+    def snapshot(self, source: GitSource, cluster: str, commit: str) -> Snapshot:
+        desired = self.desired(source, cluster, commit)
+        observed = observe_releases(self.kube, desired.namespaces)
+        jobs: list[Job] = []
+        if self.bootstrap_jobs:
+            namespaces = [c.namespace for c in desired.components.values() if c.bootstrap]
+            if namespaces:
+                jobs = observe_jobs(self.kube, desired.name, namespaces)
+        plan = make_plan(desired, observed)
+        if self.bootstrap_jobs:
+            plan = plan_bootstrap(desired, plan, jobs)
+        return Snapshot(desired, observed, plan, tuple(jobs))
+
+    # -- one recorded run -----------------------------------------------------------------------------
+    def __call__(
+        self, source: GitSource, cluster: str, rev: str, *, trigger: str, run_id: int | None = None
+    ) -> RunOutcome:
+        """Resolve, plan and execute `rev`; record the run. Pre-flight errors are recorded on the run, then raised."""
+        if run_id is None:
+            run_id = self.store.create_run(cluster=cluster, commit=None, trigger=trigger, status="running")
+        try:
+            commit = resolve(source, rev)
+            self.store.start_run(run_id, commit=commit)
+            snap = self.snapshot(source, cluster, commit)
+            charts = self.preflight(source, snap)
+        except DeployManagerError as exc:
+            self.store.finish_run(run_id, RunStatus.failed, error=str(exc))
+            raise
+        except BaseException as exc:
+            self.store.finish_run(run_id, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
+            raise
+
+        def record(step: StepRecord) -> None:
+            self.store.add_step(run_id, step)
+            log.info(
+                "cluster=%s component=%s namespace=%s release=%s action=%s status=%s revision=%s",
+                cluster,
+                step.component,
+                step.namespace,
+                step.release,
+                step.action,
+                step.status.value,
+                step.helm_revision,
+            )
+
+        ctx = RunContext(
+            helm=self.helm,
+            cluster=snap.desired,
+            charts=charts,
+            run_id=run_id,
+            hook=self.hook,
+            jobs=snap.jobs,
+            emit=record,
+        )
+        try:
+            steps = execute(snap.plan, dispatch(ctx), max_parallel=self.max_parallel, on_step=record)
+        except BaseException as exc:
+            self.store.finish_run(run_id, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
+            raise
+        status, error = outcome(steps)
+        self.store.finish_run(run_id, status, error=error)
+        releases = self.releases_after(snap, steps)
+        run = self.store.get_run(run_id)
+        assert run is not None
+        return RunOutcome(run, releases)
+
+    def releases_after(self, snap: Snapshot, steps: list[StepRecord]) -> list[ReleaseStatus] | None:
+        if not any(s.status in (StepStatus.succeeded, StepStatus.failed) for s in steps):
+            return release_statuses(snap)  # nothing ran: the snapshot is current
+        try:  # the release records are the truth (one list call)
+            observed = observe_releases(self.kube, snap.desired.namespaces)
+        except DeployManagerError as exc:
+            log.warning("cluster=%s could not refresh releases after the run: %s", snap.desired.name, exc)
+            return None
+        return statuses_after_run(snap, steps, observed)
+
+    def preflight(self, source: GitSource, snap: Snapshot) -> dict[str, str]:
+        """Export the charts of every write action and, if there are several, render them before any write.
+
+        Renders run in parallel (each is a separate helm process); the first failure in plan order is
+        raised. Returns component -> what to pass helm as the chart (a local directory or a remote ref).
+        """
+        charts: dict[str, str] = {}
+        desired = snap.desired
+        to_render: list[DesiredComponent] = []
+        for action in snap.plan.actions:
+            if not action.writes:
+                continue
+            comp = desired.components[action.component]
+            if comp.chart.path is None:
+                charts[comp.name] = str(comp.chart.ref)
+                continue  # rendering a remote chart means a download: not a cheap pre-flight check
+            info = chart_info(source, desired.commit, comp.chart.path)
+            charts[comp.name] = str(export_chart(source, desired.commit, info, self.cache_dir))
+            to_render.append(comp)
+        # With a single write, `helm upgrade` renders before it writes anything, so a separate render
+        # would only repeat that check; with several, rendering all of them first keeps one broken chart
+        # from leaving the cluster half-applied.
+        if not self.preflight_render or len(to_render) < 2:
+            return charts
+
+        def render(comp: DesiredComponent) -> ChartError | None:
+            try:
+                self.helm.template(
+                    release=comp.release,
+                    namespace=comp.namespace,
+                    chart=charts[comp.name],
+                    values=comp.values,
+                    secrets=secret_values(comp.values, comp.secret_paths),
+                )
+            except ChartRenderError as exc:
+                return ChartError(f"{comp.chart.path} (component {comp.name}): {exc}")
+            return None
+
+        with ThreadPoolExecutor(max_workers=max(1, self.max_parallel), thread_name_prefix="dm-render") as pool:
+            ctx = contextvars.copy_context()  # render threads log with the run's context too
+            for error in pool.map(lambda comp: ctx.copy().run(render, comp), to_render):
+                if error is not None:
+                    raise error
+        return charts
+
+
+def outcome(steps: list[StepRecord]) -> tuple[RunStatus, str]:
+    """The run's status and one-line error from its steps."""
+    if all(s.status in (StepStatus.succeeded, StepStatus.skipped) for s in steps):
+        return RunStatus.succeeded, ""
+    failed = sorted(s.component for s in steps if s.status is StepStatus.failed)
+    blocked = sorted(s.component for s in steps if s.status is StepStatus.blocked)
+    parts = [f"failed: {', '.join(failed)}" if failed else "", f"blocked: {', '.join(blocked)}" if blocked else ""]
+    return RunStatus.failed, "; ".join(p for p in parts if p)
+
+
+def _status(
+    component: str, obs: ObservedRelease, state: ReleaseState, commit: str | None
+) -> ReleaseStatus:
+    return ReleaseStatus(
+        component=component,
+        release=obs.name,
+        namespace=obs.namespace,
+        chart=obs.chart_name,
+        chart_version=obs.chart_version,
+        revision=obs.revision,
+        status=obs.status,
+        commit=commit,
+        digest=obs.digest,
+        state=state.value,
+        updated=obs.updated,
+        deployed_commit=obs.commit,
+    )
+
+
+def release_statuses(snap: Snapshot) -> list[ReleaseStatus]:
+    """The store's release rows from one snapshot. A release the plan leaves alone (action `none`) is at the
+    snapshot's commit, even if helm last wrote it at an older one (a push that does not touch it, README-only);
+    `deployed_commit` keeps the commit helm recorded when it last wrote the release."""
+    out: list[ReleaseStatus] = []
+    for action in snap.plan.actions:
+        obs = snap.observed.get(ReleaseId(action.namespace, action.release))
+        if obs is not None:
+            quiet = action.action is ActionKind.none
+            out.append(_status(action.component, obs, action.state, snap.desired.commit if quiet else obs.commit))
+    return out
+
+
+def statuses_after_run(
+    snap: Snapshot, steps: list[StepRecord], observed: dict[ReleaseId, ObservedRelease]
+) -> list[ReleaseStatus]:
+    """The release rows after a run, from the pre-run plan, the steps and the re-read release records.
+
+    A component whose step wrote nothing keeps the plan's verdict. One that was written is judged again
+    from its release record alone (`determine_state`, pure); if its step did not succeed and it has
+    bootstrap steps, a release in sync by its labels still has a step to finish, so it is out of sync, as
+    the next plan would say.
+    """
+    by_component: dict[str, StepRecord] = {s.component: s for s in steps}
+    out: list[ReleaseStatus] = []
+    for action in snap.plan.actions:
+        obs = observed.get(ReleaseId(action.namespace, action.release))
+        if obs is None:
+            continue
+        step = by_component.get(action.component)
+        if step is None or step.status in (StepStatus.skipped, StepStatus.blocked):
+            state, quiet = action.state, action.action is ActionKind.none
+        else:
+            comp = snap.desired.components[action.component]
+            state, _ = determine_state(comp, obs)
+            if state is ReleaseState.in_sync and step.status is not StepStatus.succeeded and comp.bootstrap:
+                state = ReleaseState.out_of_sync
+            quiet = state is ReleaseState.in_sync
+        out.append(_status(action.component, obs, state, snap.desired.commit if quiet else obs.commit))
+    return out
+

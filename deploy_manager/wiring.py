@@ -1,0 +1,58 @@
+"""The one place the run path's objects are wired together (the CLI and the service both call it).
+
+HelmRunner and KubeClient on one kubeconfig/context, the bootstrap engine as the hook around each write,
+the store, and the chart cache under the state directory. The service passes its metrics to time helm.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deploy_manager.bootstrap.engine import BootstrapEngine
+from deploy_manager.helm.runner import HelmResult, HelmRunner
+from deploy_manager.kube.client import KubeClient
+from deploy_manager.pipeline import Pipeline
+from deploy_manager.store.sqlite import RunStore
+
+if TYPE_CHECKING:
+    from deploy_manager.metrics import ServiceMetrics
+
+
+class MeteredHelmRunner(HelmRunner):
+    """Times every helm command for the `deploy_manager_helm_command_duration_seconds` histogram."""
+
+    def __init__(self, *args: Any, metrics: ServiceMetrics, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.metrics = metrics
+
+    def run(self, args: list[str], **kwargs: Any) -> HelmResult:
+        with self.metrics.helm_duration.labels(args[0] if args else "helm").time():
+            return super().run(args, **kwargs)
+
+
+def build_pipeline(
+    *,
+    helm_bin: str,
+    kubeconfig: Path | None,
+    kube_context: str | None,
+    store: RunStore,
+    state_dir: Path,
+    max_parallel: int = 4,
+    metrics: ServiceMetrics | None = None,
+) -> Pipeline:
+    """The real pipeline: bootstrap steps run as Jobs around each install/upgrade."""
+    helm = (
+        HelmRunner(helm_bin, kubeconfig=kubeconfig, kube_context=kube_context)
+        if metrics is None
+        else MeteredHelmRunner(helm_bin, kubeconfig=kubeconfig, kube_context=kube_context, metrics=metrics)
+    )
+    kube = KubeClient(kubeconfig=kubeconfig, context=kube_context)
+    return Pipeline(
+        helm=helm,
+        kube=kube,
+        store=store,
+        max_parallel=max_parallel,
+        hook=BootstrapEngine(helm=helm, kube=kube),
+        cache_dir=state_dir / "charts",
+    )
