@@ -136,7 +136,7 @@ def create_app(
     if store is None:
         from deploy_manager.store.sqlite import RunStore
 
-        store = RunStore(settings.db_path)
+        store = RunStore(settings.db_path, redact=Redactor(settings.secret_values()))
     if pipeline is None:
         pipeline, ping = build_pipeline(settings, store, metrics)
         kube_ping = kube_ping or ping

@@ -27,23 +27,11 @@ from deploy_manager.api.cache import ReleasesCache
 from deploy_manager.config import Settings
 from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.models.errors import UnknownRevision
+from deploy_manager.redaction import Redactor
 from deploy_manager.service import PipelineLike, RunQueue, StoreLike
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class Redactor:
-    """Masks configured secrets in text the API passes on from elsewhere (errors, helm output, git URLs)."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str | None) -> str | None:
-        if not text:
-            return text
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+__all__ = ["AppContext", "Ctx", "ReadAuth", "Redactor", "WriteAuth"]  # Redactor: masks text the API passes on
 
 
 @dataclasses.dataclass
