@@ -144,6 +144,7 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", description="Address to listen on (a pod listens on all interfaces).")
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(MIB, ge=1024, description="Request bodies above this answer 413.")
+    api_docs: bool = Field(False, description="Serve /docs and /redoc (assets from the package, never a CDN).")
 
     # --- triggers ---
     poll_interval_seconds: float = Field(60.0, ge=0, description="Fetch interval; 0 disables polling.")
