@@ -143,8 +143,17 @@ def test_an_escaping_link_fails_plan_and_run_naming_the_link_and_writes_nothing(
     # The CLI says the same in one line and exits 2.
     result = CliRunner().invoke(
         cli,
-        ["plan", "--repo", str(remote.root), "--cluster", "dev", "--kubeconfig", str(svc.settings.kubeconfig),
-         "--state-dir", str(tmp_path / "cli-state")],
+        [
+            "plan",
+            "--repo",
+            str(remote.root),
+            "--cluster",
+            "dev",
+            "--kubeconfig",
+            str(svc.settings.kubeconfig),
+            "--state-dir",
+            str(tmp_path / "cli-state"),
+        ],
     )
     assert result.exit_code == 2, result.output
     line = result.stderr.strip()
@@ -162,7 +171,10 @@ def test_links_inside_the_repository_keep_working(start: Callable[..., Service],
     _link(root, "charts/app/files/alias", "motd")  # a chain, inside the repo
     write_chart(root, "charts/common", extra={"type": "library"}, template="{{/* none */}}\n")
     _link(root, "charts/app/charts/common", "../../common")  # the library chart, as the OpenStack charts do
-    write(root / "values/shared/app.yaml", yaml.safe_dump({"conf": {"app": {"workers": 7}}, "images": {"tags": {"app_init": "busybox:1"}}}))
+    write(
+        root / "values/shared/app.yaml",
+        yaml.safe_dump({"conf": {"app": {"workers": 7}}, "images": {"tags": {"app_init": "busybox:1"}}}),
+    )
     (root / "values/dev/app.yaml").unlink()
     _link(root, "values/dev/app.yaml", "../shared/app.yaml")  # a values layer shared by link
     write(root / "bootstrap/shared/init.sh.j2", "echo {{ component }}\n")
