@@ -192,7 +192,7 @@ def _jenkins_payload(ctx: AppContext, body: bytes, mt: str) -> Any:
     if mt == "application/x-www-form-urlencoded":
         # `curl -d '{"ref": ...}'` and Jenkins' HTTP request plugin send JSON under the form content type.
         stripped = body.lstrip()
-        if stripped.startswith(b"{"):
+        if stripped.startswith((b"{", b"[")):
             data = decode_json(body)  # a malformed JSON object is a 400 with its reason, like application/json
             if isinstance(data, dict):
                 return data
