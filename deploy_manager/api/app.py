@@ -135,6 +135,7 @@ def add_docs(app: FastAPI) -> None:
             swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # else a badge from validator.swagger.io
         )
         return HTMLResponse(bytes(page.body), headers=headers)
 
