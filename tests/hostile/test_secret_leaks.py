@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from deploy_manager.cli import app as cli
 from deploy_manager.redaction import Redactor, cut, redact, redact_cut
-from tests.corelib import write, write_chart, write_values
+from tests.corelib import write_chart, write_values
 from tests.hostile.conftest import Remote, Service
 from tests.servicelib import READ_TOKEN, WEBHOOK_SECRET, WRITE_TOKEN
 
