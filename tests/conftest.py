@@ -66,7 +66,6 @@ def kube_cli(sandbox: RunningSandbox, helm_bin: Path, kubectl_bin: Path, tmp_pat
 
 
 @pytest.fixture(scope="module")
-def kube_cli_module(
-    sandbox_module: RunningSandbox, helm_bin: Path, kubectl_bin: Path, tmp_path_factory: pytest.TempPathFactory
-) -> KubeCLI:
+def kube_cli_module(sandbox_module: RunningSandbox, helm_bin: Path, kubectl_bin: Path,
+                    tmp_path_factory: pytest.TempPathFactory) -> KubeCLI:
     return KubeCLI(helm_bin, kubectl_bin, sandbox_module.kubeconfig, tmp_path_factory.mktemp("home"))

@@ -99,7 +99,9 @@ def test_secrets_dir(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("DM_WRITE_TOKENS", "ChangeMe"),
     ],
 )
-def test_default_secrets_are_refused_without_echoing_them(env: pytest.MonkeyPatch, name: str, value: str) -> None:
+def test_default_secrets_are_refused_without_echoing_them(
+    env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
     env.setenv(name, value)
     with pytest.raises(ValidationError) as info:
         Settings()

@@ -63,9 +63,8 @@ def test_zero_intervals_schedule_nothing(queue: RunQueue) -> None:
     assert sorted(ServiceScheduler(queue, poll_interval=60, observe_interval=300).job_ids) == ["observe", "poll"]
 
 
-def test_a_failing_poll_is_logged_and_retried(
-    repo: Path, queue: RunQueue, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_failing_poll_is_logged_and_retried(repo: Path, queue: RunQueue, tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
     (repo / ".git").rename(tmp_path / "away.git")
     scheduler = ServiceScheduler(queue, poll_interval=0.2)
     scheduler.start()

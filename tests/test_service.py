@@ -48,9 +48,8 @@ def new_commit(repo: Path, text: str) -> str:
 
 def make_queue(repo: Path, store: RunStore, pipeline: StandInPipeline, tmp_path: Path, **options: Any) -> RunQueue:
     source = GitSource(f"file://{repo}", mirror_dir=tmp_path / "mirrors")
-    return RunQueue(
-        cluster="dev", branch="main", pipeline=pipeline, store=store, source=source, grace_seconds=30, **options
-    )
+    return RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=store, source=source, grace_seconds=30,
+                    **options)
 
 
 @contextlib.contextmanager
@@ -104,7 +103,9 @@ def test_a_storm_during_a_run_collapses_into_one_pending_run_for_the_newest_comm
         assert queue.deployed_commit == commits[-1]
 
 
-def test_a_trigger_for_the_deployed_or_running_commit_adds_nothing(repo: Path, store: RunStore, tmp_path: Path) -> None:
+def test_a_trigger_for_the_deployed_or_running_commit_adds_nothing(
+    repo: Path, store: RunStore, tmp_path: Path
+) -> None:
     gate = threading.Event()
     pipeline = StandInPipeline(store, gate=gate)
     with running_queue(make_queue(repo, store, pipeline, tmp_path), gate) as queue:
@@ -132,7 +133,9 @@ def test_an_explicit_revision_is_deployed_exactly(repo: Path, store: RunStore, t
         assert pipeline.applied[-1] == ("manual", old)
 
 
-def test_start_up_marks_dead_runs_interrupted_and_replans_the_head(repo: Path, store: RunStore, tmp_path: Path) -> None:
+def test_start_up_marks_dead_runs_interrupted_and_replans_the_head(
+    repo: Path, store: RunStore, tmp_path: Path
+) -> None:
     head = git(repo, "rev-parse", "HEAD")
     done = store.create_run(cluster="dev", commit=head, trigger="github", status="running")
     store.finish_run(done, RunStatus.succeeded)
@@ -172,14 +175,8 @@ def test_a_fresh_database_over_a_cluster_already_at_the_head_adds_no_run(
     # A new pod with an empty database (say, a lost volume) over the same cluster.
     fresh = RunStore(tmp_path / "fresh" / "deploy-manager.db")
     pipeline.store = fresh
-    second = RunQueue(
-        cluster="dev",
-        branch="main",
-        pipeline=pipeline,
-        store=fresh,
-        source=GitSource(f"file://{repo}", mirror_dir=tmp_path / "mirrors2"),
-        grace_seconds=30,
-    )
+    second = RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=fresh,
+                      source=GitSource(f"file://{repo}", mirror_dir=tmp_path / "mirrors2"), grace_seconds=30)
     second.start()
     try:
         assert second.wait_idle(20)
@@ -250,7 +247,9 @@ def test_resolve_revision_fetches_first_and_names_an_unknown_one(repo: Path, sto
     assert store.list_runs(cluster="dev") == []  # checking a revision never creates a run
 
 
-def test_stop_waits_for_the_running_run_and_refuses_new_triggers(repo: Path, store: RunStore, tmp_path: Path) -> None:
+def test_stop_waits_for_the_running_run_and_refuses_new_triggers(
+    repo: Path, store: RunStore, tmp_path: Path
+) -> None:
     gate = threading.Event()
     pipeline = StandInPipeline(store, gate=gate)
     queue = make_queue(repo, store, pipeline, tmp_path)
@@ -271,7 +270,9 @@ def test_stop_waits_for_the_running_run_and_refuses_new_triggers(repo: Path, sto
     assert run is not None and run.status is RunStatus.succeeded
 
 
-def test_two_instances_sharing_a_cluster_lease_never_run_together(repo: Path, store: RunStore, tmp_path: Path) -> None:
+def test_two_instances_sharing_a_cluster_lease_never_run_together(
+    repo: Path, store: RunStore, tmp_path: Path
+) -> None:
     backend = MemoryLeaseBackend()
     concurrency = Concurrency()
     gates = [threading.Event(), threading.Event()]
@@ -282,17 +283,8 @@ def test_two_instances_sharing_a_cluster_lease_never_run_together(repo: Path, st
         pipeline = StandInPipeline(own_store, gate=gate, concurrency=concurrency)
         source = GitSource(f"file://{repo}", mirror_dir=tmp_path / f"mirrors{i}")
         lease = ClusterLease(backend, identity=f"pod-{i}_1", duration_seconds=2, renew_seconds=0.2, retry_seconds=0.05)
-        queues.append(
-            RunQueue(
-                cluster="dev",
-                branch="main",
-                pipeline=pipeline,
-                store=own_store,
-                source=source,
-                lease=lease,
-                grace_seconds=30,
-            )
-        )
+        queues.append(RunQueue(cluster="dev", branch="main", pipeline=pipeline, store=own_store, source=source,
+                               lease=lease, grace_seconds=30))
         pipelines.append(pipeline)
     try:
         for q in queues:

@@ -61,9 +61,8 @@ def make_service(tmp_path: Path, values_repo: Path) -> Iterator[ServiceFactory]:
     with contextlib.ExitStack() as stack:
         count = 0
 
-        def factory(
-            gate: threading.Event | None = None, pipeline_kwargs: dict[str, Any] | None = None, **overrides: Any
-        ) -> Service:
+        def factory(gate: threading.Event | None = None, pipeline_kwargs: dict[str, Any] | None = None,
+                    **overrides: Any) -> Service:
             nonlocal count
             count += 1
             state = tmp_path / f"state{count}"

@@ -18,19 +18,8 @@ def test_openapi_lists_every_endpoint_with_its_response_model(service: Service) 
     with service.server.client() as c:
         spec = c.get("/openapi.json").json()
     paths = spec["paths"]
-    for path in [
-        "/hooks/github",
-        "/hooks/jenkins",
-        "/runs",
-        "/runs/{run_id}",
-        "/releases",
-        "/releases/{name}",
-        "/plan",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/",
-    ]:
+    for path in ["/hooks/github", "/hooks/jenkins", "/runs", "/runs/{run_id}", "/releases", "/releases/{name}",
+                 "/plan", "/healthz", "/readyz", "/metrics", "/"]:
         assert path in paths, path
     schemas = spec["components"]["schemas"]
     assert set(schemas["ReleaseOut"]["properties"]) >= {"component", "release", "digest", "healthy", "last_run_id"}

@@ -265,18 +265,12 @@ def test_webhook_outcomes_are_counted(service: Service) -> None:
         post_push(c, sha)
         c.post("/hooks/github", content=body, headers={**github_headers(body), "X-Hub-Signature-256": "sha256=00"})
     registry = service.queue.metrics.registry
-    value = wait_for(
-        lambda: registry.get_sample_value(
-            "deploy_manager_webhook_requests_total", {"hook": "github", "outcome": "queued"}
-        )
-    )
+    value = wait_for(lambda: registry.get_sample_value("deploy_manager_webhook_requests_total",
+                                                       {"hook": "github", "outcome": "queued"}))
     assert value == 1
-    assert (
-        registry.get_sample_value(
-            "deploy_manager_webhook_requests_total", {"hook": "github", "outcome": "unauthorized"}
-        )
-        == 1
-    )
+    assert registry.get_sample_value(
+        "deploy_manager_webhook_requests_total", {"hook": "github", "outcome": "unauthorized"}
+    ) == 1
 
 
 def test_a_trigger_during_shutdown_is_503_not_500(make_service: ServiceFactory) -> None:

@@ -9,37 +9,17 @@ from tests.api.conftest import Service, ServiceFactory
 from tests.servicelib import READ_TOKEN, WRITE_TOKEN
 
 FIELDS = {
-    "component",
-    "release",
-    "namespace",
-    "chart",
-    "chart_version",
-    "revision",
-    "status",
-    "commit",
-    "digest",
-    "deployed_at",
-    "last_run_id",
-    "healthy",
-    "deployed_commit",
+    "component", "release", "namespace", "chart", "chart_version", "revision", "status", "commit", "digest",
+    "deployed_at", "last_run_id", "healthy", "deployed_commit",
 }
 
 
 def releases_at(commit: str) -> list[ReleaseStatus]:
     def rel(component: str, status: str, state: str) -> ReleaseStatus:
         return ReleaseStatus(
-            component=component,
-            release=component,
-            namespace="openstack",
-            chart=component,
-            chart_version="0.1.0",
-            revision=2,
-            status=status,
-            commit=commit,
-            digest="d" * 64,
-            state=state,
-            updated="2026-11-24 20:11:24.123456789 +0000 UTC",
-            deployed_commit="0" * 40,
+            component=component, release=component, namespace="openstack", chart=component, chart_version="0.1.0",
+            revision=2, status=status, commit=commit, digest="d" * 64, state=state,
+            updated="2026-11-24 20:11:24.123456789 +0000 UTC", deployed_commit="0" * 40,
         )
 
     return [

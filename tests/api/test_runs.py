@@ -43,7 +43,7 @@ def test_run_detail_has_steps_with_reasons_durations_and_output(service: Service
             reasons=(Reason("values_changed", "values changed: conf.keystone", ("conf.keystone",)),),
             helm_revision=3,
             duration=1.25,
-            output_tail='Release "keystone" has been upgraded.',
+            output_tail="Release \"keystone\" has been upgraded.",
         ),
     )
     with service.server.client(READ_TOKEN) as c:
@@ -103,7 +103,9 @@ def test_post_runs_accepts_the_revision_under_each_spelling(service: Service, fi
 @pytest.mark.parametrize(
     "kwargs", [{"json": {"revision": "no-such-branch"}}, {"json": {"commit": "abcdef1"}}, {"params": {"rev": "v9"}}]
 )
-def test_post_runs_with_an_unknown_revision_is_422_naming_it_and_creates_no_run(service: Service, kwargs: dict) -> None:
+def test_post_runs_with_an_unknown_revision_is_422_naming_it_and_creates_no_run(
+    service: Service, kwargs: dict
+) -> None:
     assert service.queue.wait_idle(20)
     with service.server.client(WRITE_TOKEN) as c:
         r = c.post("/runs", **kwargs)

@@ -135,11 +135,7 @@ def helm(*args: str, values: Mapping[str, Any] | None = None) -> subprocess.Comp
 def template(comp: Component, values: Mapping[str, Any] | None = None) -> str:
     """`helm template` of one component; raises with helm's message when the chart fails to render."""
     result = helm(
-        "template",
-        comp.release,
-        str(comp.chart),
-        "--namespace",
-        comp.namespace,
+        "template", comp.release, str(comp.chart), "--namespace", comp.namespace,
         values=comp.values if values is None else values,
     )
     if result.returncode != 0:

@@ -114,11 +114,8 @@ def _endpoints(text: str) -> dict[str, str]:
 
 
 @pytest.mark.helm
-@pytest.mark.parametrize(
-    ("comp", "step"),
-    [(c, s) for c, s in STEPS if s["name"] == "ks-register"],
-    ids=[i for i, (_, s) in zip(IDS, STEPS, strict=True) if s["name"] == "ks-register"],
-)
+@pytest.mark.parametrize(("comp", "step"), [(c, s) for c, s in STEPS if s["name"] == "ks-register"],
+                         ids=[i for i, (_, s) in zip(IDS, STEPS, strict=True) if s["name"] == "ks-register"])
 def test_registered_endpoints_match_what_the_chart_exposes(comp: Component, step: dict[str, Any]) -> None:
     """The catalog URLs the script registers are the chart's own Ingress host and Service port."""
     endpoints = _endpoints(render(comp, step))

@@ -45,10 +45,8 @@ def test_nova_image_bump_reruns_its_migrations(tmp_path: Path) -> None:
     source = GitSource(str(root))
     before = _digests(source, source.resolve("main"), "demo")
     new = "quay.io/airshipit/nova:2024.2-ubuntu_jammy"
-    _edit(
-        root / "values/demo/nova.yaml",
-        lambda v: v.setdefault("images", {}).setdefault("tags", {}).update(nova_db_sync=new, nova_api=new),
-    )
+    _edit(root / "values/demo/nova.yaml",
+          lambda v: v.setdefault("images", {}).setdefault("tags", {}).update(nova_db_sync=new, nova_api=new))
     after = _digests(source, commit_all(root, "nova 2024.2"), "demo")
 
     assert [n for n in before if before[n][0] != after[n][0]] == ["nova"]

@@ -249,14 +249,8 @@ def test_config_secret_renders_alone_for_before_steps(comp: Component) -> None:
     """Before the first install the engine can create `<release>-etc` for `before` steps from
     `helm template --show-only templates/secret-etc.yaml`: the same object the release will own."""
     result = helm(
-        "template",
-        comp.release,
-        str(comp.chart),
-        "--namespace",
-        comp.namespace,
-        "--show-only",
-        "templates/secret-etc.yaml",
-        values=comp.values,
+        "template", comp.release, str(comp.chart), "--namespace", comp.namespace,
+        "--show-only", "templates/secret-etc.yaml", values=comp.values,
     )
     assert result.returncode == 0, result.stderr
     [alone] = objects(result.stdout)

@@ -25,23 +25,15 @@ def client(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
 
 
 def configmap(name: str, **data: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": name}}, "data": data}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": name}},
+            "data": data}
 
 
 def deployment(name: str, image: str = "nginx:1", replicas: int = 1) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "c", "image": image}]},
-            },
-        },
-    }
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": image}]}}}}
 
 
 def assert_status(response: httpx.Response, code: int, reason: str) -> dict[str, Any]:
@@ -82,9 +74,8 @@ def test_stale_update_conflicts_and_noop_keeps_resource_version(client: httpx.Cl
 
 
 def test_bad_input_gets_apiserver_errors(client: httpx.Client) -> None:
-    assert_status(
-        client.post(CM, content=b"{not json", headers={"content-type": "application/json"}), 400, "BadRequest"
-    )
+    assert_status(client.post(CM, content=b"{not json", headers={"content-type": "application/json"}),
+                  400, "BadRequest")
     assert_status(client.post(CM, json={"apiVersion": "apps/v1", "metadata": {"name": "x"}}), 400, "BadRequest")
     assert_status(client.post(CM, json=[1, 2]), 400, "BadRequest")
     assert_status(client.post(CM, json={**configmap("x"), "kind": "Secret"}), 400, "BadRequest")
@@ -98,24 +89,16 @@ def test_bad_input_gets_apiserver_errors(client: httpx.Client) -> None:
     assert_status(client.get("/apis/nothere.io/v1/things"), 404, "NotFound")
     client.post(CM, json=configmap("dup"))
     assert_status(client.post(CM, json=configmap("dup")), 409, "AlreadyExists")
-    assert_status(
-        client.patch(f"{CM}/dup", content=b"{}", headers={"content-type": "text/plain"}), 415, "UnsupportedMediaType"
-    )
+    assert_status(client.patch(f"{CM}/dup", content=b"{}", headers={"content-type": "text/plain"}),
+                  415, "UnsupportedMediaType")
     assert_status(client.get(f"{CM}?labelSelector=a%20in%20(b"), 400, "BadRequest")
     assert_status(client.get(f"{CM}?fieldSelector=spec.nothing%3Dx"), 400, "BadRequest")
     invalid = deployment("d")
     invalid["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
     body = assert_status(client.post(DEPLOY, json=invalid), 422, "Invalid")
     assert "does not match" in body["message"]
-    assert_status(
-        client.patch(
-            f"{CM}/dup",
-            content=b'[{"op":"test","path":"/data/x","value":"y"}]',
-            headers={"content-type": "application/json-patch+json"},
-        ),
-        422,
-        "Invalid",
-    )
+    assert_status(client.patch(f"{CM}/dup", content=b'[{"op":"test","path":"/data/x","value":"y"}]',
+                               headers={"content-type": "application/json-patch+json"}), 422, "Invalid")
 
 
 def test_generation_and_status_subresource(client: httpx.Client) -> None:
@@ -144,7 +127,6 @@ def test_list_selectors_and_paging(client: httpx.Client) -> None:
         cm = configmap(f"p{i}")
         cm["metadata"]["labels"] = {"n": str(i), "parity": "even" if i % 2 == 0 else "odd"}
         client.post(CM, json=cm)
-
     def names(selector: str) -> list[str]:
         return [i["metadata"]["name"] for i in client.get(CM, params={"labelSelector": selector}).json()["items"]]
 
@@ -171,12 +153,8 @@ def test_dry_run_changes_nothing(client: httpx.Client, sandbox: RunningSandbox) 
     assert created.status_code == 201 and created.json()["metadata"]["uid"]
     assert client.get(f"{CM}/dry").status_code == 404
     client.post(CM, json=configmap("wet", k="1"))
-    patched = client.patch(
-        f"{CM}/wet",
-        params={"dryRun": "All"},
-        content=b'{"data":{"k":"2"}}',
-        headers={"content-type": "application/merge-patch+json"},
-    )
+    patched = client.patch(f"{CM}/wet", params={"dryRun": "All"}, content=b'{"data":{"k":"2"}}',
+                           headers={"content-type": "application/merge-patch+json"})
     assert patched.json()["data"]["k"] == "2"
     assert client.get(f"{CM}/wet").json()["data"]["k"] == "1"
     assert client.delete(f"{CM}/wet", params={"dryRun": "All"}).status_code == 200
@@ -191,11 +169,8 @@ def test_finalizers_hold_deletion(client: httpx.Client) -> None:
     held = client.delete(f"{CM}/fin")
     assert held.status_code == 202 and held.json()["metadata"]["deletionTimestamp"]
     assert client.get(f"{CM}/fin").status_code == 200
-    client.patch(
-        f"{CM}/fin",
-        content=b'{"metadata":{"finalizers":null}}',
-        headers={"content-type": "application/merge-patch+json"},
-    )
+    client.patch(f"{CM}/fin", content=b'{"metadata":{"finalizers":null}}',
+                 headers={"content-type": "application/merge-patch+json"})
     assert client.get(f"{CM}/fin").status_code == 404
 
 
@@ -206,9 +181,8 @@ def test_delete_propagation(client: httpx.Client) -> None:
         cm = configmap(name)
         cm["metadata"]["ownerReferences"] = [ref]
         client.post(CM, json=cm)
-    client.request(
-        "DELETE", f"{CM}/owner", json={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Orphan"}
-    )
+    client.request("DELETE", f"{CM}/owner", json={"kind": "DeleteOptions", "apiVersion": "v1",
+                                                  "propagationPolicy": "Orphan"})
     orphan = client.get(f"{CM}/dep1").json()
     assert "ownerReferences" not in orphan["metadata"]
     owner2 = client.post(CM, json=configmap("owner2")).json()
@@ -232,22 +206,12 @@ def test_namespace_deletion_removes_content(client: httpx.Client) -> None:
 
 def test_protobuf_bodies_from_helm(client: httpx.Client) -> None:
     for fixture in sorted(FIXTURES.glob("helm414_secret_*create*.pb"))[:1]:
-        response = client.post(
-            "/api/v1/namespaces/default/secrets",
-            content=fixture.read_bytes(),
-            headers={"content-type": "application/vnd.kubernetes.protobuf"},
-        )
+        response = client.post("/api/v1/namespaces/default/secrets", content=fixture.read_bytes(),
+                               headers={"content-type": "application/vnd.kubernetes.protobuf"})
         assert response.status_code == 201, response.text
         assert response.json()["type"] == "helm.sh/release.v1"
-    assert_status(
-        client.post(
-            "/api/v1/namespaces/default/secrets",
-            content=b"k8s\x00\xff\xff",
-            headers={"content-type": "application/vnd.kubernetes.protobuf"},
-        ),
-        400,
-        "BadRequest",
-    )
+    assert_status(client.post("/api/v1/namespaces/default/secrets", content=b"k8s\x00\xff\xff",
+                              headers={"content-type": "application/vnd.kubernetes.protobuf"}), 400, "BadRequest")
 
 
 def test_server_side_apply_creates_and_reports_conflicts(client: httpx.Client) -> None:
@@ -255,19 +219,16 @@ def test_server_side_apply_creates_and_reports_conflicts(client: httpx.Client) -
     body = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa}\ndata: {k: one}\n"
     created = client.patch(f"{CM}/ssa", params={"fieldManager": "a", "force": "false"}, content=body, headers=apply)
     assert created.status_code == 201
-    conflict = client.patch(
-        f"{CM}/ssa", params={"fieldManager": "b"}, content=body.replace(b"one", b"two"), headers=apply
-    )
+    conflict = client.patch(f"{CM}/ssa", params={"fieldManager": "b"}, content=body.replace(b"one", b"two"),
+                            headers=apply)
     body_json = assert_status(conflict, 409, "Conflict")
     assert body_json["details"]["causes"][0]["field"] == ".data.k"
-    forced = client.patch(
-        f"{CM}/ssa", params={"fieldManager": "b", "force": "true"}, content=body.replace(b"one", b"two"), headers=apply
-    )
+    forced = client.patch(f"{CM}/ssa", params={"fieldManager": "b", "force": "true"},
+                          content=body.replace(b"one", b"two"), headers=apply)
     assert forced.status_code == 200 and forced.json()["data"] == {"k": "two"}
     assert_status(client.patch(f"{CM}/ssa", content=body, headers=apply), 400, "BadRequest")
-    assert_status(
-        client.patch(f"{CM}/other", params={"fieldManager": "a"}, content=body, headers=apply), 400, "BadRequest"
-    )
+    assert_status(client.patch(f"{CM}/other", params={"fieldManager": "a"}, content=body, headers=apply),
+                  400, "BadRequest")
 
 
 def test_watch_streams_events_from_a_resource_version(client: httpx.Client, sandbox: RunningSandbox) -> None:
@@ -281,24 +242,15 @@ def test_watch_streams_events_from_a_resource_version(client: httpx.Client, sand
             if line:
                 events.append(json.loads(line))
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
-        ("ADDED", "w1"),
-        ("MODIFIED", "w1"),
-        ("DELETED", "w1"),
-    ]
+        ("ADDED", "w1"), ("MODIFIED", "w1"), ("DELETED", "w1")]
     assert all(e["object"]["kind"] == "ConfigMap" for e in events)
 
 
 def test_watch_list_initial_events_then_bookmark(client: httpx.Client) -> None:
     client.post(CM, json=configmap("initial"))
     lines = []
-    params = {
-        "watch": "true",
-        "sendInitialEvents": "true",
-        "resourceVersionMatch": "NotOlderThan",
-        "allowWatchBookmarks": "true",
-        "timeoutSeconds": "1",
-        "labelSelector": "app=initial",
-    }
+    params = {"watch": "true", "sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan",
+              "allowWatchBookmarks": "true", "timeoutSeconds": "1", "labelSelector": "app=initial"}
     with client.stream("GET", CM, params=params) as r:
         for line in r.iter_lines():
             if line:
@@ -312,36 +264,17 @@ def test_discovery_documents(client: httpx.Client) -> None:
     assert client.get("/version").json()["minor"] == "35"
     assert client.get("/api").json()["versions"] == ["v1"]
     groups = {g["name"] for g in client.get("/apis").json()["groups"]}
-    assert {
-        "apps",
-        "batch",
-        "rbac.authorization.k8s.io",
-        "policy",
-        "coordination.k8s.io",
-        "networking.k8s.io",
-        "apiextensions.k8s.io",
-    } <= groups
+    assert {"apps", "batch", "rbac.authorization.k8s.io", "policy", "coordination.k8s.io",
+            "networking.k8s.io", "apiextensions.k8s.io"} <= groups
     core = {r["name"] for r in client.get("/api/v1").json()["resources"]}
-    assert {
-        "configmaps",
-        "secrets",
-        "services",
-        "pods",
-        "namespaces",
-        "persistentvolumeclaims",
-        "serviceaccounts",
-    } <= core
-    aggregated = client.get(
-        "/apis",
-        headers={"accept": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"},
-    )
+    assert {"configmaps", "secrets", "services", "pods", "namespaces", "persistentvolumeclaims",
+            "serviceaccounts"} <= core
+    aggregated = client.get("/apis", headers={
+        "accept": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"})
     assert aggregated.headers["content-type"].startswith("application/json;g=apidiscovery.k8s.io;v=v2")
     assert aggregated.json()["kind"] == "APIGroupDiscoveryList"
-    assert (
-        client.get("/openapi/v3")
-        .json()["paths"]["apis/apps/v1"]["serverRelativeURL"]
-        .startswith("/openapi/v3/apis/apps/v1?hash=")
-    )
+    assert client.get("/openapi/v3").json()["paths"]["apis/apps/v1"]["serverRelativeURL"].startswith(
+        "/openapi/v3/apis/apps/v1?hash=")
 
 
 def test_structural_validation(client: httpx.Client) -> None:
@@ -354,11 +287,8 @@ def test_structural_validation(client: httpx.Client) -> None:
     wrong_type["spec"] = "x"
     body = assert_status(client.post(DEPLOY, json=wrong_type), 400, "BadRequest")
     assert "cannot be handled as a Deployment" in body["message"]
-    patched = client.patch(
-        f"{DEPLOY}/typo",
-        content=b'{"spec":{"replicas":"three"}}',
-        headers={"content-type": "application/merge-patch+json"},
-    )
+    patched = client.patch(f"{DEPLOY}/typo", content=b'{"spec":{"replicas":"three"}}',
+                           headers={"content-type": "application/merge-patch+json"})
     assert_status(patched, 400, "BadRequest")
     no_image = deployment("noimage")
     del no_image["spec"]["template"]["spec"]["containers"][0]["name"]
@@ -366,39 +296,17 @@ def test_structural_validation(client: httpx.Client) -> None:
 
 
 def test_custom_resources_follow_their_crd_schema(client: httpx.Client) -> None:
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {
-            "group": "example.com",
-            "scope": "Namespaced",
-            "names": {"kind": "Widget", "plural": "widgets"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": {
-                                    "type": "object",
-                                    "required": ["size"],
-                                    "properties": {
-                                        "size": {"type": "integer", "minimum": 1},
-                                        "port": {"x-kubernetes-int-or-string": True},
-                                        "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                                    },
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced", "names": {"kind": "Widget", "plural": "widgets"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "properties": {"spec": {"type": "object", "required": ["size"],
+                                                                  "properties": {
+                                                                      "size": {"type": "integer", "minimum": 1},
+                                                                      "port": {"x-kubernetes-int-or-string": True},
+                                                                      "extra": {"type": "object",
+                                                                                "x-kubernetes-preserve-unknown-fields":
+                                                                                    True}}}}}}}]}}
     assert client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd).status_code == 201
     widgets = "/apis/example.com/v1/namespaces/default/widgets"
 

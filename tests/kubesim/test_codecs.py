@@ -404,7 +404,9 @@ class _Capture(StubHandler):
         try:
             obj = decode_protobuf(body) if body.startswith(b"k8s\x00") else json.loads(body)
         except UnsupportedProtobuf as e:
-            self._send(415, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": str(e), "code": 415})
+            self._send(
+                415, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": str(e), "code": 415}
+            )
             return
         self._send(201, obj)
 

@@ -25,24 +25,15 @@ def client(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
 
 
 def job(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}},
-    }
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}}}
 
 
 def deployment(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
-        },
-    }
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": "x"}]}}}}
 
 
 def conditions(obj: dict[str, Any]) -> set[str]:
@@ -102,9 +93,8 @@ def test_jobs_complete_or_fail_when_told(client: httpx.Client, sandbox: RunningS
     assert good["status"]["succeeded"] == 1 and good["status"]["completionTime"]
     bad = wait_for(lambda: "Failed" in conditions(j := client.get(f"{JOBS}/bad-1").json()) and j)
     assert bad["status"]["failed"] == 1 and "Complete" not in conditions(bad)
-    events = client.get(
-        "/api/v1/namespaces/default/events", params={"fieldSelector": "involvedObject.name=bad-1,type=Warning"}
-    ).json()["items"]
+    events = client.get("/api/v1/namespaces/default/events",
+                        params={"fieldSelector": "involvedObject.name=bad-1,type=Warning"}).json()["items"]
     assert [e["reason"] for e in events] == ["BackoffLimitExceeded"]
 
 
@@ -181,9 +171,5 @@ def test_job_runs_a_pod_whose_log_can_be_read(client: httpx.Client, sandbox: Run
     client.post(JOBS, json=job("cascade"))
     wait_for(lambda: "Complete" in conditions(client.get(f"{JOBS}/cascade").json()))
     client.delete(f"{JOBS}/cascade", params={"propagationPolicy": "Background"})
-    wait_for(
-        lambda: (
-            client.get("/api/v1/namespaces/default/pods", params={"labelSelector": "job-name=cascade"}).json()["items"]
-            == []
-        )
-    )
+    wait_for(lambda: client.get("/api/v1/namespaces/default/pods", params={"labelSelector": "job-name=cascade"})
+             .json()["items"] == [])

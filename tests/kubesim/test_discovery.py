@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from kubesim.discovery import ResourceRegistry
 
-CRD = {
-    "metadata": {"name": "widgets.example.com"},
-    "spec": {
-        "group": "example.com",
-        "scope": "Namespaced",
-        "names": {"kind": "Widget", "plural": "widgets", "shortNames": ["wd"]},
-        "versions": [
-            {"name": "v1", "served": True, "storage": True, "subresources": {"status": {}}},
-            {"name": "v2", "served": True, "storage": False},
-            {"name": "v0", "served": False, "storage": False},
-        ],
-    },
-}
+CRD = {"metadata": {"name": "widgets.example.com"},
+       "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"kind": "Widget", "plural": "widgets", "shortNames": ["wd"]},
+                "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}}},
+                             {"name": "v2", "served": True, "storage": False},
+                             {"name": "v0", "served": False, "storage": False}]}}
 
 
 def test_builtin_groups_and_preferred_versions() -> None:

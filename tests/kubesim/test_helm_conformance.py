@@ -49,19 +49,9 @@ def test_install_with_server_side_apply_creates_every_object(kube_cli_module: Ku
 def test_upgrade_history_rollback(kube_cli_module: KubeCLI) -> None:
     cli = kube_cli_module
     cli.helm("install", "web", APP, "-n", "roll", "--create-namespace", "--wait")
-    cli.helm(
-        "upgrade",
-        "--install",
-        "web",
-        APP,
-        "-n",
-        "roll",
-        "--wait",
-        "--labels",
-        "deploy-manager.io/digest=abc123,deploy-manager.io/commit=c0ffee",
-        "--set",
-        "message=second,image=registry.example/app:2.0",
-    )
+    cli.helm("upgrade", "--install", "web", APP, "-n", "roll", "--wait", "--labels",
+             "deploy-manager.io/digest=abc123,deploy-manager.io/commit=c0ffee", "--set",
+             "message=second,image=registry.example/app:2.0")
     record = get(cli, "secret", "sh.helm.release.v1.web.v2", "-n", "roll")["metadata"]["labels"]
     assert record["deploy-manager.io/digest"] == "abc123" and record["deploy-manager.io/commit"] == "c0ffee"
     listed = get(cli, "secrets", "-n", "roll", "-l", "owner=helm,deploy-manager.io/digest=abc123")["items"]
@@ -78,10 +68,7 @@ def test_upgrade_history_rollback(kube_cli_module: KubeCLI) -> None:
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/app:1.0"
     assert deploy["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
     assert [(h["revision"], h["status"]) for h in history(cli, "web", "roll")] == [
-        (1, "superseded"),
-        (2, "superseded"),
-        (3, "deployed"),
-    ]
+        (1, "superseded"), (2, "superseded"), (3, "deployed")]
 
 
 def test_unchanged_upgrade_is_not_a_rollout(kube_cli_module: KubeCLI) -> None:
@@ -106,8 +93,7 @@ def test_list_all_namespaces_and_uninstall(kube_cli_module: KubeCLI) -> None:
     cli.helm("uninstall", "one", "-n", "list-a", "--wait")
     assert get(cli, "all,configmaps,secrets", "-n", "list-a")["items"] == [] or all(
         i["kind"] not in ("Deployment", "Service", "Secret") and not i["metadata"]["name"].startswith("one")
-        for i in get(cli, "all,configmaps,secrets", "-n", "list-a")["items"]
-    )
+        for i in get(cli, "all,configmaps,secrets", "-n", "list-a")["items"])
     names = [r["name"] for r in json.loads(cli.helm("list", "-A", "-o", "json").stdout)]
     assert "one" not in names and "two" in names
 
@@ -117,7 +103,8 @@ def test_client_side_apply(kube_cli_module: KubeCLI) -> None:
     cli.helm("install", "csa", APP, "-n", "csa", "--create-namespace", "--server-side=false", "--wait")
     deploy = get(cli, "deployment", "csa", "-n", "csa")
     assert all(f["operation"] != "Apply" for f in deploy["metadata"].get("managedFields", []))
-    cli.helm("upgrade", "csa", APP, "-n", "csa", "--server-side=false", "--wait", "--set", "message=patched,replicas=3")
+    cli.helm("upgrade", "csa", APP, "-n", "csa", "--server-side=false", "--wait", "--set",
+             "message=patched,replicas=3")
     assert get(cli, "configmap", "csa-config", "-n", "csa")["data"]["message"] == "patched"
     deploy = get(cli, "deployment", "csa", "-n", "csa")
     assert deploy["spec"]["replicas"] == 3 and deploy["status"]["availableReplicas"] == 3
@@ -133,19 +120,8 @@ def test_client_side_apply(kube_cli_module: KubeCLI) -> None:
 def test_rollback_on_failure_with_never_ready_deployment(kube_cli_module: KubeCLI) -> None:
     cli = kube_cli_module
     cli.helm("install", "flaky", APP, "-n", "flaky", "--create-namespace", "--wait")
-    failed = cli.helm(
-        "upgrade",
-        "flaky",
-        APP,
-        "-n",
-        "flaky",
-        "--rollback-on-failure",
-        "--timeout",
-        "2s",
-        "--set",
-        "neverReady=true,message=broken",
-        check=False,
-    )
+    failed = cli.helm("upgrade", "flaky", APP, "-n", "flaky", "--rollback-on-failure", "--timeout", "2s",
+                      "--set", "neverReady=true,message=broken", check=False)
     assert failed.returncode != 0
     assert "not ready" in failed.stderr or "deadline" in failed.stderr
     statuses = [h["status"] for h in history(cli, "flaky", "flaky")]
@@ -158,19 +134,8 @@ def test_rollback_on_failure_with_never_ready_deployment(kube_cli_module: KubeCL
 def test_failed_install_with_rollback_on_failure_uninstalls(kube_cli_module: KubeCLI) -> None:
     cli = kube_cli_module
     cli.kubectl("create", "namespace", "doomed")
-    failed = cli.helm(
-        "install",
-        "doomed",
-        APP,
-        "-n",
-        "doomed",
-        "--rollback-on-failure",
-        "--timeout",
-        "2s",
-        "--set",
-        "neverReady=true",
-        check=False,
-    )
+    failed = cli.helm("install", "doomed", APP, "-n", "doomed", "--rollback-on-failure", "--timeout", "2s",
+                      "--set", "neverReady=true", check=False)
     assert failed.returncode != 0
     assert cli.kubectl("get", "deployment", "doomed", "-n", "doomed", check=False).returncode != 0
     assert get(cli, "secrets", "-n", "doomed", "-l", "owner=helm")["items"] == []
@@ -179,20 +144,8 @@ def test_failed_install_with_rollback_on_failure_uninstalls(kube_cli_module: Kub
 def test_progress_deadline_fails_the_wait_early(kube_cli_module: KubeCLI) -> None:
     cli = kube_cli_module
     start = time.monotonic()
-    failed = cli.helm(
-        "install",
-        "late",
-        APP,
-        "-n",
-        "late",
-        "--create-namespace",
-        "--wait",
-        "--timeout",
-        "60s",
-        "--set",
-        "neverReady=true,progressDeadlineSeconds=1",
-        check=False,
-    )
+    failed = cli.helm("install", "late", APP, "-n", "late", "--create-namespace", "--wait", "--timeout", "60s",
+                      "--set", "neverReady=true,progressDeadlineSeconds=1", check=False)
     assert failed.returncode != 0 and "Progress deadline exceeded" in failed.stderr
     assert time.monotonic() - start < 10
 
@@ -209,19 +162,8 @@ def test_hooks_pre_install_and_post_upgrade(kube_cli_module: KubeCLI) -> None:
     hooks = json.loads(cli.helm("status", "hk", "-n", "hooks", "-o", "json").stdout)["hooks"]
     assert {h["name"] for h in hooks} == {"hk-db-init", "hk-migrate"}
 
-    failed = cli.helm(
-        "upgrade",
-        "hk",
-        HOOKS,
-        "-n",
-        "hooks",
-        "--wait",
-        "--timeout",
-        "20s",
-        "--set",
-        "failUpgradeHook=true",
-        check=False,
-    )
+    failed = cli.helm("upgrade", "hk", HOOKS, "-n", "hooks", "--wait", "--timeout", "20s", "--set",
+                      "failUpgradeHook=true", check=False)
     assert failed.returncode != 0 and "hk-migrate" in failed.stderr
     assert history(cli, "hk", "hooks")[-1]["status"] == "failed"
 
@@ -269,16 +211,9 @@ def test_thousands_of_release_secrets_list_quickly(kube_cli_module: KubeCLI, san
     for i in range(3000):  # in-process: the point is listing speed, not 3000 HTTP creates
         record["name"] = f"r{i}"
         payload = base64.b64encode(base64.b64encode(gzip.compress(json.dumps(record).encode()))).decode()
-        body = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": seed["type"],
-            "data": {"release": payload},
-            "metadata": {
-                "name": f"sh.helm.release.v1.r{i}.v1",
-                "labels": {**seed["metadata"]["labels"], "name": f"r{i}"},
-            },
-        }
+        body = {"apiVersion": "v1", "kind": "Secret", "type": seed["type"], "data": {"release": payload},
+                "metadata": {"name": f"sh.helm.release.v1.r{i}.v1", "labels": {
+                    **seed["metadata"]["labels"], "name": f"r{i}"}}}
         api.create(Target(rt, "many"), body, {})
     start = time.monotonic()
     listed = json.loads(cli.helm("list", "-n", "many", "-o", "json", "--max", "5000").stdout)
@@ -293,11 +228,9 @@ def test_helm_test_runs_test_pods(kube_cli_module: KubeCLI, tmp_path: Path) -> N
     chart = tmp_path / "tested"
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text("apiVersion: v2\nname: tested\nversion: 0.1.0\n")
-    pod = (
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-NAME\n  annotations:\n"
-        "    helm.sh/hook: test\nEXTRA\nspec:\n  restartPolicy: Never\n  containers:\n"
-        "    - {name: t, image: busybox, command: [wget, svc]}\n"
-    )
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-NAME\n  annotations:\n"
+           "    helm.sh/hook: test\nEXTRA\nspec:\n  restartPolicy: Never\n  containers:\n"
+           "    - {name: t, image: busybox, command: [wget, svc]}\n")
     (chart / "templates" / "ok.yaml").write_text(pod.replace("NAME", "ok").replace("EXTRA\n", ""))
     cli.helm("install", "tt", str(chart), "-n", "tests", "--create-namespace")
     out = cli.helm("test", "tt", "-n", "tests").stdout
@@ -315,8 +248,7 @@ def test_chart_with_an_unknown_field_fails_like_on_a_cluster(kube_cli_module: Ku
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text("apiVersion: v2\nname: typo\nversion: 0.1.0\n")
     (chart / "templates" / "cm.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndata: {a: b}\ndatta: {c: d}\n"
-    )
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndata: {a: b}\ndatta: {c: d}\n")
     failed = cli.helm("install", "typo", str(chart), "-n", "typo", "--create-namespace", check=False)
     assert failed.returncode != 0 and "datta" in failed.stderr
     assert cli.kubectl("get", "configmap", "typo", "-n", "typo", check=False).returncode != 0

@@ -84,9 +84,8 @@ def test_server_side_apply_and_conflicts(kube_cli_module: KubeCLI, ns: str) -> N
     assert [(f["manager"], f["operation"]) for f in fields] == [("kubectl", "Apply")]
     # another manager owning data.mode makes a non-forced apply conflict
     apply(cli, ns, CONFIGMAP.replace("MODE", "b"), "--server-side", "--field-manager", "other", "--force-conflicts")
-    clash = cli.kubectl(
-        "apply", "-n", ns, "--server-side", "-f", "-", input=CONFIGMAP.replace("MODE", "c"), check=False
-    )
+    clash = cli.kubectl("apply", "-n", ns, "--server-side", "-f", "-", input=CONFIGMAP.replace("MODE", "c"),
+                        check=False)
     assert clash.returncode != 0 and "conflict" in clash.stderr.lower() and ".data.mode" in clash.stderr
     apply(cli, ns, CONFIGMAP.replace("MODE", "c"), "--server-side", "--force-conflicts")
     assert get(cli, ns, "configmap", "settings")["data"] == {"mode": "c"}
@@ -110,26 +109,11 @@ def test_get_with_selectors_and_table_output(kube_cli_module: KubeCLI, ns: str) 
 def test_patch_scale_label_annotate(kube_cli_module: KubeCLI, ns: str) -> None:
     cli = kube_cli_module
     apply(cli, ns, DEPLOYMENT.replace("TAG", "1"))
-    cli.kubectl(
-        "patch",
-        "deployment",
-        "web",
-        "-n",
-        ns,
-        "-p",
-        '{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:3"}]}}}}',
-    )
+    cli.kubectl("patch", "deployment", "web", "-n", ns, "-p",
+                '{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:3"}]}}}}')
     cli.kubectl("patch", "configmap", "missing", "-n", ns, "--type=merge", "-p", "{}", check=False)
-    cli.kubectl(
-        "patch",
-        "deployment",
-        "web",
-        "-n",
-        ns,
-        "--type=json",
-        "-p",
-        '[{"op":"replace","path":"/spec/replicas","value":4}]',
-    )
+    cli.kubectl("patch", "deployment", "web", "-n", ns, "--type=json", "-p",
+                '[{"op":"replace","path":"/spec/replicas","value":4}]')
     cli.kubectl("scale", "deployment", "web", "-n", ns, "--replicas=3")
     cli.kubectl("label", "deployment", "web", "-n", ns, "color=blue")
     cli.kubectl("annotate", "deployment", "web", "-n", ns, "note=hi")
@@ -159,7 +143,7 @@ def test_delete_and_dry_run(kube_cli_module: KubeCLI, ns: str) -> None:
 def test_errors_are_reported_like_an_apiserver(kube_cli_module: KubeCLI, ns: str) -> None:
     cli = kube_cli_module
     bad_name = cli.kubectl("create", "configmap", "Bad_Name", "-n", ns, check=False)
-    assert bad_name.returncode != 0 and 'Invalid value: "Bad_Name"' in bad_name.stderr
+    assert bad_name.returncode != 0 and "Invalid value: \"Bad_Name\"" in bad_name.stderr
     apply(cli, ns, CONFIGMAP.replace("MODE", "a"))
     exists = cli.kubectl("create", "configmap", "settings", "-n", ns, check=False)
     assert exists.returncode != 0 and "AlreadyExists" in exists.stderr or "already exists" in exists.stderr
@@ -167,15 +151,8 @@ def test_errors_are_reported_like_an_apiserver(kube_cli_module: KubeCLI, ns: str
     assert no_ns.returncode != 0 and 'namespaces "no-such-namespace" not found' in no_ns.stderr
     unknown = cli.kubectl("get", "frobnicators", "-n", ns, check=False)
     assert unknown.returncode != 0 and "doesn't have a resource type" in unknown.stderr
-    mismatch = cli.kubectl(
-        "apply",
-        "-n",
-        ns,
-        "-f",
-        "-",
-        check=False,
-        input=DEPLOYMENT.replace("TAG", "1").replace("labels: {app: web}\n    spec", "labels: {app: other}\n    spec"),
-    )
+    mismatch = cli.kubectl("apply", "-n", ns, "-f", "-", check=False, input=DEPLOYMENT.replace("TAG", "1").replace(
+        "labels: {app: web}\n    spec", "labels: {app: other}\n    spec"))
     assert mismatch.returncode != 0 and "selector" in mismatch.stderr and "does not match" in mismatch.stderr
 
 
@@ -203,12 +180,8 @@ spec:
     cli.kubectl("wait", "--for=condition=Established", "crd/gadgets.example.org", "--timeout=10s")
     apply(cli, ns, "apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {color: red}\n")
     # switching from client-side to server-side apply: kubectl hands the field ownership over
-    apply(
-        cli,
-        ns,
-        "apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {color: blue}\n",
-        "--server-side",
-    )
+    apply(cli, ns, "apiVersion: example.org/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {color: blue}\n",
+          "--server-side")
     assert get(cli, ns, "gadgets", "g1")["spec"] == {"color": "blue"}
     cli.kubectl("delete", "crd", "gadgets.example.org")
     assert cli.kubectl("get", "gadgets", "-n", ns, check=False).returncode != 0
@@ -228,12 +201,8 @@ def test_workload_pods_follow_rollouts(kube_cli_module: KubeCLI, ns: str) -> Non
     assert len(second) == 2
     assert {p["metadata"]["name"] for p in second}.isdisjoint(p["metadata"]["name"] for p in first)
     assert {p["spec"]["containers"][0]["image"] for p in second} == {"nginx:2"}
-    sts = (
-        DEPLOYMENT.replace("TAG", "1")
-        .replace("kind: Deployment", "kind: StatefulSet")
-        .replace("name: web", "name: db")
-        .replace("{app: web}", "{app: db}")
-    )
+    sts = DEPLOYMENT.replace("TAG", "1").replace("kind: Deployment", "kind: StatefulSet").replace(
+        "name: web", "name: db").replace("{app: web}", "{app: db}")
     apply(cli, ns, sts)
     cli.kubectl("rollout", "status", "statefulset/db", "-n", ns, "--timeout=20s")
     names = sorted(p["metadata"]["name"] for p in get(cli, ns, "pods", "-l", "app=db")["items"])

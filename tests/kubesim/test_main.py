@@ -23,10 +23,7 @@ APP = str(Path(__file__).parent / "charts" / "app")
 def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str, Path]:
     proc = subprocess.Popen(
         [DEPLOY_MANAGER, "sandbox", "--kubeconfig-out", str(tmp_path / "kc"), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     match = READY.match(line)
@@ -57,7 +54,8 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     proc, url, _ = start(tmp_path)
     try:
         port = url.rsplit(":", 1)[1]
-        second = subprocess.run([DEPLOY_MANAGER, "sandbox", "--port", port], capture_output=True, text=True, timeout=20)
+        second = subprocess.run([DEPLOY_MANAGER, "sandbox", "--port", port],
+                                capture_output=True, text=True, timeout=20)
         assert second.returncode != 0 and "Address already in use" in second.stderr
     finally:
         proc.terminate()

@@ -41,10 +41,8 @@ def test_restart_keeps_releases_and_objects(tmp_path: Path, helm_bin: Path, kube
 def test_old_resource_version_is_gone_after_restart(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     with start_sandbox(tmp_path, state_file=state) as first, httpx.Client(base_url=first.url) as client:
-        client.post(
-            "/api/v1/namespaces/default/configmaps",
-            json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}},
-        )
+        client.post("/api/v1/namespaces/default/configmaps",
+                    json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
     with start_sandbox(tmp_path, state_file=state) as second, httpx.Client(base_url=second.url) as client:
         r = client.get("/api/v1/namespaces/default/configmaps", params={"watch": "1", "resourceVersion": "1"})
         event = json.loads(r.text.splitlines()[0])
@@ -72,27 +70,16 @@ def test_saves_are_debounced_and_atomic(tmp_path: Path) -> None:
 
 def test_restart_keeps_serving_custom_resources(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {
-            "group": "example.com",
-            "scope": "Namespaced",
-            "names": {"kind": "Widget", "plural": "widgets"},
-            "versions": [{"name": "v1", "served": True, "storage": True}],
-        },
-    }
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"kind": "Widget", "plural": "widgets"},
+                    "versions": [{"name": "v1", "served": True, "storage": True}]}}
     widgets = "/apis/example.com/v1/namespaces/default/widgets"
     with start_sandbox(tmp_path, state_file=state) as first, httpx.Client(base_url=first.url) as client:
         assert client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd).status_code == 201
-        assert (
-            client.post(
-                widgets,
-                json={"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}},
-            ).status_code
-            == 201
-        )
+        assert client.post(widgets, json={"apiVersion": "example.com/v1", "kind": "Widget",
+                                          "metadata": {"name": "w"}, "spec": {"size": 1}}).status_code == 201
     with start_sandbox(tmp_path, state_file=state) as second, httpx.Client(base_url=second.url) as client:
         assert client.get(f"{widgets}/w").json()["spec"] == {"size": 1}
         assert "apis/example.com/v1" in client.get("/openapi/v3").json()["paths"]
@@ -101,9 +88,8 @@ def test_restart_keeps_serving_custom_resources(tmp_path: Path) -> None:
 def test_concurrent_saves_never_tear_the_file(tmp_path: Path) -> None:
     store = Store()
     for i in range(300):
-        store.create(
-            ("", "configmaps"), {"metadata": {"name": f"c{i}", "namespace": "default"}, "data": {"k": "v" * 500}}
-        )
+        store.create(("", "configmaps"), {"metadata": {"name": f"c{i}", "namespace": "default"},
+                                          "data": {"k": "v" * 500}})
     saver = StateFile(tmp_path / "s.json", store)
     threads = [threading.Thread(target=saver.save) for _ in range(8)]
     for t in threads:

@@ -17,11 +17,8 @@ def test_human_age() -> None:
 
 
 def test_deployment_columns() -> None:
-    deploy = {
-        "metadata": {"name": "web", "creationTimestamp": "2026-01-01T00:00:00Z"},
-        "spec": {"replicas": 3},
-        "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2},
-    }
+    deploy = {"metadata": {"name": "web", "creationTimestamp": "2026-01-01T00:00:00Z"},
+              "spec": {"replicas": 3}, "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}}
     table = to_table("apps", "Deployment", [deploy], "42")
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Ready", "Up-to-date", "Available", "Age"]
     assert table["rows"][0]["cells"][:4] == ["web", "2/3", 3, 2]

@@ -11,35 +11,29 @@ from kubesim.defaults import ClusterIPAllocator, apply_defaults
 from kubesim.validation import name_causes, object_causes, update_causes
 
 
-@pytest.mark.parametrize(
-    ("kind", "name", "ok"),
-    [
-        ("ConfigMap", "my.config-1", True),
-        ("ConfigMap", "My_Config", False),
-        ("ConfigMap", "x" * 254, False),
-        ("Service", "web.front", False),  # Services need DNS labels
-        ("Namespace", "team-a", True),
-        ("ClusterRole", "system:controller:thing", True),  # RBAC names are path segments
-        ("Role", "a/b", False),
-    ],
-)
+@pytest.mark.parametrize(("kind", "name", "ok"), [
+    ("ConfigMap", "my.config-1", True),
+    ("ConfigMap", "My_Config", False),
+    ("ConfigMap", "x" * 254, False),
+    ("Service", "web.front", False),  # Services need DNS labels
+    ("Namespace", "team-a", True),
+    ("ClusterRole", "system:controller:thing", True),  # RBAC names are path segments
+    ("Role", "a/b", False),
+])
 def test_names(kind: str, name: str, ok: bool) -> None:
     assert (name_causes(kind, name) == []) is ok
 
 
 def deployment(**spec: Any) -> dict[str, Any]:
-    base = {
-        "selector": {"matchLabels": {"app": "a"}},
-        "template": {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
-    }
+    base = {"selector": {"matchLabels": {"app": "a"}},
+            "template": {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}
     return {"metadata": {"name": "d"}, "spec": {**base, **spec}}
 
 
 def test_workload_rules() -> None:
     assert object_causes("Deployment", deployment()) == []
-    mismatch = deployment(
-        template={"metadata": {"labels": {"app": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
-    )
+    mismatch = deployment(template={"metadata": {"labels": {"app": "b"}}, "spec": {"containers": [
+        {"name": "c", "image": "i"}]}})
     assert [c[0] for c in object_causes("Deployment", mismatch)] == ["spec.template.metadata.labels"]
     no_containers = deployment(template={"metadata": {"labels": {"app": "a"}}, "spec": {}})
     assert [c[0] for c in object_causes("Deployment", no_containers)] == ["spec.template.spec.containers"]
@@ -52,22 +46,16 @@ def test_immutable_fields_on_update() -> None:
     assert [c[0] for c in update_causes("Job", old_job, new_job)] == ["spec.template"]
     frozen = {"metadata": {"name": "c"}, "immutable": True, "data": {"a": "1"}}
     assert update_causes("ConfigMap", frozen, {**frozen, "data": {"a": "2"}})[0][0] == "data"
-    assert update_causes(
-        "Deployment",
-        deployment(),
-        deployment(selector={"matchLabels": {"app": "z"}}, template=deployment()["spec"]["template"]),
-    )
+    assert update_causes("Deployment", deployment(), deployment(selector={"matchLabels": {"app": "z"}},
+                                                                  template=deployment()["spec"]["template"]))
 
 
 def test_defaults() -> None:
     ips = ClusterIPAllocator()
     svc: dict[str, Any] = {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}
     apply_defaults("", "Service", svc, None, ips)
-    assert svc["spec"]["type"] == "ClusterIP" and svc["spec"]["ports"][0] == {
-        "port": 80,
-        "protocol": "TCP",
-        "targetPort": 80,
-    }
+    assert svc["spec"]["type"] == "ClusterIP" and svc["spec"]["ports"][0] == {"port": 80, "protocol": "TCP",
+                                                                               "targetPort": 80}
     again: dict[str, Any] = {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 81}]}}
     apply_defaults("", "Service", again, svc, ips)
     assert again["spec"]["clusterIP"] == svc["spec"]["clusterIP"]  # an update keeps the allocated IP
@@ -93,9 +81,6 @@ def test_defaults() -> None:
 def test_configmap_and_secret_size_limit() -> None:
     big = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "x" * (1024 * 1024)}}
     assert [c[0] for c in object_causes("ConfigMap", big)] == ["data"]
-    fits = {
-        "kind": "Secret",
-        "metadata": {"name": "s"},
-        "data": {"release": base64.b64encode(b"x" * 1000 * 1000).decode()},
-    }
+    fits = {"kind": "Secret", "metadata": {"name": "s"},
+            "data": {"release": base64.b64encode(b"x" * 1000 * 1000).decode()}}
     assert object_causes("Secret", fits) == []

@@ -106,16 +106,7 @@ def test_replace_releases(tmp_path: Path) -> None:
 def test_release_rows_keep_the_deployed_commit(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "db")
     rel = ReleaseStatus(
-        "keystone",
-        "keystone",
-        "os",
-        "keystone",
-        "0.1.0",
-        2,
-        "deployed",
-        "e" * 40,
-        "d" * 40,
-        "in-sync",
+        "keystone", "keystone", "os", "keystone", "0.1.0", 2, "deployed", "e" * 40, "d" * 40, "in-sync",
         deployed_commit="c" * 40,
     )
     store.replace_releases("dev", [rel])

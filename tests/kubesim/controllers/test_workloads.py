@@ -46,9 +46,8 @@ def settle(ctx: Ctx, gr: GR, obj: Obj) -> tuple[Obj, list[str]]:
         live = ctx.store.get(gr, meta["namespace"], meta["name"])
         assert live is not None
         # the progress-deadline stage waits minutes in real time: settle() stops before it
-        stage = next(
-            (s for s in STAGES if s.gr == gr and s.name != "deployment-deadline" and s.selects(live, ctx)), None
-        )
+        stage = next((s for s in STAGES if s.gr == gr and s.name != "deployment-deadline"
+                      and s.selects(live, ctx)), None)
         if stage is None:
             return live, ran
         new = stage.write(live, ctx)
@@ -59,19 +58,11 @@ def settle(ctx: Ctx, gr: GR, obj: Obj) -> tuple[Obj, list[str]]:
 
 
 def deployment(image: str = "a:1", replicas: int = 2, generation: int = 1) -> Obj:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "ns", "uid": "u1", "generation": generation},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "c", "image": image}]},
-            },
-        },
-    }
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u1", "generation": generation},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "c", "image": image}]}}}}
 
 
 def test_deployment_becomes_available_with_one_replicaset() -> None:
@@ -79,18 +70,11 @@ def test_deployment_becomes_available_with_one_replicaset() -> None:
     live, ran = settle(ctx, ("apps", "deployments"), deployment())
     assert ran == ["deployment-rollout", "deployment-available"]
     status = live["status"]
-    assert (
-        status["observedGeneration"],
-        status["replicas"],
-        status["updatedReplicas"],
-        status["readyReplicas"],
-        status["availableReplicas"],
-    ) == (1, 2, 2, 2, 2)
+    assert (status["observedGeneration"], status["replicas"], status["updatedReplicas"], status["readyReplicas"],
+            status["availableReplicas"]) == (1, 2, 2, 2, 2)
     conds = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
-    assert conds == {
-        "Available": ("True", "MinimumReplicasAvailable"),
-        "Progressing": ("True", "NewReplicaSetAvailable"),
-    }
+    assert conds == {"Available": ("True", "MinimumReplicasAvailable"),
+                     "Progressing": ("True", "NewReplicaSetAvailable")}
     [rs] = ctx.store.list(("apps", "replicasets"))[0]
     pod_hash = template_hash(deployment()["spec"]["template"])
     assert rs["metadata"]["name"] == f"web-{pod_hash}" and rs["metadata"]["labels"]["pod-template-hash"] == pod_hash
@@ -110,14 +94,10 @@ def test_template_change_is_a_rollout_and_scaling_is_not() -> None:
     rolled["metadata"]["generation"] = 3
     live, _ = settle(ctx, ("apps", "deployments"), rolled)
     assert live["metadata"]["annotations"][REVISION] == "2"
-    replicasets = {
-        rs["metadata"]["labels"]["pod-template-hash"]: rs["spec"]["replicas"]
-        for rs in ctx.store.list(("apps", "replicasets"))[0]
-    }
-    assert replicasets == {
-        template_hash(deployment()["spec"]["template"]): 0,
-        template_hash(rolled["spec"]["template"]): 3,
-    }
+    replicasets = {rs["metadata"]["labels"]["pod-template-hash"]: rs["spec"]["replicas"]
+                   for rs in ctx.store.list(("apps", "replicasets"))[0]}
+    assert replicasets == {template_hash(deployment()["spec"]["template"]): 0,
+                           template_hash(rolled["spec"]["template"]): 3}
 
 
 def test_never_ready_deployment_is_observed_but_unavailable() -> None:
@@ -134,9 +114,8 @@ def test_statefulset_and_daemonset_become_ready() -> None:
     sts.update(kind="StatefulSet")
     live, ran = settle(ctx, ("apps", "statefulsets"), sts)
     assert ran == ["statefulset-observe", "statefulset-ready"]
-    assert (
-        live["status"]["readyReplicas"] == 2 and live["status"]["currentRevision"] == live["status"]["updateRevision"]
-    )
+    assert live["status"]["readyReplicas"] == 2 and live["status"]["currentRevision"] == live["status"][
+        "updateRevision"]
     ds = deployment()
     ds.update(kind="DaemonSet")
     live, _ = settle(ctx, ("apps", "daemonsets"), ds)
@@ -144,12 +123,9 @@ def test_statefulset_and_daemonset_become_ready() -> None:
 
 
 def job() -> Obj:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "j", "namespace": "ns", "uid": "u2", "generation": 1},
-        "spec": {"completions": 1, "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}},
-    }
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "ns", "uid": "u2",
+                                                                  "generation": 1},
+            "spec": {"completions": 1, "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}}}
 
 
 def test_job_completes_with_a_succeeded_pod() -> None:
@@ -201,15 +177,13 @@ def test_workloads_get_pods() -> None:
     assert len(pods) == 3
     [rs] = ctx.store.list(("apps", "replicasets"))[0]
     assert all(p["metadata"]["ownerReferences"][0]["uid"] == rs["metadata"]["uid"] for p in pods)
-    assert {p["metadata"]["labels"]["pod-template-hash"] for p in pods} == {
-        rs["metadata"]["labels"]["pod-template-hash"]
-    }
+    assert {p["metadata"]["labels"]["pod-template-hash"] for p in pods} == {rs["metadata"]["labels"][
+        "pod-template-hash"]}
     sts = deployment(replicas=2)
     sts.update(kind="StatefulSet")
     sts["metadata"].update(name="db", uid="u3")
-    sts["spec"]["volumeClaimTemplates"] = [
-        {"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "1Gi"}}}}
-    ]
+    sts["spec"]["volumeClaimTemplates"] = [{"metadata": {"name": "data"},
+                                            "spec": {"resources": {"requests": {"storage": "1Gi"}}}}]
     settle(ctx, ("apps", "statefulsets"), sts)
     names = sorted(p["metadata"]["name"] for p in ctx.store.list(("", "pods"))[0] if p["metadata"]["name"][:3] == "db-")
     assert names == ["db-0", "db-1"]
