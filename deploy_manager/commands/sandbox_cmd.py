@@ -27,4 +27,6 @@ def sandbox(
     """Serve the Kubernetes API sandbox (test and demo infrastructure) until SIGTERM/SIGINT."""
     from kubesim.main import serve_forever
 
-    serve_forever(host=host, port=port, kubeconfig_out=kubeconfig_out, state_file=state_file, ready_delay=ready_delay)
+    serve_forever(
+        host=host, port=port, kubeconfig_out=kubeconfig_out, state_file=state_file, ready_delay=ready_delay
+    )
