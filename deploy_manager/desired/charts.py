@@ -48,6 +48,10 @@ def _chart_info(source: GitSource, commit: str, path: str, _seen: frozenset[str]
     if path in _seen:
         raise ChartError(f"{path}: chart dependencies form a cycle")
     tree_id = source.tree_id(commit, path)
+    if tree_id is None:  # the chart directory may be (behind) a link inside the repo; one leaving it raises
+        real, obj = source.follow(commit, path)
+        if obj is not None and obj.type == "tree":
+            path, tree_id = real, obj.hexsha
     if tree_id is None:
         raise ChartError(f"{path}: no chart directory at commit {commit[:12]}")
     chart_yaml = f"{path}/Chart.yaml"
