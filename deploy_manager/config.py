@@ -23,7 +23,6 @@ import re
 import socket
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
@@ -34,6 +33,8 @@ from pydantic_settings import (
     SecretsSettingsSource,
     SettingsConfigDict,
 )
+
+from deploy_manager.redaction import redacted_url, url_secrets
 
 ENV_PREFIX = "DM_"
 MIB = 1024 * 1024
@@ -143,6 +144,7 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", description="Address to listen on (a pod listens on all interfaces).")
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(MIB, ge=1024, description="Request bodies above this answer 413.")
+    api_docs: bool = Field(False, description="Serve /docs and /redoc (assets from the package, never a CDN).")
 
     # --- triggers ---
     poll_interval_seconds: float = Field(60.0, ge=0, description="Fetch interval; 0 disables polling.")
@@ -244,22 +246,12 @@ class Settings(BaseSettings):
             for item in value if isinstance(value, tuple) else (value,):
                 if item is not None:
                     out.append(item.get_secret_value())
-        parts = urlsplit(self.repo_url)
-        if parts.password:
-            out.append(parts.password)
-        if parts.username and (parts.password or len(parts.username) >= 16):  # https://<token>@host/...
-            out.append(parts.username)
-        return out
+        return out + url_secrets(self.repo_url)  # https://<token>@host/..., https://user:pass@host/...
 
     @property
     def redacted_repo_url(self) -> str:
         """DM_REPO_URL without its credentials, for messages."""
-        parts = urlsplit(self.repo_url)
-        if not (parts.username or parts.password):
-            return self.repo_url
-        host = parts.hostname or ""
-        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
+        return redacted_url(self.repo_url)
 
     @classmethod
     def settings_customise_sources(

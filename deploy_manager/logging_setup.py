@@ -23,8 +23,9 @@ from typing import IO, Any
 from pythonjsonlogger.json import JsonFormatter
 
 from deploy_manager.config import Settings
+from deploy_manager.redaction import REDACTED, Redactor
 
-REDACTED = "***"
+__all__ = ["REDACTED", "RedactingJsonFormatter", "configure_logging", "log_context"]
 # `key=%s` pairs in a message that become JSON fields (a fixed set: no surprise keys in the output).
 FIELDS_FROM_MESSAGE = frozenset({"cluster", "component", "release", "namespace", "run_id", "revision", "action"})
 _HANDLER_NAME = "deploy-manager-json"
@@ -106,17 +107,10 @@ class RedactingJsonFormatter(JsonFormatter):
 
     def __init__(self, secrets: Iterable[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # Longest first, so a secret that contains another is masked whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        self._redact = Redactor(secrets)  # the one redaction function (deploy_manager.redaction)
 
     def format(self, record: logging.LogRecord) -> str:
-        return self._redact(super().format(record))
+        return self._redact.text(super().format(record))
 
 
 def build_handler(settings: Settings, stream: IO[str] | None = None) -> logging.Handler:

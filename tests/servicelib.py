@@ -11,6 +11,7 @@ import hmac
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def github_headers(body: bytes, event: str = "push", secret: str = WEBHOOK_SECRE
     return {
         "Content-Type": "application/json",
         "X-GitHub-Event": event,
-        "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "X-GitHub-Delivery": str(uuid.uuid4()),  # unique per delivery, as GitHub sends it
         "X-Hub-Signature-256": sign(body, secret),
     }
 

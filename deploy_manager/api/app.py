@@ -11,6 +11,11 @@ Contract:
   shutdown stops taking triggers and lets a running helm command finish.
 - Every error is a JSON body `{"detail": ...}`: 4xx for bad requests (with the body-size limit enforced
   before the body is read when Content-Length says so), 500 with no internals for a bug.
+- `/docs` and `/redoc` are off unless `DM_API_DOCS=true`, and then load their scripts from this package
+  (fastapi-offline's copies), never from a CDN. `/openapi.json` is always served.
+- Every answer carries `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, `X-Frame-Options:
+  DENY`, `Cache-Control: no-store` and a `Content-Security-Policy` that allows nothing (pages that need
+  more, the status page and the docs, set their own).
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import ProcessCollector
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deploy_manager import __version__
 from deploy_manager.api import health, hooks, plan, releases, runs, status_page
@@ -71,6 +77,81 @@ class ContentLengthLimit:
         await self.app(scope, receive, send)
 
 
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+)
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:;"
+    " connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+DOCS_STATIC = "/docs-static"
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every answer that does not set the header itself (the status page and the docs
+    send their own Content-Security-Policy)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {key.lower() for key, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def add_docs(app: FastAPI) -> None:
+    """`/docs` (Swagger UI) and `/redoc` with their assets served from the package (DM_API_DOCS=true)."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        import fastapi_offline
+    except ImportError as exc:  # a dependency of the package: only a broken install lacks it
+        raise RuntimeError("DM_API_DOCS=true needs the fastapi-offline package (its bundled assets)") from exc
+    static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_STATIC, StaticFiles(directory=static), name="docs-static")
+    headers = {"Content-Security-Policy": DOCS_CSP}
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        page = get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title}: API",
+            swagger_js_url=f"{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # else a badge from validator.swagger.io
+        )
+        return HTMLResponse(bytes(page.body), headers=headers)
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        page = get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title}: API",
+            redoc_js_url=f"{DOCS_STATIC}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_STATIC}/favicon.png",
+            with_google_fonts=False,
+        )
+        return HTMLResponse(bytes(page.body), headers=headers)
+
+
 async def _send_json(send: Send, status: int, detail: str) -> None:
     response = JSONResponse({"detail": detail}, status_code=status, headers={"connection": "close"})
     await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
@@ -108,7 +189,7 @@ def create_app(
     if store is None:
         from deploy_manager.store.sqlite import RunStore
 
-        store = RunStore(settings.db_path)
+        store = RunStore(settings.db_path, redact=Redactor(settings.secret_values()))
     if pipeline is None:
         from deploy_manager.wiring import build_pipeline
 
@@ -173,7 +254,11 @@ def create_app(
         version=__version__,
         description="GitOps deploy manager for the OpenStack control plane: webhooks, runs, releases.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's own pages load their scripts from a CDN: see add_docs
+        redoc_url=None,
     )
+    if settings.api_docs:
+        add_docs(app)
     app.state.dm = AppContext(
         settings=settings,
         queue=queue,
@@ -186,6 +271,7 @@ def create_app(
     )
     app.state.scheduler = scheduler
     app.add_middleware(ContentLengthLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: the 413/400 answers of ContentLengthLimit get them too
 
     @app.exception_handler(QueueStopping)
     async def stopping(request: Request, exc: QueueStopping) -> JSONResponse:

@@ -14,8 +14,10 @@ Contract:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
+import threading
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
@@ -27,23 +29,37 @@ from deploy_manager.api.cache import ReleasesCache
 from deploy_manager.config import Settings
 from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.models.errors import UnknownRevision
+from deploy_manager.redaction import Redactor
 from deploy_manager.service import PipelineLike, RunQueue, StoreLike
 
 M = TypeVar("M", bound=BaseModel)
+__all__ = ["AppContext", "Ctx", "ReadAuth", "Redactor", "WriteAuth"]  # Redactor: masks text the API passes on
 
 
-class Redactor:
-    """Masks configured secrets in text the API passes on from elsewhere (errors, helm output, git URLs)."""
+class RecentDeliveries:
+    """A bounded record of the webhook delivery ids seen lately (GitHub's `X-GitHub-Delivery`), so a captured
+    delivery sent again is answered `duplicate` and starts nothing. A delivery is claimed while it is handled
+    and released if it was refused (4xx/5xx), so GitHub's own redelivery of a failed attempt still works."""
 
-    def __init__(self, secrets: list[str]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._ids: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._lock = threading.Lock()
 
-    def __call__(self, text: str | None) -> str | None:
-        if not text:
-            return text
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+    def claim(self, delivery: str) -> bool:
+        """True the first time `delivery` is seen (then recorded); False for a replay."""
+        with self._lock:
+            if delivery in self._ids:
+                self._ids.move_to_end(delivery)
+                return False
+            self._ids[delivery] = None
+            while len(self._ids) > self.size:
+                self._ids.popitem(last=False)
+            return True
+
+    def release(self, delivery: str) -> None:
+        with self._lock:
+            self._ids.pop(delivery, None)
 
 
 @dataclasses.dataclass
@@ -57,6 +73,7 @@ class AppContext:
     kube_ping: Any = None  # () -> None, raises when the Kubernetes API is unreachable (readiness)
     releases_cache: ReleasesCache = dataclasses.field(default_factory=ReleasesCache)
     redact: Redactor = dataclasses.field(default_factory=lambda: Redactor([]))
+    deliveries: RecentDeliveries = dataclasses.field(default_factory=RecentDeliveries)
 
 
 async def get_ctx(request: Request) -> AppContext:
@@ -141,11 +158,39 @@ def is_json_type(mt: str) -> bool:
     return mt in ("", "application/json") or (mt.startswith("application/") and mt.endswith("+json"))
 
 
+MAX_JSON_DEPTH = 32  # a GitHub push is 4 levels deep; ours are flat
+
+
 def decode_json(body: bytes) -> Any:
+    """The parsed body, or 400 with a one-line reason: bad UTF-8 or JSON, nesting past MAX_JSON_DEPTH (the
+    decoder recurses per level), a number past Python's digit limit."""
     try:
-        return json.loads(body)
+        data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"malformed JSON body: {exc}") from exc
+    except RecursionError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="malformed JSON body: nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        reason = str(exc).splitlines()[0][:120]
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"malformed JSON body: {reason}") from exc
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, detail=f"malformed JSON body: nested deeper than {MAX_JSON_DEPTH} levels"
+        )
+    return data
+
+
+def json_depth(data: Any) -> int:
+    """Nesting depth of parsed JSON (iterative: the point is to refuse what recursion cannot handle)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                return depth
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def validate(model: type[M], data: Any) -> M:

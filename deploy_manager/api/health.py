@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from deploy_manager.api.deps import Ctx
+from deploy_manager.api.deps import AppContext, Ctx
 from deploy_manager.api.schemas import HealthOut, ReadyOut
 
 router = APIRouter(tags=["health"])
@@ -19,11 +19,14 @@ def healthz() -> HealthOut:
     return HealthOut()
 
 
-def _check(fn: object) -> str:
+CHECK_CHARS = 200  # a probe's answer stays short; cut only after masking (the remote URL may carry a token)
+
+
+def _check(fn: object, ctx: AppContext) -> str:
     try:
         fn()  # type: ignore[operator]
     except Exception as exc:
-        return f"error: {type(exc).__name__}: {str(exc)[:200]}"
+        return ctx.redact.cut(f"error: {type(exc).__name__}: {exc}", CHECK_CHARS)
     return "ok"
 
 
@@ -31,14 +34,13 @@ def _check(fn: object) -> str:
 def readyz(ctx: Ctx) -> JSONResponse:
     q = ctx.queue
     checks = {
-        "store": _check(lambda: ctx.store.list_runs(cluster=ctx.settings.cluster, limit=1)),
-        "kubernetes": _check(ctx.kube_ping) if ctx.kube_ping is not None else "ok",
+        "store": _check(lambda: ctx.store.list_runs(cluster=ctx.settings.cluster, limit=1), ctx),
+        "kubernetes": _check(ctx.kube_ping, ctx) if ctx.kube_ping is not None else "ok",
         # Local only: the mirror resolves the branch; a failing fetch is reported, not retried per probe.
-        "git": _check(lambda: q.source.resolve(ctx.settings.branch)),
+        "git": _check(lambda: q.source.resolve(ctx.settings.branch), ctx),
     }
     if checks["git"] == "ok" and q.last_fetch_error:
-        checks["git"] = f"error: last fetch failed: {q.last_fetch_error[:200]}"
-    checks = {k: ctx.redact(v) or "" for k, v in checks.items()}  # git errors quote the remote URL
+        checks["git"] = ctx.redact.cut(f"error: last fetch failed: {q.last_fetch_error}", CHECK_CHARS)
     ready = all(v == "ok" for v in checks.values())
     body = ReadyOut(status="ready" if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -5,6 +5,11 @@ Contract (issue 5):
   is looked at: bad or missing -> 401 and nothing happens. `ping` -> 200. `push` to `DM_BRANCH` -> 202 with
   the run id (`queued`/`coalesced`); a push to another branch, a tag, or a deleted ref -> 202 `ignored`, no
   run. Other events -> 400. Bodies: `application/json`, or GitHub's form encoding (`payload=<json>`).
+  The pushed commit is resolved after a fetch: one the repository does not have -> 422 and no run (as Jenkins).
+  A delivery id (`X-GitHub-Delivery`) seen before -> 200 `duplicate`, no run (a bounded record of recent ids).
+- Both hooks: a commit that is an ancestor of the deployed commit (the branch not rewound since) -> 202
+  `ignored`, no run: a replayed old push must not start a run, and cannot roll the cluster back.
+- Any malformed body (bad JSON, nested too deeply, …) -> 400 with a one-line reason.
 - Jenkins: `Authorization: Bearer <DM_JENKINS_TOKEN>`; optional JSON `{"ref": ..., "commit": ...}` (also under
   `application/x-www-form-urlencoded` when the body is a JSON object, as `curl -d` sends it): a ref of
   another branch or a tag is ignored; otherwise the branch head is deployed (commit: for coalescing). A commit
@@ -14,13 +19,13 @@ Contract (issue 5):
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from deploy_manager.api.auth import SingleToken, bearer_token, verify_github_signature
@@ -34,7 +39,7 @@ from deploy_manager.api.deps import (
     resolve_revision,
     validate,
 )
-from deploy_manager.api.schemas import ErrorBody, JenkinsHook, PingResponse, TriggerResponse
+from deploy_manager.api.schemas import DuplicateDelivery, ErrorBody, JenkinsHook, PingResponse, TriggerResponse
 from deploy_manager.service import TriggerResult
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,7 @@ router = APIRouter(prefix="/hooks", tags=["hooks"])
 
 ZERO_SHA = "0" * 40
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 413, 415, 422, 503)}
+DELIVERY_CHARS = 64
 
 
 def _answer(ctx: AppContext, hook: str, result: TriggerResult) -> JSONResponse:
@@ -99,7 +105,10 @@ def _github_payload(ctx: AppContext, body: bytes, mt: str) -> dict[str, Any]:
     "/github",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=TriggerResponse,
-    responses={200: {"model": PingResponse, "description": "ping answered"}, **ERRORS},
+    responses={
+        200: {"model": PingResponse, "description": "ping answered (a replayed delivery: `duplicate`, no run)"},
+        **ERRORS,
+    },
     summary="GitHub / GitHub Enterprise push webhook",
 )
 async def github(request: Request, ctx: Ctx) -> JSONResponse:
@@ -133,9 +142,48 @@ async def _github(request: Request, ctx: AppContext) -> JSONResponse:
     commit = after.lower()
     if len(commit) != 40 or any(c not in "0123456789abcdef" for c in commit):
         raise _reject(ctx, "github", "bad_request", 400, "push payload 'after' is not a commit sha")
-    delivery = request.headers.get("x-github-delivery", "")[:64]
-    log.info("github push", extra={"commit": commit, "delivery": delivery})
-    return _answer(ctx, "github", ctx.queue.trigger("github", commit=commit))
+    delivery = request.headers.get("x-github-delivery", "").strip()[:DELIVERY_CHARS]
+    if delivery and not ctx.deliveries.claim(delivery):
+        log.warning("github delivery %s replayed: ignored", delivery, extra={"commit": commit})
+        ctx.metrics.webhooks.labels("github", "duplicate").inc()
+        dup = DuplicateDelivery(reason=f"delivery {delivery} was already received")
+        return JSONResponse(dup.model_dump(), status_code=status.HTTP_200_OK)
+    try:
+        # Resolved after a fetch: a commit the repository does not have is refused now (422), not by a failing run.
+        commit = await resolve_revision(ctx, commit)
+        log.info("github push", extra={"commit": commit, "delivery": delivery})
+        old = await _superseded(ctx, commit)
+        if old is not None:
+            return _answer(ctx, "github", TriggerResult(None, "ignored", old))
+        return _answer(ctx, "github", ctx.queue.trigger("github", commit=commit))
+    except BaseException:
+        if delivery:
+            ctx.deliveries.release(delivery)  # refused: a redelivery of it may succeed
+        raise
+
+
+async def _superseded(ctx: AppContext, commit: str) -> str | None:
+    """Why a trigger for `commit` is a no-op, if it is: `commit` is an ancestor of the deployed commit and the
+    branch still contains the deployed one (a branch rewound to an older commit is deployed as usual)."""
+    queue = ctx.queue
+    deployed = queue.deployed_commit
+    is_ancestor = getattr(queue.source, "is_ancestor", None)
+    if deployed is None or deployed == commit or is_ancestor is None:
+        return None  # the same commit: the queue itself answers `coalesced` (already deployed)
+
+    def check() -> bool:
+        with queue.git_lock:
+            if not is_ancestor(commit, deployed):
+                return False
+            return bool(is_ancestor(deployed, queue.source.resolve(queue.branch)))
+
+    try:
+        if not await run_in_threadpool(check):
+            return None
+    except Exception as exc:  # cannot tell: let the run decide (a run with nothing to do changes nothing)
+        log.warning("ancestry check of %s failed: %s", commit[:12], ctx.redact(str(exc)))
+        return None
+    return f"{commit[:12]} is an ancestor of the deployed commit {deployed[:12]}"
 
 
 def _jenkins_payload(ctx: AppContext, body: bytes, mt: str) -> Any:
@@ -143,12 +191,11 @@ def _jenkins_payload(ctx: AppContext, body: bytes, mt: str) -> Any:
         return decode_json(body)
     if mt == "application/x-www-form-urlencoded":
         # `curl -d '{"ref": ...}'` and Jenkins' HTTP request plugin send JSON under the form content type.
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            data = None
-        if isinstance(data, dict):
-            return data
+        stripped = body.lstrip()
+        if stripped.startswith((b"{", b"[")):
+            data = decode_json(body)  # a malformed JSON object is a 400 with its reason, like application/json
+            if isinstance(data, dict):
+                return data
     raise _reject(ctx, "jenkins", "bad_request", 415, "the body must be application/json (or a JSON object)")
 
 
@@ -185,4 +232,8 @@ async def _jenkins(request: Request, ctx: AppContext) -> JSONResponse:
             return _answer(ctx, "jenkins", TriggerResult(None, "ignored", f"{hook.ref} is not {ctx.settings.branch}"))
     # A commit that is not in the repository is refused now (422, no run), not discovered by a failing run.
     commit = await resolve_revision(ctx, hook.commit.lower()) if hook.commit else None
+    if commit is not None:
+        old = await _superseded(ctx, commit)
+        if old is not None:
+            return _answer(ctx, "jenkins", TriggerResult(None, "ignored", old))
     return _answer(ctx, "jenkins", ctx.queue.trigger("jenkins", commit=commit))

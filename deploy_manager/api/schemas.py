@@ -25,6 +25,14 @@ class TriggerResponse(BaseModel):
     reason: str = Field("", description="Why the trigger was coalesced or ignored.")
 
 
+class DuplicateDelivery(BaseModel):
+    """A webhook delivery id seen before: answered 200, no run."""
+
+    run_id: None = None
+    status: Literal["duplicate"] = "duplicate"
+    reason: str = ""
+
+
 class PingResponse(BaseModel):
     status: Literal["pong"] = "pong"
     hook_id: int | None = None

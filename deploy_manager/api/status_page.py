@@ -7,6 +7,8 @@ Every value is HTML-escaped.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from html import escape
 from typing import Any
 
@@ -20,6 +22,20 @@ from deploy_manager.api.deps import Ctx, require_configured
 router = APIRouter(tags=["status"])
 RECENT_RUNS = 20
 REFRESH_SECONDS = 2
+STYLE = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}
+td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#eee}"""
+# The page runs no script and loads nothing: only its own inline style (by hash) is allowed.
+_STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+HEADERS = {
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; frame-ancestors 'none'; base-uri 'none';"
+        " form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
 def _cell(value: Any) -> str:
@@ -91,8 +107,7 @@ def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
         refresh = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'  # a browser follows the run on its own
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">{refresh}<title>deploy-manager: {escape(s.cluster)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
-td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}th{{background:#eee}}</style></head>
+<style>{STYLE}</style></head>
 <body><h1>deploy-manager: cluster {escape(s.cluster)}</h1>
 <p>branch <code>{escape(s.branch)}</code>, deployed commit <code>{escape(q.deployed_commit or "none")}</code>,
 running run {escape(str(q.running_run_id or "none"))}, queued runs {q.depth}</p>
@@ -118,4 +133,4 @@ running run {escape(str(q.running_run_id or "none"))}, queued runs {q.depth}</p>
 <h2>Recent runs</h2>
 {_table(["id", "trigger", "commit", "status", "started", "finished", "error"], run_rows)}
 </body></html>"""
-    return HTMLResponse(page)
+    return HTMLResponse(page, headers=HEADERS)

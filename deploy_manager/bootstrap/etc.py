@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from deploy_manager.desired.yamlio import load_all_bounded
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.models.errors import ChartError
 
@@ -26,7 +27,7 @@ def pick_etc_data(manifests: str, release: str) -> dict[str, str] | None:
     """The base64 `data` of the Secret `<release>-etc` in a multi-document render, None if absent."""
     wanted = etc_name(release)
     try:
-        docs = list(yaml.safe_load_all(manifests))
+        docs = load_all_bounded(manifests, f"helm template {release}")  # aliases bounded like the repo's YAML
     except yaml.YAMLError as exc:
         raise ChartError(f"release {release}: helm template output is not YAML: {exc}") from exc
     for doc in docs:

@@ -49,6 +49,10 @@ def _chart_info(source: GitSource, commit: str, path: str, _seen: frozenset[str]
     if path in _seen:
         raise ChartError(f"{path}: chart dependencies form a cycle")
     tree_id = source.tree_id(commit, path)
+    if tree_id is None:  # the chart directory may be (behind) a link inside the repo; one leaving it raises
+        real, obj = source.follow(commit, path)
+        if obj is not None and obj.type == "tree":
+            path, tree_id = real, obj.hexsha
     if tree_id is None:
         raise ChartError(f"{path}: no chart directory at commit {commit[:12]}")
     chart_yaml = f"{path}/Chart.yaml"
@@ -81,15 +85,20 @@ def _chart_info(source: GitSource, commit: str, path: str, _seen: frozenset[str]
         lambda: [e for e in source.list_tree(commit, path, recursive=True) if e.kind == "symlink"],
     )
     for entry in links:
-        target = (source.read_file(commit, entry.path) or b"").decode()
-        resolved = resolve_link(entry.path, target)
-        if resolved is not None and source.kind(commit, resolved) == "tree":
-            if resolved == path or resolved.startswith(path + "/"):
-                continue  # inside the chart: already covered by the chart's own tree id
-            linked = source.tree_id(commit, resolved) or ""
-            sub = [entry.path, linked]
+        # Every link must stay inside the repository at this commit (SymlinkError names the one that does not):
+        # helm reads the exported chart from disk, so a link out of the repo would read the manager's own files.
+        resolved, obj = source.follow(commit, entry.path)
+        if obj is None:
+            continue  # a submodule behind a link: not exported
+        if resolved == path or resolved.startswith(path + "/"):
+            continue  # inside the chart: already covered by the chart's own tree id
+        if obj.type == "blob":
+            parts.append(f"link:{entry.path}:{obj.hexsha}")  # a file from elsewhere in the repo
+        elif obj.type == "tree":
+            sub = [entry.path, obj.hexsha]
             for inner in source.list_tree(commit, resolved, recursive=True):
                 if inner.kind == "symlink":
+                    source.follow(commit, inner.path)  # validated; exported as what it points to
                     sub.append(f"{inner.path}:{inner.sha}")
             parts.append("link:" + ":".join(sub))
     digest = tree_id if len(parts) == 1 else sha256_hex(*sorted(parts))[:40]

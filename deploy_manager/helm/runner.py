@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import subprocess
 import tempfile
 import time
@@ -26,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from deploy_manager.models.errors import DeployManagerError
+from deploy_manager.redaction import REDACTED, Redactor, cut
 
 TAIL_LINES = 50
-REDACTED = "***"
-# `password: x`, `token=x`, `--set secret=x`… in helm's own output (e.g. a rendered manifest in an error).
-_SECRET_ASSIGN = re.compile(
-    r"(?i)\b([\w.-]*(?:password|passwd|token|secret|[_-]key)[\w.-]*)(\"?\s*[:=]\s*\"?)([^\s\",]+)"
-)
+# The error kept in a step's message: helm's whole last `Error:` block (template, line, key, why), masked, then cut.
+ERROR_CHARS = 1500
+__all__ = ["REDACTED", "redact", "tail"]
 
 
 class HelmError(DeployManagerError):
@@ -90,14 +88,19 @@ class HelmResult:
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    for value in sorted(set(secrets), key=len, reverse=True):
-        if value:
-            text = text.replace(value, REDACTED)
-    return _SECRET_ASSIGN.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    """Tool output: the known secret values and `password: x`-style assignments masked (deploy_manager.redaction)."""
+    return Redactor(secrets, assignments=True).text(text)
 
 
 def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def masked_tail(text: str, masker: Redactor, lines: int = TAIL_LINES) -> str:
+    """The last `lines` lines, masked before they are cut: a multi-line secret that starts above the cut is
+    still seen whole (the margin is the longest secret's line count)."""
+    margin = max((s.count("\n") + 1 for s in masker.secrets), default=0)
+    return tail(masker.text(tail(text, lines + margin)), lines)
 
 
 class HelmRunner:
@@ -153,15 +156,16 @@ class HelmRunner:
             out = _text(exc.stdout) + _text(exc.stderr)
             raise HelmTimeout(
                 f"helm {args[0]} {release or ''} did not finish within {timeout:.0f}s".replace("  ", " "),
-                output_tail=redact(tail(out), secrets),
+                output_tail=tail(redact(out, secrets)),
                 release=release,
             ) from exc
         duration = time.monotonic() - start
         stdout, stderr = proc.stdout or "", proc.stderr or ""
         shown = stderr if _looks_json(stdout) else stdout + stderr
-        out_tail = redact(tail(shown), secrets)
+        masker = Redactor(secrets, assignments=True)
+        out_tail = masked_tail(shown, masker)
         if proc.returncode != 0:
-            last = redact(_last_error_line(stderr or stdout), secrets)
+            last = cut(_error_detail(masker.text(stderr or stdout)), ERROR_CHARS)
             raise HelmError(
                 f"helm {args[0]} {release + ' ' if release else ''}failed (exit {proc.returncode}): {last}",
                 exit_code=proc.returncode,
@@ -290,10 +294,17 @@ def _looks_json(text: str) -> bool:
     return text.lstrip().startswith(("{", "["))
 
 
-def _last_error_line(text: str) -> str:
+def _error_detail(text: str) -> str:
+    """Helm's last `Error:` block on one line. Helm 4 spreads one error over several lines (the template and
+    line of each nested `include`, a schema error's `- at '/replicas': got string, want integer`): keep them
+    all, so the message says where and why; drop the `Use --debug` hint."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.lower().startswith("error")]
-    return (errors or lines or ["no output"])[-1][:500]
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("Error:")]
+    if not starts:
+        errors = [ln for ln in lines if ln.lower().startswith("error")]
+        return (errors or lines or ["no output"])[-1]
+    block = [ln for ln in lines[starts[-1] :] if not ln.startswith("Use --debug flag")]
+    return " ".join(block)
 
 
 def _is_deadline(text: str) -> bool:

@@ -62,6 +62,12 @@ class ConfigError(PermanentError):
         self.key = key
 
 
+class SymlinkError(ConfigError):
+    """A symlink in the repository points outside its tree at that commit (or at nothing, or in a loop).
+
+    Names the link (`file`); raised before anything is written, so helm never reads past the repository."""
+
+
 class CycleError(ConfigError):
     """The `needs` graph has a cycle; the message lists it (a -> b -> a)."""
 

@@ -22,13 +22,16 @@ from typing import Any, TypeVar, cast
 import git
 from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
-from deploy_manager.models.errors import SourceError, UnknownRevision
+from deploy_manager.models.errors import SourceError, SymlinkError, UnknownRevision
+from deploy_manager.redaction import Redactor, cut, redacted_url, url_secrets
 
 T = TypeVar("T")
 _SHA = re.compile(r"[0-9a-f]{40}")
 _SYMLINK_MODE = 0o120000
 _MEMO_SIZE = 4096
 _EXEC_MODE = 0o100755
+MAX_LINK_HOPS = 40  # like the kernel's ELOOP limit
+GIT_ERROR_CHARS = 500
 
 
 def is_full_sha(rev: str) -> bool:
@@ -58,6 +61,9 @@ class GitSource:
 
     def __init__(self, repo: str, *, mirror_dir: Path | None = None) -> None:
         self.url = repo
+        # Messages name the remote without its credentials; what git prints is masked with the same secrets.
+        self.display_url = redacted_url(repo)
+        self._redact = Redactor(url_secrets(repo))
         self._lock = threading.RLock()
         self._memo: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self.remote = _is_url(repo)
@@ -71,7 +77,7 @@ class GitSource:
         try:
             self._repo = git.Repo(self.path)
         except (InvalidGitRepositoryError, NoSuchPathError) as exc:
-            raise SourceError(f"{repo}: not a git repository") from exc
+            raise SourceError(f"{self.display_url}: not a git repository") from exc
 
     def _clone_mirror(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
@@ -81,9 +87,13 @@ class GitSource:
             git.Repo.clone_from(self.url, tmp / "repo.git", mirror=True)
             os.replace(tmp / "repo.git", self.path)
         except GitCommandError as exc:
-            raise SourceError(f"{self.url}: clone failed: {_git_error(exc)}") from exc
+            raise SourceError(f"{self.display_url}: clone failed: {self._git_error(exc)}") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _git_error(self, exc: GitCommandError) -> str:
+        """What git said (its `fatal:`/`error:` lines), masked, then cut."""
+        return cut(self._redact.text(git_error_text(exc)), GIT_ERROR_CHARS)
 
     def memo(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         """Cache a value derived from immutable objects (key must include the commit or an object id).
@@ -113,7 +123,7 @@ class GitSource:
             try:
                 self._repo.git.fetch("--prune", "origin", "+refs/*:refs/*")
             except GitCommandError as exc:
-                raise SourceError(f"{self.url}: fetch failed: {_git_error(exc)}") from exc
+                raise SourceError(f"{self.display_url}: fetch failed: {self._git_error(exc)}") from exc
 
     def resolve(self, rev: str) -> str:
         """The full commit sha of a branch, tag or (abbreviated) sha."""
@@ -121,13 +131,13 @@ class GitSource:
             try:
                 return self._repo.commit(rev).hexsha
             except (BadName, ValueError, GitCommandError) as exc:
-                raise UnknownRevision(f"unknown revision {rev!r} in {self.url}") from exc
+                raise UnknownRevision(f"unknown revision {rev!r} in {self.display_url}") from exc
 
     def _commit(self, commit: str) -> git.Commit:
         try:
             return self._repo.commit(commit)
         except (BadName, ValueError) as exc:
-            raise UnknownRevision(f"unknown revision {commit!r} in {self.url}") from exc
+            raise UnknownRevision(f"unknown revision {commit!r} in {self.display_url}") from exc
 
     def _object(self, commit: str, path: str) -> git.Object | None:
         """The object at `path` in `commit`, walking cached parent trees (GitPython trees cache entries)."""
@@ -155,18 +165,82 @@ class GitSource:
 
         return self.memo(("obj", commit, clean), lookup)
 
-    def read_file(self, commit: str, path: str) -> bytes | None:
-        """The content of a file at `commit`, or None if there is no file at `path`."""
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether commit `ancestor` is reachable from `descendant` (equal commits included)."""
+        with self._lock:
+            try:
+                self._repo.git.merge_base("--is-ancestor", ancestor, descendant)
+            except GitCommandError as exc:
+                if exc.status == 1:
+                    return False
+                raise SourceError(f"{self.display_url}: merge-base failed: {self._git_error(exc)}") from exc
+            return True
+
+    def follow(self, commit: str, path: str) -> tuple[str, git.Object | None]:
+        """The real path and object at `path`, following symlinks (in any component) inside the repository.
+
+        A link whose target leaves the repository tree at `commit` (absolute, or `..` past the root), points
+        at nothing, or loops raises `SymlinkError` naming the link: nothing outside the repository is ever
+        read, and a link is never handed on to helm as a link."""
         with self._lock:
             obj = self._object(commit, path)
+            if obj is not None and not _is_link(obj):
+                return path.strip("/"), obj  # the common case: no link on the way
+            return self._follow_slow(commit, path)
+
+    def _follow_slow(self, commit: str, path: str) -> tuple[str, git.Object | None]:
+        pending = [p for p in reversed(PurePosixPath(path.strip("/")).parts)]  # a stack: next part last
+        done: list[str] = []
+        hops = 0
+        link: tuple[str, str] | None = None  # the last link followed: (its path, its target)
+        while pending:
+            part = pending.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not done:
+                    if link is None:
+                        return path, None  # a path of ours that climbs out is just absent
+                    raise SymlinkError(f"symlink to {link[1]} points outside the repository", file=link[0])
+                done.pop()
+                continue
+            here = "/".join((*done, part))
+            obj = self._object(commit, here)
+            if obj is None:
+                if link is not None:
+                    raise SymlinkError(
+                        f"symlink to {link[1]} points to {here}, which does not exist at {commit[:12]}", file=link[0]
+                    )
+                return path, None
+            if _is_link(obj):
+                hops += 1
+                target = obj.data_stream.read().decode(errors="replace")
+                if hops > MAX_LINK_HOPS:
+                    raise SymlinkError(f"symlink to {target}: too many levels of symlinks", file=here)
+                if target.startswith("/") or not target:
+                    raise SymlinkError(f"symlink to {target or '(empty)'} points outside the repository", file=here)
+                link = (here, target)
+                pending.extend(reversed(PurePosixPath(target).parts))
+                continue
+            if pending and obj.type != "tree":
+                return path, None  # a file used as a directory
+            done.append(part)
+        real = "/".join(done)
+        return real, self._object(commit, real)
+
+    def read_file(self, commit: str, path: str) -> bytes | None:
+        """The content of a file at `commit` (symlinks inside the repository followed), or None if there is no
+        file at `path`. A symlink leaving the repository raises `SymlinkError`."""
+        with self._lock:
+            _, obj = self.follow(commit, path)
             if obj is None or obj.type != "blob":
                 return None
             return cast(bytes, self.memo(("blob", obj.hexsha), lambda: obj.data_stream.read()))
 
     def file_id(self, commit: str, path: str) -> str | None:
-        """The git blob id of the file at `path` (a content hash), or None if there is no file."""
+        """The git blob id of the file at `path` (a content hash; symlinks followed), or None if there is no file."""
         with self._lock:
-            obj = self._object(commit, path)
+            _, obj = self.follow(commit, path)
             return obj.hexsha if obj is not None and obj.type == "blob" else None
 
     def tree_id(self, commit: str, path: str) -> str | None:
@@ -201,7 +275,8 @@ class GitSource:
         """Write the directory `path` at `commit` to `dest` (reused if it exists) and return `dest`.
 
         Written to a temporary sibling and renamed, so a reader never sees a partial tree. Symlinks that
-        point inside the repository are materialised (copied) so the result is self-contained.
+        point inside the repository are materialised (copied) so the result is self-contained; no link is ever
+        written (helm would follow it out of the cache), and one leaving the repository raises `SymlinkError`.
         """
         if dest.exists():
             return dest
@@ -230,16 +305,15 @@ class GitSource:
             target = out / item.name
             if item.type == "tree":
                 self._write_tree(commit, item, target, depth=depth)
-            elif item.type == "blob" and item.mode == _SYMLINK_MODE:
-                link = item.data_stream.read().decode()
-                resolved = resolve_link(str(item.path), link)
-                obj = self._object(commit, resolved) if resolved is not None else None
+            elif _is_link(item):
+                _, obj = self.follow(commit, str(item.path))
                 if obj is not None and obj.type == "tree":
                     self._write_tree(commit, obj, target, depth=depth + 1)
                 elif obj is not None and obj.type == "blob":
                     target.write_bytes(obj.data_stream.read())
-                else:
-                    os.symlink(link, target)
+                    if obj.mode == _EXEC_MODE:
+                        target.chmod(0o755)
+                # else: a submodule behind a link; skipped like a submodule itself
             elif item.type == "blob":
                 target.write_bytes(item.data_stream.read())
                 if item.mode == _EXEC_MODE:
@@ -263,7 +337,19 @@ def resolve_link(link_path: str, target: str) -> str | None:
     return "/".join(parts)
 
 
-def _git_error(exc: GitCommandError) -> str:
-    text = (exc.stderr or str(exc)).strip().splitlines()
-    lines = [ln.strip() for ln in text if ln.strip()]
-    return lines[-1] if lines else str(exc)
+def _is_link(obj: git.Object) -> bool:
+    return obj.type == "blob" and obj.mode == _SYMLINK_MODE
+
+
+def git_error_text(exc: GitCommandError) -> str:
+    """GitPython wraps git's stderr as `stderr: '<text>'` (so its last line is a lone quote): unwrap it and keep
+    the lines that say what went wrong."""
+    raw = exc.stderr if isinstance(exc.stderr, str) and exc.stderr.strip() else str(exc)
+    text = raw.strip()
+    if text.startswith("stderr: '"):
+        text = text[len("stderr: '") :]
+        text = text[:-1] if text.endswith("'") else text
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and ln.strip() != "'"]
+    said = [ln for ln in lines if ln.lower().startswith(("fatal:", "error:", "remote:", "ssh:"))]
+    picked = said or [ln for ln in lines if not ln.startswith(("Cloning into", "cmdline:"))] or lines
+    return "; ".join(picked[-4:]) or f"git exited with status {exc.status}"

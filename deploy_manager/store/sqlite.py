@@ -18,6 +18,7 @@ from typing import Any
 from deploy_manager.clock import now
 from deploy_manager.models.plan import Reason
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepRecord, StepStatus
+from deploy_manager.redaction import Redactor
 
 DB_NAME = "deploy-manager.db"
 
@@ -80,8 +81,12 @@ MIGRATIONS: list[str] = [
 
 
 class RunStore:
-    def __init__(self, path: Path) -> None:
+    """`redact`: masks the free text of every record before it is written (run errors, step errors and output
+    tails), so the database never holds a configured secret whatever a caller passed in."""
+
+    def __init__(self, path: Path, *, redact: Redactor | None = None) -> None:
         self.path = path
+        self.redact = redact or Redactor()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
@@ -93,8 +98,8 @@ class RunStore:
         self._migrate()
 
     @classmethod
-    def in_dir(cls, state_dir: Path) -> RunStore:
-        return cls(state_dir / DB_NAME)
+    def in_dir(cls, state_dir: Path, *, redact: Redactor | None = None) -> RunStore:
+        return cls(state_dir / DB_NAME, redact=redact)
 
     def close(self) -> None:
         with self._lock:
@@ -153,7 +158,7 @@ class RunStore:
             db.execute(
                 "UPDATE runs SET status=?, started_at=COALESCE(started_at, ?), finished_at=?, error=?,"
                 " commit_sha=COALESCE(?, commit_sha) WHERE id=?",
-                (status.value, ts, ts, error, commit, run_id),
+                (status.value, ts, ts, self.redact.text(error), commit, run_id),
             )
 
     def add_step(self, run_id: int, step: StepRecord) -> int:
@@ -173,8 +178,8 @@ class RunStore:
                     step.helm_revision,
                     step.duration,
                     step.exit_code,
-                    step.output_tail,
-                    step.error,
+                    self.redact.text(step.output_tail),
+                    self.redact.text(step.error),
                     step.started_at,
                     step.finished_at,
                 ),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deploy_manager.desired.charts import chart_info, export_chart
-from deploy_manager.models.errors import ChartError
+from deploy_manager.models.errors import ChartError, SymlinkError
 from deploy_manager.source.git import GitSource
 from tests.corelib import commit, init_repo, write, write_chart
 
@@ -89,3 +89,20 @@ def test_missing_chart_and_chart_yaml(repo: Path) -> None:
         chart_info(src, head, "charts/openstack/nope")
     with pytest.raises(ChartError, match=r"charts/openstack/plain/templates/Chart\.yaml: missing"):
         chart_info(src, head, "charts/openstack/plain/templates")
+
+
+def test_a_chart_directory_reached_through_a_link_in_the_repo_works(repo: Path, tmp_path: Path) -> None:
+    os.symlink("openstack", repo / "charts/os")  # a link in the chart's path
+    os.symlink("plain", repo / "charts/openstack/alias")  # the chart directory itself is a link
+    os.symlink("/etc", repo / "charts/outside")
+    commit(repo, "links to charts")
+    src = GitSource(str(repo))
+    head = src.resolve("HEAD")
+    plain = chart_info(src, head, "charts/openstack/plain")
+    for path in ("charts/os/plain", "charts/openstack/alias"):
+        info = chart_info(src, head, path)
+        assert info.path == "charts/openstack/plain" and info.digest == plain.digest
+        out = export_chart(src, head, info, tmp_path / "cache")
+        assert (out / "Chart.yaml").is_file() and not any(p.is_symlink() for p in out.rglob("*"))
+    with pytest.raises(SymlinkError, match="charts/outside: symlink to /etc points outside the repository"):
+        chart_info(src, head, "charts/outside/ssl")

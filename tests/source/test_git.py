@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from git.exc import GitCommandError
 
-from deploy_manager.models.errors import SourceError, UnknownRevision
-from deploy_manager.source.git import GitSource, resolve_link
+from deploy_manager.models.errors import SourceError, SymlinkError, UnknownRevision
+from deploy_manager.source.git import GitSource, git_error_text, resolve_link
 from tests.corelib import commit, git, init_repo, write
 
 
@@ -116,3 +117,36 @@ def test_export_tree_materialises_symlinked_dirs(repo: Path, tmp_path: Path) -> 
 )
 def test_resolve_link(link: str, target: str, expected: str | None) -> None:
     assert resolve_link(link, target) == expected
+
+
+def test_follow_resolves_links_inside_the_repo_and_refuses_the_rest(repo: Path) -> None:
+    os.symlink("a", repo / "charts" / "b")  # a directory link used as a path component
+    os.symlink("../a/Chart.yaml", repo / "charts" / "a" / "meta")
+    os.symlink("meta", repo / "charts" / "a" / "meta2")  # a chain
+    os.symlink("/etc/passwd", repo / "abs")
+    os.symlink("../../x", repo / "charts" / "up")
+    os.symlink("nowhere", repo / "charts" / "dangling")
+    os.symlink("loop2", repo / "loop1")
+    os.symlink("loop1", repo / "loop2")
+    head = commit(repo, "links")
+    src = GitSource(str(repo))
+    chart = b"name: a\nversion: 0.2.0\n"
+    assert src.follow(head, "charts/b/Chart.yaml")[0] == "charts/a/Chart.yaml"
+    assert src.read_file(head, "charts/b/Chart.yaml") == chart
+    assert src.read_file(head, "charts/a/meta2") == chart and src.file_id(head, "charts/a/meta2") is not None
+    assert src.read_file(head, "charts/nothing") is None  # a plain missing path is just absent
+    for path, words in [
+        ("abs", "abs: symlink to /etc/passwd points outside the repository"),
+        ("charts/up", "charts/up: symlink to ../../x points outside the repository"),
+        ("charts/dangling", "charts/dangling: symlink to nowhere points to charts/nowhere, which does not exist"),
+        ("loop1", "too many levels of symlinks"),
+    ]:
+        with pytest.raises(SymlinkError, match=words):
+            src.read_file(head, path)
+
+
+def test_git_error_text_unwraps_git_s_stderr() -> None:
+    exc = GitCommandError(
+        ["git", "clone"], 128, "Cloning into bare repository 'x'...\nfatal: repo 'y' not found\n\nPlease check\n"
+    )
+    assert git_error_text(exc) == "fatal: repo 'y' not found"
