@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from deploy_manager.desired.values import canonical_json, get_path, sha256_hex
 from deploy_manager.models.desired import BootstrapStep
