@@ -152,7 +152,7 @@ def create_app(
     def make_source() -> SourceLike:
         from deploy_manager.source.git import GitSource
 
-        return GitSource(settings.repo_url, mirror_dir=settings.mirror_dir)
+        return GitSource(settings.repo_url, mirror_dir=settings.mirror_dir, credentials=settings.git_credentials())
 
     queue = RunQueue(
         cluster=settings.cluster,

@@ -23,6 +23,7 @@ import git
 from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 from deploy_manager.models.errors import SourceError, UnknownRevision
+from deploy_manager.source.credentials import GitAuth, GitCredentials
 
 T = TypeVar("T")
 _SHA = re.compile(r"[0-9a-f]{40}")
@@ -51,32 +52,61 @@ class TreeEntry:
 class GitSource:
     """Read-only view of a repository's commits."""
 
-    def __init__(self, repo: str, *, mirror_dir: Path | None = None) -> None:
-        self.url = repo
+    def __init__(
+        self, repo: str, *, mirror_dir: Path | None = None, credentials: GitCredentials | None = None
+    ) -> None:
         self._lock = threading.RLock()
         self._memo: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self.remote = _is_url(repo)
-        if self.remote:
-            root = mirror_dir if mirror_dir is not None else default_state_dir() / "mirrors"
-            self.path = root / hashlib.sha256(repo.encode()).hexdigest()[:16]
-            if not (self.path / "HEAD").exists():
-                self._clone_mirror(root)
-        else:
-            self.path = Path(repo).expanduser().resolve()
+        # Credentials leave the URL here: self.url (used in every message) and the mirror never hold them.
+        self._auth = GitAuth.for_url(repo, credentials) if self.remote else None
+        self.url = self._auth.url if self._auth is not None else repo
         try:
+            if self.remote:
+                root = mirror_dir if mirror_dir is not None else default_state_dir() / "mirrors"
+                # Keyed by the clean URL: rotating a token keeps the mirror.
+                self.path = root / hashlib.sha256(self.url.encode()).hexdigest()[:16]
+                if not (self.path / "HEAD").exists():
+                    self._clone_mirror(root)
+            else:
+                self.path = Path(repo).expanduser().resolve()
             self._repo = git.Repo(self.path)
         except (InvalidGitRepositoryError, NoSuchPathError) as exc:
-            raise SourceError(f"{repo}: not a git repository") from exc
+            self._close_auth()
+            raise SourceError(f"{self.url}: not a git repository") from exc
+        except BaseException:
+            self._close_auth()
+            raise
+        if self.remote:
+            self._clean_remote_config()
+
+    def _clean_remote_config(self) -> None:
+        """A mirror cloned by an older version from a URL with a token kept it in its config: drop it."""
+        with self._repo.config_reader() as reader:
+            stored = reader.get_value('remote "origin"', "url", default="")
+        if stored != self.url:
+            with self._repo.config_writer() as writer:
+                writer.set_value('remote "origin"', "url", self.url)
+
+    def _git_env(self) -> dict[str, str]:
+        return self._auth.env if self._auth is not None else {}
+
+    def _redact(self, text: str) -> str:
+        return self._auth.redact(text) if self._auth is not None else text
+
+    def _close_auth(self) -> None:
+        if self._auth is not None:
+            self._auth.close()
 
     def _clone_mirror(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         # Clone next to the final place, then rename: a crash never leaves a half-cloned mirror in use.
         tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=root))
         try:
-            git.Repo.clone_from(self.url, tmp / "repo.git", mirror=True)
+            git.Repo.clone_from(self.url, tmp / "repo.git", env=self._git_env(), mirror=True)
             os.replace(tmp / "repo.git", self.path)
         except GitCommandError as exc:
-            raise SourceError(f"{self.url}: clone failed: {_git_error(exc)}") from exc
+            raise SourceError(f"{self.url}: clone failed: {self._redact(_git_error(exc))}") from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -99,6 +129,7 @@ class GitSource:
     def close(self) -> None:
         with self._lock:
             self._repo.close()
+            self._close_auth()
 
     def fetch(self) -> None:
         """Update the mirror from its remote (no-op for a local path)."""
@@ -106,9 +137,9 @@ class GitSource:
             return
         with self._lock:
             try:
-                self._repo.git.fetch("--prune", "origin", "+refs/*:refs/*")
+                self._repo.git.fetch("--prune", "origin", "+refs/*:refs/*", env=self._git_env())
             except GitCommandError as exc:
-                raise SourceError(f"{self.url}: fetch failed: {_git_error(exc)}") from exc
+                raise SourceError(f"{self.url}: fetch failed: {self._redact(_git_error(exc))}") from exc
 
     def resolve(self, rev: str) -> str:
         """The full commit sha of a branch, tag or (abbreviated) sha."""
@@ -259,6 +290,12 @@ def resolve_link(link_path: str, target: str) -> str | None:
 
 
 def _git_error(exc: GitCommandError) -> str:
-    text = (exc.stderr or str(exc)).strip().splitlines()
-    lines = [ln.strip() for ln in text if ln.strip()]
+    """git's own reason: ssh/TLS lines and the first `fatal:`, without GitPython's wrapper or git's advice."""
+    text = str(exc.stderr or exc).strip()
+    text = text.removeprefix("stderr: '").removesuffix("'")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("Cloning into")]
+    for i, line in enumerate(lines):
+        if line.startswith(("fatal:", "error:")):
+            # What ssh said before git's fatal line is the cause ("Host key verification failed.").
+            return " ".join(lines[max(0, i - 2) : i + 1])[:500]
     return lines[-1] if lines else str(exc)

@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from deploy_manager.config import ENV_PREFIX, SECRET_FIELDS, Settings
+from deploy_manager.config import ENV_PREFIX, FILE_FIELDS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "deploy-manager"
@@ -76,7 +76,7 @@ def test_every_setting_the_chart_passes_is_one_the_service_reads(tmp_path: Path)
     deployment = next(o for o in yaml.safe_load_all(result.stdout) if o and o["kind"] == "Deployment")
     env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     fields = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
-    secret_files = {f"{ENV_PREFIX}{name.upper()}_FILE" for name in SECRET_FIELDS}
+    secret_files = {f"{ENV_PREFIX}{name.upper()}_FILE" for name in FILE_FIELDS}
     passed = {name for name in env if name.startswith(ENV_PREFIX)}
     assert passed - fields - secret_files == set()
     assert secret_files <= passed  # every secret comes from the mounted Secret
