@@ -134,6 +134,7 @@ def default_identity() -> str:
 
 
 Tokens = Annotated[tuple[SecretStr, ...], NoDecode]
+Names = Annotated[tuple[str, ...], NoDecode]
 
 
 def _sources(
@@ -248,6 +249,16 @@ class Settings(GitSettings):
     kube_context: str | None = Field(None, description="Kubeconfig context to use.")
     helm_bin: str = Field("helm", description="The helm binary.")
     max_parallel: int = Field(4, ge=1, le=64, description="Independent components applied in parallel.")
+    namespaces: Names = Field(
+        (),
+        description="Namespaced RBAC: the only namespaces the manager has rights in (comma-separated); release "
+        "Secrets are then listed per namespace, never cluster-wide. Empty: cluster-wide rights.",
+    )
+
+    # --- bootstrap Job pods (JSON objects; default: the restricted Pod Security profile, see bootstrap/manifests) ---
+    job_pod_security_context: dict[str, Any] | None = Field(None, description="Pod securityContext of bootstrap Jobs.")
+    job_security_context: dict[str, Any] | None = Field(None, description="Container securityContext of Jobs.")
+    job_resources: dict[str, Any] | None = Field(None, description="Container resources of bootstrap Jobs.")
 
     # --- HTTP ---
     host: str = Field("0.0.0.0", description="Address to listen on (a pod listens on all interfaces).")
@@ -291,6 +302,19 @@ class Settings(GitSettings):
     @classmethod
     def _parse_tokens(cls, value: Any) -> Any:
         return _split_tokens(value)
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _parse_names(cls, value: Any) -> Any:
+        return _split_tokens(value)
+
+    @field_validator("namespaces", mode="after")
+    @classmethod
+    def _dns_labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name):
+                raise ValueError(f"DM_NAMESPACES: {name!r} is not a namespace name")
+        return value
 
     @field_validator("github_webhook_secret", "jenkins_token", mode="before")
     @classmethod

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -36,6 +36,9 @@ from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
 from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.scheduler import ServiceScheduler
 from deploy_manager.service import PipelineLike, QueueStopping, RunQueue, SourceLike, StoreLike
+
+if TYPE_CHECKING:
+    from deploy_manager.bootstrap.manifests import JobPodPolicy
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,9 @@ def build_pipeline(settings: Settings, store: Any, metrics: ServiceMetrics) -> t
             with timer:
                 return super().run(args, **kwargs)
 
-    kube = KubeClient(kubeconfig=settings.kubeconfig, context=settings.kube_context)
+    kube = KubeClient(
+        kubeconfig=settings.kubeconfig, context=settings.kube_context, namespaces=settings.namespaces or None
+    )
     helm = MeteredHelmRunner(settings.helm_bin, kubeconfig=settings.kubeconfig, kube_context=settings.kube_context)
     # Wired like the CLI's pipeline (commands/core_cmds.py): bootstrap steps run as Jobs around each upgrade.
     pipeline = Pipeline(
@@ -99,10 +104,22 @@ def build_pipeline(settings: Settings, store: Any, metrics: ServiceMetrics) -> t
         kube=kube,
         store=store,
         max_parallel=settings.max_parallel,
-        hook=BootstrapEngine(helm=helm, kube=kube, store=store),
+        hook=BootstrapEngine(helm=helm, kube=kube, store=store, pod_policy=job_pod_policy(settings)),
         cache_dir=settings.state_dir / "charts",
     )
     return pipeline, kube.ping
+
+
+def job_pod_policy(settings: Settings) -> JobPodPolicy:
+    """Bootstrap Job pods: the restricted defaults, each part replaced by its DM_JOB_* setting when given."""
+    from deploy_manager.bootstrap.manifests import JobPodPolicy
+
+    given = {
+        "pod_security_context": settings.job_pod_security_context,
+        "security_context": settings.job_security_context,
+        "resources": settings.job_resources,
+    }
+    return JobPodPolicy(**{k: v for k, v in given.items() if v is not None})
 
 
 def build_lease(settings: Settings) -> tuple[ClusterLease, Callable[[], None]]:
