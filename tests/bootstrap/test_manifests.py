@@ -8,6 +8,7 @@ import pytest
 
 from deploy_manager.bootstrap import manifests as m
 from deploy_manager.models.desired import BootstrapStep, ChartSpec, DesiredComponent
+from tests.podsecurity import restricted_violations
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DIGEST = "0123456789abcdef" * 4
@@ -161,30 +162,6 @@ def test_failure_message_and_creation_order() -> None:
     assert [o["metadata"]["name"] for o in sorted([a, b, c], key=m.creation_key)] == ["c", "b", "a"]
 
 
-def _restricted_violations(pod: dict[str, object]) -> list[str]:
-    """The checks of the Kubernetes `restricted` Pod Security profile that a Job's pod can fail."""
-    spec: dict[str, object] = pod
-    psc = spec.get("securityContext") or {}
-    out = []
-    assert isinstance(psc, dict)
-    for c in spec["containers"]:  # type: ignore[attr-defined]
-        sc = c.get("securityContext") or {}
-        if sc.get("allowPrivilegeEscalation") is not False:
-            out.append("allowPrivilegeEscalation")
-        if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
-            out.append("capabilities")
-        if not (sc.get("runAsNonRoot") or psc.get("runAsNonRoot")) or 0 in (sc.get("runAsUser"), psc.get("runAsUser")):
-            out.append("runAsNonRoot")
-        seccomp = (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
-        if seccomp not in ("RuntimeDefault", "Localhost"):
-            out.append("seccompProfile")
-        if sc.get("privileged"):
-            out.append("privileged")
-        if not (c.get("resources") or {}).get("requests"):
-            out.append("resources")
-    return out
-
-
 def _job(values: dict[str, object] | None = None, policy: m.JobPodPolicy | None = None) -> dict[str, object]:
     return m.job_manifest(
         name="n", cluster="dev", comp=component(values), step=STEP, image="i", etc_secret=None,
@@ -198,7 +175,7 @@ def test_job_pods_pass_the_restricted_profile_and_carry_resources() -> None:
     job = _job()
     kubernetes_validate.validate(job, "1.35.0", strict=True)
     pod = job["spec"]["template"]["spec"]  # type: ignore[index]
-    assert _restricted_violations(pod) == []
+    assert restricted_violations(pod) == []
     assert pod["containers"][0]["resources"]["limits"]["memory"]
 
 
@@ -213,4 +190,4 @@ def test_job_pod_policy_from_settings_then_component_values_key_by_key() -> None
     assert container["resources"] == {"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}}
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]  # read-only root keeps a /tmp
-    assert _restricted_violations(pod) == []
+    assert restricted_violations(pod) == []
