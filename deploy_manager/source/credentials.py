@@ -19,6 +19,7 @@ import os
 import shlex
 import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -86,6 +87,7 @@ class GitAuth:
     env: dict[str, str] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
     _dir: Path | None = None
+    _finalizer: weakref.finalize | None = None  # type: ignore[type-arg]
 
     @classmethod
     def for_url(cls, url: str, credentials: GitCredentials | None = None) -> GitAuth:
@@ -113,6 +115,8 @@ class GitAuth:
         files = {"id_deploy": creds.ssh_key, "known_hosts": creds.known_hosts, "ca.pem": creds.ca_bundle}
         if any(files.values()):
             auth._dir = Path(tempfile.mkdtemp(prefix="dm-git-"))  # mkdtemp: mode 0700
+            # Removed on close(), else when collected or at interpreter exit: a CLI run leaves no key behind.
+            auth._finalizer = weakref.finalize(auth, shutil.rmtree, auth._dir, ignore_errors=True)
             written: dict[str, str] = {}
             for name, content in files.items():
                 if content:
@@ -147,6 +151,6 @@ class GitAuth:
         return text
 
     def close(self) -> None:
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        if self._finalizer is not None:
+            self._finalizer()  # runs the removal once, however often close() is called
+        self._dir = None

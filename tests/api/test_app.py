@@ -139,3 +139,24 @@ def test_the_mirror_of_the_values_repo_lives_in_settings_mirror_dir(service: Ser
     service.queue.fetch_head()
     path = service.queue.source.path  # type: ignore[attr-defined]
     assert path.parent == service.settings.mirror_dir and (path / "HEAD").is_file()
+
+
+def test_the_service_reads_its_values_repo_over_https_with_dm_git_settings(
+    make_service: ServiceFactory, values_repo: Path, tmp_path: Path
+) -> None:
+    """DM_GIT_TOKEN and DM_GIT_CA_BUNDLE reach the service's mirror (a real TLS git server on loopback)."""
+    import subprocess
+
+    from tests.source.gitservers import https_server
+
+    token = "ghp_serviceToken0123456789abcdefghij"
+    served = tmp_path / "served"
+    served.mkdir()
+    subprocess.run(["git", "clone", "-q", "--bare", str(values_repo), str(served / "values.git")], check=True)
+    with https_server(served, username="x-access-token", token=token) as server:
+        svc = make_service(repo_url=f"{server.url_prefix}/values.git", git_token=token, git_ca_bundle=server.ca_bundle)
+        with svc.server.client() as c:
+            ready = c.get("/readyz").json()
+        assert ready["checks"]["git"] == "ok", ready
+        mirror = svc.queue.source.path  # type: ignore[attr-defined]
+        assert token not in (mirror / "config").read_text()

@@ -238,3 +238,52 @@ def test_legacy_token_in_the_url_is_moved_out_of_it(https: HttpsServer, tmp_path
         src.fetch()
     finally:
         src.close()
+
+
+def test_key_files_are_removed_when_the_auth_is_dropped_without_close(tmp_path: Path) -> None:
+    import gc
+
+    key, _ = keypair(tmp_path / "k")
+    auth = GitAuth.for_url("ssh://git@h/r.git", GitCredentials(ssh_key=key, known_hosts="h ssh-ed25519 AAA"))
+    folder = auth._dir
+    assert folder is not None and folder.exists()
+    del auth
+    gc.collect()
+    assert not folder.exists()
+
+
+# --- the CLI reads the same DM_GIT_* settings ----------------------------------------------------------------
+
+
+def _cli(tmp_path: Path, *args: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from deploy_manager.cli import app
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+    )
+    result = CliRunner().invoke(app, [*args, "--kubeconfig", str(kubeconfig), "--state-dir", str(tmp_path / "s")])
+    return result.exit_code, result.stderr
+
+
+def test_cli_clones_over_https_with_token_and_ca_files(
+    https: HttpsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    (tmp_path / "ca.pem").write_text(https.ca_bundle)
+    monkeypatch.setenv("DM_GIT_TOKEN_FILE", str(tmp_path / "token"))
+    monkeypatch.setenv("DM_GIT_CA_BUNDLE_FILE", str(tmp_path / "ca.pem"))
+    code, err = _cli(tmp_path, "plan", "--repo", f"{https.url_prefix}/deploy.git", "--cluster", "dev")
+    # git worked; the plan then stops at the unreachable Kubernetes API, in one line.
+    assert code == 2 and "Kubernetes API" in err and "clone failed" not in err, err
+    assert TOKEN not in err
+
+
+def test_cli_refuses_bad_git_settings_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nhunter2\n-----END OPENSSH PRIVATE KEY-----"
+    monkeypatch.setenv("DM_GIT_SSH_KEY", key)
+    code, err = _cli(tmp_path, "plan", "--repo", "https://ghe.example.com/o/r.git", "--cluster", "dev")
+    assert code == 2 and err.count("\n") == 1 and "needs DM_GIT_KNOWN_HOSTS" in err and "hunter2" not in err
