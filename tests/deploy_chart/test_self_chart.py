@@ -231,3 +231,31 @@ def test_without_persistence_the_state_is_an_emptydir() -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert "run history and the git mirror are lost" in notes.stdout
+
+
+# What the manager's own code asks of the API in a component namespace (kube/client.py, kube/jobs.py) and in its
+# own namespace (lease.py); helm's needs depend on the charts and are checked on a real API server elsewhere.
+OWN_CALLS = [
+    ("", "secrets", "list"), ("", "secrets", "get"), ("", "secrets", "create"), ("", "secrets", "update"),
+    ("batch", "jobs", "list"), ("batch", "jobs", "get"), ("batch", "jobs", "create"), ("batch", "jobs", "delete"),
+    ("", "configmaps", "create"), ("", "configmaps", "update"), ("", "pods", "list"), ("", "pods/log", "get"),
+]  # fmt: skip
+LEASE_CALLS = [("coordination.k8s.io", "leases", verb) for verb in ("get", "create", "update")]
+
+
+def _allows(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -> bool:
+    return any(
+        ({group, "*"} & set(r.get("apiGroups", []))) and ({resource, "*"} & set(r.get("resources", [])))
+        and ({verb, "*"} & set(r["verbs"]))
+        for r in rules
+    )
+
+
+def test_namespaced_roles_cover_the_managers_own_api_calls() -> None:
+    objects = _objects(*PRODUCTION)
+    roles = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["rules"] for o in objects if o["kind"] == "Role"}
+    for namespace in ("openstack", "openstack-infra"):
+        missing = [c for c in OWN_CALLS if not _allows(roles[(namespace, "dm")], *c)]
+        assert missing == [], f"{namespace}: {missing}"
+    lease_rules = roles[("deploy-manager", "dm-lease")]
+    assert [c for c in LEASE_CALLS if not _allows(lease_rules, *c)] == []
