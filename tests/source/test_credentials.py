@@ -287,3 +287,17 @@ def test_cli_refuses_bad_git_settings_in_one_line(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("DM_GIT_SSH_KEY", key)
     code, err = _cli(tmp_path, "plan", "--repo", "https://ghe.example.com/o/r.git", "--cluster", "dev")
     assert code == 2 and err.count("\n") == 1 and "needs DM_GIT_KNOWN_HOSTS" in err and "hunter2" not in err
+
+
+def test_legacy_token_as_the_url_user_is_sent_with_an_empty_password(served: Path, tmp_path: Path) -> None:
+    """`https://<token>@host/…` (GitHub's short form): the token goes as the user name, never into the mirror."""
+    with https_server(tmp_path, username=TOKEN, token="") as server:
+        host = server.url_prefix.removeprefix("https://")
+        (tmp_path / "deploy.git").symlink_to(served / "deploy.git")
+        src = GitSource(f"https://{TOKEN}@{host}/deploy.git", mirror_dir=tmp_path / "mirrors",
+                        credentials=GitCredentials(ca_bundle=server.ca_bundle))  # fmt: skip
+        try:
+            assert src.resolve("main") and TOKEN not in src.url
+            _nothing_holds(TOKEN, tmp_path / "mirrors")
+        finally:
+            src.close()
