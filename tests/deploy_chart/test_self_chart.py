@@ -259,3 +259,12 @@ def test_namespaced_roles_cover_the_managers_own_api_calls() -> None:
         assert missing == [], f"{namespace}: {missing}"
     lease_rules = roles[("deploy-manager", "dm-lease")]
     assert [c for c in LEASE_CALLS if not _allows(lease_rules, *c)] == []
+
+
+def test_tmp_holding_values_and_git_credentials_is_in_memory() -> None:
+    def tmp(*extra: str) -> dict[str, Any]:
+        volumes = _deployment(_objects(*REQUIRED, *extra))["spec"]["template"]["spec"]["volumes"]
+        return dict(next(v for v in volumes if v["name"] == "tmp")["emptyDir"])
+
+    assert tmp() == {"medium": "Memory", "sizeLimit": "64Mi"}
+    assert tmp("--set", "tmpVolume.medium=") == {"sizeLimit": "64Mi"}
