@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -55,3 +57,29 @@ def test_dockerfile_installs_dependencies_before_the_source_and_pins_the_base_by
     assert all(ln.split()[1].startswith("${PYTHON_IMAGE}") for ln in lines if ln.startswith("FROM "))
     assert re.search(r'^ENTRYPOINT \["/usr/bin/tini", "--"', DOCKERFILE, re.M)
     assert "openssh-client" in DOCKERFILE
+
+
+SANDBOX_ONLY = ("kubesim", "kubernetes_validate", "jsonschema", "jsonpatch")
+WITHOUT_SANDBOX = f"""
+import importlib, importlib.abc, pkgutil, sys
+class NoSandbox(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {SANDBOX_ONLY!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, NoSandbox())
+import deploy_manager
+for info in pkgutil.walk_packages(deploy_manager.__path__, "deploy_manager."):
+    importlib.import_module(info.name)
+from deploy_manager.cli import main
+sys.argv = ["deploy-manager", "sandbox"]
+main()
+"""
+
+
+def test_the_service_runs_without_the_sandbox_extra() -> None:
+    """Every module of the service imports without kubesim and the `sandbox` extra, as in the image."""
+    result = subprocess.run([sys.executable, "-c", WITHOUT_SANDBOX], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        "error: the sandbox is not installed (kubesim missing): pip install 'deploy-manager[sandbox]'"
+    )
