@@ -77,7 +77,7 @@ def _git_credentials() -> GitCredentials:
     from deploy_manager.models.errors import SourceError
 
     try:
-        return GitSettings().git_credentials()
+        return GitSettings().git_credentials()  # type: ignore[call-arg]  # fields come from the environment
     except ValidationError as exc:
         # Never the input: it may be the token or the key.
         err = exc.errors(include_input=False, include_url=False)[0]
