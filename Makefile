@@ -7,6 +7,7 @@ TOOLS  := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 export DM_HELM_BIN ?= $(TOOLS)/helm
 PYTEST_ARGS ?=
+ARGS ?=
 
 .PHONY: all venv tools test lint demo bench bench-service clean
 
@@ -31,8 +32,9 @@ test: tools
 lint: venv
 	$(BIN)/ruff check deploy_manager kubesim tests scripts bench
 
+# `make demo ARGS=--once`: tell the story and stop (as CI does); without it the service keeps serving until Ctrl-C.
 demo: tools
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(ARGS)
 
 bench: tools
 	$(BIN)/python -m bench.run

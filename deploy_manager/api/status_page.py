@@ -19,6 +19,7 @@ from deploy_manager.api.deps import Ctx, require_configured
 
 router = APIRouter(tags=["status"])
 RECENT_RUNS = 20
+REFRESH_SECONDS = 2
 
 
 def _cell(value: Any) -> str:
@@ -32,6 +33,26 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _run_in_progress(ctx: Ctx) -> str:
+    """The running run's steps so far (the pipeline records each step as it finishes); "" when idle."""
+    run_id = ctx.queue.running_run_id
+    run = ctx.store.get_run(run_id) if run_id is not None else None
+    if run is None:
+        return ""
+    rows = [
+        [
+            s.component,
+            s.action,
+            s.status.value,
+            f"{s.duration:.1f} s",
+            ctx.redact(s.reasons[0].message if s.reasons else ""),
+        ]
+        for s in run.steps
+    ]
+    table = _table(["component", "step", "status", "duration", "reason"], rows)
+    return f"<h2>Run {run.id} in progress (commit {escape((run.commit or '')[:12])})</h2>\n{table}\n"
 
 
 @router.get("/", response_class=HTMLResponse, summary="HTML status page")
@@ -65,14 +86,17 @@ def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
         for r in releases
     ]
     run_rows = [[r.id, r.trigger, (r.commit or "")[:12], r.status, r.started_at, r.finished_at, r.error] for r in runs]
+    in_progress, refresh = _run_in_progress(ctx), ""
+    if in_progress or q.depth:
+        refresh = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'  # a browser follows the run on its own
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>deploy-manager: {escape(s.cluster)}</title>
+<html lang="en"><head><meta charset="utf-8">{refresh}<title>deploy-manager: {escape(s.cluster)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:2em}}
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}th{{background:#eee}}</style></head>
 <body><h1>deploy-manager: cluster {escape(s.cluster)}</h1>
 <p>branch <code>{escape(s.branch)}</code>, deployed commit <code>{escape(q.deployed_commit or "none")}</code>,
 running run {escape(str(q.running_run_id or "none"))}, queued runs {q.depth}</p>
-<h2>Releases</h2>
+{in_progress}<h2>Releases</h2>
 {
         _table(
             [
