@@ -248,7 +248,10 @@ class Sandbox:
         return list(self.kubectl_json("get", "jobs", "-A", "-l", MANAGED_BY)["items"])
 
 
-def job_key(job: dict[str, Any]) -> tuple[str, str, str, str] | None:
+JobKey = tuple[str, str, str, str]  # (namespace, component, step, step digest)
+
+
+def job_key(job: dict[str, Any]) -> JobKey | None:
     """(namespace, component, step, digest) of a bootstrap Job; None for an `always` step's (sequenced) Job."""
     labels = job["metadata"].get("labels") or {}
     if LABEL + "sequence" in labels or LABEL + "step" not in labels:
@@ -262,8 +265,8 @@ class JobWatcher:
 
     def __init__(self, sandbox: Sandbox, every: float = 1.0) -> None:
         self.sandbox, self.every = sandbox, every
-        self.seen: dict[tuple[str, str, str, str], set[str]] = {}
-        self.before: dict[tuple[str, str, str, str], str] = {}
+        self.seen: dict[JobKey, set[str]] = {}
+        self.before: dict[JobKey, str] = {}
         self._stop = threading.Event()
         self.sample(first=True)
         self._thread = threading.Thread(target=self._loop, name="job-watcher", daemon=True)
@@ -291,12 +294,19 @@ class JobWatcher:
         self.sample()
 
     def reruns(self) -> list[str]:
-        found = []
-        for key, uids in sorted(self.seen.items()):
-            ns, component, step, digest = key
-            if len(uids) > 1 or (key in self.before and self.before[key] not in uids):
-                found.append(f"{component}/{step}@{digest[:10]} ran {len(uids)}x")
-        return found
+        return reruns(self.seen, self.before)
+
+
+def reruns(seen: dict[JobKey, set[str]], before: dict[JobKey, str]) -> list[str]:
+    """Bootstrap steps run more than once at one digest: several Job UIDs seen for one (component, step,
+    digest), or a Job that existed before the trial replaced by another."""
+    found = []
+    for key, uids in sorted(seen.items()):
+        _, component, step, digest = key
+        runs = uids | ({before[key]} if key in before else set())
+        if len(runs) > 1:
+            found.append(f"{component}/{step}@{digest[:10]} ran {len(runs)}x")
+    return found
 
 
 # --- the product, from outside ----------------------------------------------------------------------------
