@@ -584,7 +584,7 @@ def run_trial(trial: Trial, *, work: Path, base: Path, repo: Repo, helm: Path, h
         product = Product(trial.mode, repo.remote, tdir / "state", sandbox.kubeconfig, helm, tdir,
                           args.lease_seconds, sandbox.env())
         t0 = time.time()
-        last_id = product.last_run_id()
+        last_id = product.last_run_id() if trial.mode == "service" else 0
         proc, _, url = product.start("first")
         procs.append(proc)
         first_write = wait_first_write(helm_log, t0, proc, timeout=args.converge_timeout)
