@@ -474,6 +474,7 @@ class Trial:
     kill_to_first_helm_write_s: float | None = None
     first_helm_write_after_restart: str = ""
     kill_to_first_release_secret_s: float | None = None
+    kill_to_restarted_run_start_s: float | None = None  # service: the restarted service's run began
     converge_s: float | None = None
     converged: bool = False
     reasons: list[str] = field(default_factory=list)
@@ -646,6 +647,9 @@ def run_trial(trial: Trial, *, work: Path, base: Path, repo: Repo, helm: Path, h
                 wait = args.lease_seconds + 60 if trial.exited_before_kill is not None else bound - time.monotonic()
                 finished = wait_service_run(url, again, last_id, max(wait, 1))
                 runs = service_runs(url) or []
+                if finished and finished.get("started_at"):
+                    begun = datetime.fromisoformat(finished["started_at"].replace("Z", "+00:00")).timestamp()
+                    trial.kill_to_restarted_run_start_s = round(begun - kill_at, 2)
                 trial.restart.append(
                     f"run {finished['id']} {finished['status']}" if finished else
                     "no run finished in time (" + ", ".join(f"{r['id']} {r['status']}" for r in runs[:3]) + ")")
@@ -706,16 +710,25 @@ def summarise(trials: list[Trial]) -> dict[str, Any]:
         for t in mine:
             causes.update({cause(r) for r in t.reasons})  # trials per cause
         lat = [t.kill_to_first_helm_write_s for t in mine if t.kill_to_first_helm_write_s is not None]
+        began = [t.kill_to_restarted_run_start_s for t in mine if t.kill_to_restarted_run_start_s is not None]
         out[mode] = {
             "trials": len(mine),
             "killed_mid_run": sum(t.killed for t in mine),
             "converged": sum(t.converged for t in mine),
             "stuck": sum(not t.converged for t in mine),
+            # the cluster itself converged, and only the run record is wrong (a run left `running`)
+            "cluster_converged": sum(all(r.startswith(("store:", "history")) for r in t.reasons) for t in mine),
             "stuck_with_pending_release": sum(any(r.startswith("pending") for r in t.reasons) for t in mine),
             "pending_right_after_kill": sum(bool(t.pending_after_kill) for t in mine),
             "stuck_causes": dict(causes.most_common()),
             "control_converged": control.converged if control else None,
             "control_run_span_s": control.run_span_s if control else None,
+            "kill_to_restarted_run_start_s": {
+                "n": len(began),
+                "p50": round(statistics.median(began), 2) if began else None,
+                "min": min(began) if began else None,
+                "max": max(began) if began else None,
+            },
             "kill_to_first_helm_write_s": {
                 "n": len(lat),
                 "p50": round(statistics.median(lat), 2) if lat else None,
@@ -731,7 +744,10 @@ def table(trials: list[Trial], summary: dict[str, Any]) -> str:
              f"{'RESTART':<26} {'K->WRITE':>8}  RESULT"]
     for t in trials:
         kill = "control" if t.index == 0 else f"{t.kill_after_first_write_s:.1f}"
-        flight = ", ".join(t.in_flight_at_kill) or ("(exited)" if t.exited_before_kill is not None else "-")
+        jobs = f"{t.jobs_running_at_kill} Job(s) running" if t.jobs_running_at_kill else ""
+        flight = ", ".join(t.in_flight_at_kill) or jobs or "-"
+        if t.exited_before_kill is not None:
+            flight = "(run over before the kill)"
         pend = ", ".join(t.pending_after_kill) or "-"
         k2w = "-" if t.kill_to_first_helm_write_s is None else f"{t.kill_to_first_helm_write_s:.1f}"
         result = "converged" if t.converged else "STUCK: " + "; ".join(t.reasons[:3]) + (
@@ -741,7 +757,8 @@ def table(trials: list[Trial], summary: dict[str, Any]) -> str:
     lines.append("")
     for mode, s in summary.items():
         k = s["kill_to_first_helm_write_s"]
-        lines.append(f"{mode}: {s['converged']}/{s['trials']} converged, {s['stuck']} stuck "
+        lines.append(f"{mode}: {s['converged']}/{s['trials']} converged, {s['stuck']} stuck; "
+                     f"cluster converged (the store aside) in {s['cluster_converged']}/{s['trials']}; "
                      f"({s['stuck_with_pending_release']} with a release left pending; "
                      f"{s['pending_right_after_kill']} had one pending right after the kill); "
                      f"control run {s['control_run_span_s']} s, control converged: {s['control_converged']}")
@@ -749,6 +766,10 @@ def table(trials: list[Trial], summary: dict[str, Any]) -> str:
             lines.append("  stuck causes: " + ", ".join(f"{c} x{n}" for c, n in s["stuck_causes"].items()))
         lines.append(f"  kill -9 -> first helm write of the restarted process: p50 {k['p50']} s, "
                      f"min {k['min']} s, max {k['max']} s (n={k['n']})")
+        b = s.get("kill_to_restarted_run_start_s") or {"n": 0}
+        if b["n"]:
+            lines.append(f"  kill -9 -> the restarted service's run began: p50 {b['p50']} s, min {b['min']} s, "
+                         f"max {b['max']} s (n={b['n']})")
     return "\n".join(lines)
 
 
@@ -771,7 +792,13 @@ def main(argv: list[str] | None = None) -> int:
                         "for a quicker series; default: all ten")
     parser.add_argument("--span", type=float, help="the run's span in seconds (skips the control trial)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, state)")
+    parser.add_argument("--report", type=Path, help="print the table of a JSON report written by --out, and exit")
     args = parser.parse_args(argv)
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        trials = [Trial(**t) for t in saved["trials"]]
+        print(table(trials, summarise(trials)))
+        return 0
 
     rng = random.Random(args.seed)
     modes = ["cli", "service"] if args.mode == "both" else [args.mode]
