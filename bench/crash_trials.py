@@ -225,9 +225,12 @@ class Sandbox:
         self.http.post("/_sandbox/faults", json=fault).raise_for_status()
 
     def env(self) -> dict[str, str]:
-        # helm/kubectl caches kept out of $HOME
-        return {**os.environ, "HOME": str(self.home), "XDG_CACHE_HOME": str(self.home / ".cache"),
-                "XDG_CONFIG_HOME": str(self.home / ".config"), "XDG_DATA_HOME": str(self.home / ".data")}
+        # helm/kubectl caches kept out of $HOME; no DM_* setting of the caller's leaks into the product, except
+        # the Lease's namespace, the same for `apply` and `serve` (outside a pod there is no default).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DM_")}
+        return {**env, "HOME": str(self.home), "XDG_CACHE_HOME": str(self.home / ".cache"),
+                "XDG_CONFIG_HOME": str(self.home / ".config"), "XDG_DATA_HOME": str(self.home / ".data"),
+                "DM_LEASE_NAMESPACE": "default"}
 
     def kubectl_json(self, *args: str) -> dict[str, Any]:
         done = run([KUBECTL, "--kubeconfig", str(self.kubeconfig), *args, "-o", "json"], env=self.env())
@@ -563,7 +566,7 @@ def wait_first_write(log: Path, t0: float, proc: subprocess.Popen[Any], timeout:
         if writes:
             return writes[0]
         if proc.poll() is not None:
-            raise HarnessError(f"{proc.args[1]} exited {proc.returncode} before any helm write")
+            raise HarnessError(f"the victim exited {proc.returncode} before any helm write")
         return None
 
     return wait_for("the first helm write", probe, timeout=timeout, every=0.02)
@@ -796,8 +799,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.report:
         saved = json.loads(args.report.read_text())
-        trials = [Trial(**t) for t in saved["trials"]]
-        print(table(trials, summarise(trials)))
+        loaded = [Trial(**t) for t in saved["trials"]]
+        print(table(loaded, summarise(loaded)))
         return 0
 
     rng = random.Random(args.seed)
