@@ -1,5 +1,6 @@
-# Two entry points for a fresh machine (Python 3.11, pip, git, gcc): `make demo` and `make test`.
-# Everything else (venv, pinned helm/kubectl) is created on demand and reused.
+# Two entry points for a fresh machine (Python 3.11, pip, git, gcc; Go >= 1.26 for the real control plane):
+# `make demo` and `make test`. Everything else (venv, pinned helm/kubectl, the control plane's binaries) is
+# created on demand and reused.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ export PATH := $(TOOLS):$(CURDIR)/$(BIN):$(PATH)
 export DM_HELM_BIN ?= $(TOOLS)/helm
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools test lint demo bench bench-service clean
+.PHONY: all venv tools kube test test-kubesim test-kube lint demo demo-kube bench bench-service clean
 
 all: test
 
@@ -23,9 +24,21 @@ venv: $(BIN)/.installed
 tools: venv
 	$(BIN)/python scripts/install_tools.py --dest $(TOOLS) --cache $(CURDIR)/.tools/cache
 
+# kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok, built from Go modules into
+# ~/.cache/deploy-manager/kube/ (tens of minutes the first time, seconds after) and linked into .tools/kube/.
+kube: venv
+	$(BIN)/python scripts/install_kube.py
+
+# The whole suite on kubesim, then the cluster tests (marker `cluster`) on the real control plane.
+test: test-kubesim test-kube
+
 # pytest exits 5 when it collected no test: that is a broken suite here, never a pass.
-test: tools
+test-kubesim: tools
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-kube: tools kube
+	@DM_TEST_CLUSTER=kube $(BIN)/python -m pytest -m cluster $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: venv
@@ -33,6 +46,10 @@ lint: venv
 
 demo: tools
 	$(BIN)/python scripts/demo.py
+
+# The same demo on the real control plane (RBAC enforced, real controllers, kwok nodes).
+demo-kube: tools kube
+	DM_DEMO_CLUSTER=kube $(BIN)/python scripts/demo.py
 
 bench: tools
 	$(BIN)/python -m bench.run

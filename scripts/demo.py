@@ -53,18 +53,23 @@ def build_values_repo(dest: Path) -> None:
 
 
 def start_sandbox(work: Path) -> tuple[subprocess.Popen[str], Path]:
+    """kubesim, or with DM_DEMO_CLUSTER=kube (`make demo-kube`) the real control plane of `kubecluster`;
+    both print one ready line naming the kubeconfig."""
     kubeconfig = work / "kubeconfig"
-    proc = subprocess.Popen(
-        [DEPLOY_MANAGER, "sandbox", "--port", "0", "--kubeconfig-out", str(kubeconfig)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    if os.environ.get("DM_DEMO_CLUSTER") == "kube":
+        cmd = [sys.executable, "-m", "kubecluster", "--workdir", str(work / "kube")]
+        ready = "kube ready"
+    else:
+        cmd = [DEPLOY_MANAGER, "sandbox", "--port", "0", "--kubeconfig-out", str(kubeconfig)]
+        ready = "sandbox ready"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
-    if not line.startswith("sandbox ready"):
+    if not line.startswith(ready):
         proc.kill()
-        raise SystemExit(f"demo: the sandbox did not start (said {line!r})")
+        raise SystemExit(f"demo: the cluster did not start (said {line!r})")
     print(line, flush=True)
+    kubeconfig = Path(line.split("kubeconfig=", 1)[1].split()[0])
     return proc, kubeconfig
 
 
