@@ -23,10 +23,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kubecluster-"))
     stop = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        if not stop.is_set() and started.is_set():
+            stop.set()  # the loop below leaves the `with`, which stops every process in order
+        else:
+            raise KeyboardInterrupt  # still starting: unwind start_cluster, which stops what it started
+
+    started = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     try:
         with start_cluster(workdir, nodes=args.nodes) as cluster:
+            started.set()
             print(f"kube ready {cluster.url} kubeconfig={cluster.kubeconfig} ({cluster.started_seconds:.1f} s)",
                   flush=True)
             while not stop.wait(1):
@@ -34,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     except ClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 

@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -34,11 +35,11 @@ SERVICE_CIDR = "10.96.0.0/16"
 # The controllers the product's behaviour rests on (helm --wait, bootstrap Jobs, namespace deletion,
 # ServiceAccount tokens, RBAC aggregation for admin/edit/view) and nothing that expects real kubelets
 # or a cloud: no nodelifecycle (kwok's nodes never heartbeat through a kubelet), no volume controllers.
-CONTROLLERS = (
+CONTROLLERS = tuple(f"{name}-controller" for name in (
     "deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob", "garbage-collector", "namespace",
     "serviceaccount", "serviceaccount-token", "clusterrole-aggregation", "root-ca-certificate-publisher",
-    "endpoints", "endpointslice", "disruption", "resourcequota", "podgc", "ttl-after-finished",
-)
+    "endpoints", "endpointslice", "disruption", "resourcequota", "pod-garbage-collector", "ttl-after-finished",
+))
 
 
 class ClusterError(RuntimeError):
@@ -80,6 +81,13 @@ def write_kubeconfig(path: Path, url: str, ca: Path, user: dict[str, str], names
     return path
 
 
+def tls_context(ca: Path, client: KeyPair) -> ssl.SSLContext:
+    """Trust only the cluster's CA and present ``client``'s certificate (httpx wants a context for both)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(client.cert), str(client.key))
+    return context
+
+
 def cert_user(pair: KeyPair) -> dict[str, str]:
     return {"client-certificate-data": _b64(pair.cert), "client-key-data": _b64(pair.key)}
 
@@ -96,8 +104,7 @@ class RunningCluster:
 
     def client(self, timeout: float = 30) -> httpx.Client:
         """An admin HTTP client on the API server."""
-        return httpx.Client(base_url=self.url, verify=str(self.ca), cert=(str(self.admin.cert), str(self.admin.key)),
-                            timeout=timeout)
+        return httpx.Client(base_url=self.url, verify=tls_context(self.ca, self.admin), timeout=timeout)
 
     def kubeconfig_for_token(self, path: Path, token: str, namespace: str = "default") -> Path:
         return write_kubeconfig(path, self.url, self.ca, {"token": token}, namespace)
@@ -217,6 +224,9 @@ def start_cluster(workdir: Path, *, nodes: int = 3, binaries: Path | None = None
               "--authorization-mode=Node,RBAC",
               f"--service-cluster-ip-range={SERVICE_CIDR}",
               "--allow-privileged=true", "--profiling=false", "--endpoint-reconciler-type=none",
+              # A new Node is tainted not-ready until the node-lifecycle controller sees its kubelet; kwok's
+              # nodes have none, so neither the taint nor that controller (it would evict their pods).
+              "--disable-admission-plugins=TaintNodesByCondition",
               "--enable-priority-and-fairness=false",  # tests burst requests; APF would queue them
               "--v=1", *audit_args)
         deadline = started + timeout

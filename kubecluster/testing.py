@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from kubecluster.cluster import RunningCluster, cert_user, write_kubeconfig
+from kubecluster.cluster import RunningCluster, cert_user, tls_context, write_kubeconfig
 from kubecluster.pki import CertificateAuthority, KeyPair
 
 Obj = dict[str, Any]
@@ -72,17 +74,22 @@ class KubeBackend:
     def __init__(self, cluster: RunningCluster) -> None:
         self.cluster = cluster
         self._versions: dict[str, str] = {}
-        cleaner = self._issue_cleaner()
-        self._client = httpx.Client(base_url=cluster.url, verify=str(cluster.ca),
-                                    cert=(str(cleaner.cert), str(cleaner.key)), timeout=30)
+        self._cleaner = self._issue_cleaner()
+        self._client = self._new_client()
         self._baseline = {gvr: self._names(gvr) for gvr in CLUSTER_SCOPED_CLEANED}
         self._namespaced = self._namespaced_resources()
+        self._watchers: list[tuple[threading.Thread, httpx.Client]] = []
+        self._stop_watches = threading.Event()
 
     def _issue_cleaner(self) -> KeyPair:
         # A distinct identity, so the audit-log stats can leave the cleaner's requests out.
         return CertificateAuthority.load(self.cluster.ca.parent).issue("cleaner", CLEANER_USER, "system:masters")
 
+    def _new_client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.cluster.url, verify=tls_context(self.cluster.ca, self._cleaner), timeout=30)
+
     def close(self) -> None:
+        self.stop_watches()
         self._client.close()
 
     def _names(self, gvr: tuple[str, str, str]) -> set[str]:
@@ -107,13 +114,42 @@ class KubeBackend:
                 if {"list", "deletecollection"} <= set(res.get("verbs", [])):
                     found.append((group_name, version, res["name"]))
                 self._versions.setdefault(group_name, version)
-        # Events are written by controllers while the cleaner works and matter to no test's next run.
-        return [r for r in found if r[2] != "events"]
+        # Owners before what they own (a ReplicaSet would recreate the pods deleted before it); events are
+        # written by controllers while the cleaner works and matter to no test's next run.
+        last = {"pods": 2, "replicasets": 1, "controllerrevisions": 1}
+        return sorted((r for r in found if r[2] != "events"), key=lambda r: last.get(r[2], 0))
 
     def version_of(self, group: str) -> str:
         if group not in self._versions:
             self._namespaced_resources()
         return self._versions.get(group, "v1")
+
+    # --- the audit log: what clients asked for, and what the API server answered ------------------------
+    def audit_path(self) -> Path:
+        return self.cluster.workdir / "audit.log"
+
+    def audit_offset(self) -> int:
+        path = self.audit_path()
+        return path.stat().st_size if path.exists() else 0
+
+    def audit_events(self, since: int) -> list[Obj]:
+        """Completed requests logged after byte ``since`` of the audit log."""
+        path = self.audit_path()
+        if not path.exists():
+            raise NotOnKube("the cluster runs without an audit log, so requests cannot be counted")
+        time.sleep(0.3)  # the API server logs a request as its response completes: let the last ones land
+        with path.open("rb") as fh:
+            fh.seek(since)
+            data = fh.read()
+        events = [json.loads(line) for line in data.splitlines() if line.strip()]
+        return [e for e in events if e.get("stage") == "ResponseComplete"]
+
+    def audit_usage(self, since: int, user: str) -> AuditUsage:
+        usage = AuditUsage(user)
+        for event in self.audit_events(since):
+            if event.get("user", {}).get("username") == user:
+                usage.add(event)
+        return usage
 
     def sandbox(self, directory: Path) -> KubeSandbox:
         directory.mkdir(parents=True, exist_ok=True)
@@ -121,20 +157,47 @@ class KubeBackend:
                                       cert_user(self.cluster.admin))
         return KubeSandbox(self.cluster.url, kubeconfig, self)
 
-    def clean(self, timeout: float = 120) -> None:
-        client = self._client
-        listed = client.get("/api/v1/namespaces").raise_for_status().json()["items"]
-        namespaces = {ns["metadata"]["name"] for ns in listed}
-        doomed = sorted(namespaces - SYSTEM_NAMESPACES)
-        for ns in doomed:
-            client.delete(f"/api/v1/namespaces/{ns}")
+    def stop_watches(self) -> None:
+        """End ``KubeStore.subscribe``'s watches: close the connections under them."""
+        if not self._watchers:
+            return
+        self._stop_watches.set()
+        for thread, client in self._watchers:
+            client.close()  # unblocks the streaming read
+            thread.join(timeout=5)
+        self._watchers.clear()
+        self._stop_watches = threading.Event()
+
+    def _empty(self, namespace: str) -> None:
+        """Delete everything in ``namespace`` (what the control plane keeps in `default` excepted)."""
         for group, version, resource in self._namespaced:
-            params = {"propagationPolicy": "Background"}
-            if resource in KEEP_IN_DEFAULT:
+            params: dict[str, str] = {"propagationPolicy": "Background", "gracePeriodSeconds": "0"}
+            if namespace == "default" and resource in KEEP_IN_DEFAULT:
                 params["fieldSelector"] = f"metadata.name!={KEEP_IN_DEFAULT[resource]}"
-            resp = client.delete(_path(group, version, resource, "default"), params=params)
+            resp = self._client.delete(_path(group, version, resource, namespace), params=params)
             if resp.status_code not in (200, 404, 405):
                 resp.raise_for_status()
+
+    def clean(self, timeout: float = 60) -> None:
+        """Put the cluster back as the session found it.
+
+        The namespace controller takes ~5 s per namespace (it rediscovers every resource, then waits for
+        its own deletions to settle), which over a hundred tests is minutes: the cleaner empties each
+        namespace itself, then removes it through the ``finalize`` subresource, as the controller would.
+        """
+        self.stop_watches()
+        client = self._client
+        listed = client.get("/api/v1/namespaces").raise_for_status().json()["items"]
+        doomed = sorted({ns["metadata"]["name"] for ns in listed} - SYSTEM_NAMESPACES)
+        for ns in [*doomed, "default"]:
+            self._empty(ns)
+        for ns in doomed:
+            client.delete(f"/api/v1/namespaces/{ns}")
+            resp = client.get(f"/api/v1/namespaces/{ns}")
+            if resp.status_code == 200:
+                body = resp.json()
+                body["spec"]["finalizers"] = []
+                client.put(f"/api/v1/namespaces/{ns}/finalize", json=body)
         for gvr, before in self._baseline.items():
             for name in self._names(gvr) - before:
                 client.delete(_path(*gvr, name=name))
@@ -148,10 +211,96 @@ class KubeBackend:
 
 
 @dataclass
+class AuditUsage:
+    """One user's requests: (verb, resource[.group][/subresource], namespace or "*cluster*") -> answers."""
+
+    user: str
+    calls: dict[tuple[str, str, str], Counter[int]] = field(default_factory=dict)
+
+    def add(self, event: Obj) -> None:
+        ref = event.get("objectRef") or {}
+        resource = ref.get("resource") or event.get("requestURI", "?")
+        if ref.get("apiGroup"):
+            resource += f".{ref['apiGroup']}"
+        if ref.get("subresource"):
+            resource += f"/{ref['subresource']}"
+        key = (event["verb"], resource, ref.get("namespace") or "*cluster*")
+        code = int((event.get("responseStatus") or {}).get("code", 0))
+        self.calls.setdefault(key, Counter())[code] += 1
+
+    @property
+    def denied(self) -> set[tuple[str, str, str]]:
+        return {key for key, codes in self.calls.items() if 403 in codes}
+
+    def report(self) -> list[str]:
+        return [f"{verb:<16} {resource:<48} {ns:<14} {dict(sorted(codes.items()))}"
+                for (verb, resource, ns), codes in sorted(self.calls.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """Shaped like kubesim's ``store.Event``: ``rv`` is the object's resourceVersion (etcd's revision)."""
+
+    rv: int
+    gr: tuple[str, str]
+    type: str
+    obj: Obj
+
+
+# What ``KubeStore.subscribe`` watches: the kinds tests follow the creation order of.
+WATCHED = (("batch", "jobs"), ("", "configmaps"), ("", "secrets"), ("apps", "deployments"), ("", "pods"))
+
+
+@dataclass
 class KubeStore:
     """The subset of kubesim's ``Store`` tests read, answered by the API server."""
 
     backend: KubeBackend
+
+    @property
+    def resource_version(self) -> int:
+        """etcd's current revision: what every later write's resourceVersion exceeds."""
+        doc = self.backend._client.get("/api/v1/namespaces/default/configmaps", params={"limit": 1})
+        return int(doc.raise_for_status().json()["metadata"]["resourceVersion"])
+
+    def subscribe(self, callback: Callable[[WatchEvent], None]) -> None:
+        """Deliver ADDED/MODIFIED/DELETED of the ``WATCHED`` kinds from now on, each kind in commit order,
+        until the test ends (``KubeBackend.clean`` stops the watches)."""
+        since = self.resource_version
+        ready = [threading.Event() for _ in WATCHED]
+        for gr, started in zip(WATCHED, ready, strict=True):
+            client = self.backend._new_client()
+            thread = threading.Thread(target=self._watch, args=(client, gr, since, callback, started), daemon=True,
+                                      name=f"watch-{gr[1]}")
+            thread.start()
+            self.backend._watchers.append((thread, client))
+        for started in ready:
+            started.wait(10)
+
+    def _watch(self, client: httpx.Client, gr: tuple[str, str], since: int, callback: Callable[[WatchEvent], None],
+               started: threading.Event) -> None:
+        group, resource = gr
+        path = _path(group, self.backend.version_of(group), resource)
+        params = {"watch": "1", "resourceVersion": str(since), "timeoutSeconds": "3600"}
+        stop = self.backend._stop_watches
+        try:
+            with client.stream("GET", path, params=params, timeout=httpx.Timeout(10, read=None)) as resp:
+                started.set()
+                resp.raise_for_status()
+                for line in resp.iter_lines():
+                    if stop.is_set():
+                        return
+                    if not line:
+                        continue
+                    event = json.loads(line)
+                    obj = event["object"]
+                    if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                        callback(WatchEvent(int(obj["metadata"]["resourceVersion"]), gr, event["type"], obj))
+        except Exception:
+            if not stop.is_set():  # closing the client under a read is how the watch is stopped
+                raise
+        finally:
+            started.set()
 
     def get(self, gr: tuple[str, str], namespace: str, name: str) -> Obj | None:
         group, resource = gr
@@ -183,32 +332,15 @@ class KubeSandbox:
 
     def __post_init__(self) -> None:
         self.state = KubeState(KubeStore(self.backend))
-        self._audit_offset = self._audit_size()
-
-    def _audit_path(self) -> Path:
-        return self.backend.cluster.workdir / "audit.log"
-
-    def _audit_size(self) -> int:
-        path = self._audit_path()
-        return path.stat().st_size if path.exists() else 0
+        self._audit_offset = self.backend.audit_offset()
 
     def stats(self) -> dict[str, Any]:
-        path = self._audit_path()
-        if not path.exists():
-            raise NotOnKube("the cluster runs without an audit log, so requests cannot be counted")
-        time.sleep(0.3)  # the API server logs a request as its response completes: let the last ones land
         by_verb: Counter[str] = Counter()
         by_resource: dict[str, Counter[str]] = {}
-        with path.open("rb") as fh:
-            fh.seek(self._audit_offset)
-            data = fh.read()
-        for line in data.splitlines():
-            event = json.loads(line)
-            user = event.get("user", {})
-            if user.get("username", "").startswith("system:") or user.get("username") == CLEANER_USER:
+        for event in self.backend.audit_events(self._audit_offset):
+            username = event.get("user", {}).get("username", "")
+            if username.startswith("system:") or username == CLEANER_USER:
                 continue  # the control plane's own traffic, not the test's
-            if event.get("stage") != "ResponseComplete":
-                continue
             verb = event["verb"]
             by_verb[verb] += 1
             ref = event.get("objectRef") or {}
@@ -219,8 +351,8 @@ class KubeSandbox:
                 "by_verb": dict(by_verb), "by_resource": {r: dict(c) for r, c in sorted(by_resource.items())}}
 
     def reset_stats(self) -> dict[str, Any]:
-        before = self.stats() if self._audit_path().exists() else {}
-        self._audit_offset = self._audit_size()
+        before = self.stats()
+        self._audit_offset = self.backend.audit_offset()
         return before
 
     def inject_fault(self, **fault: Any) -> dict[str, Any]:

@@ -50,6 +50,8 @@ LDFLAGS = " ".join(
        for var, value in _VERSION_VARS.items()]
 )
 
+KWOK_LDFLAGS = "-s -w"  # kwok reports its own version; the k8s.io libraries' version is not what it serves
+
 
 @dataclass(frozen=True)
 class Binary:
@@ -86,7 +88,7 @@ def go_version(go: str) -> str:
 def cache_key(goversion: str) -> str:
     """What decides the bytes we build: a change to any of it is a new cache entry, never a stale hit."""
     digest = hashlib.sha256()
-    for part in (KUBE_VERSION, ETCD_VERSION, KWOK_VERSION, goversion, LDFLAGS):
+    for part in (KUBE_VERSION, ETCD_VERSION, KWOK_VERSION, goversion, LDFLAGS, KWOK_LDFLAGS):
         digest.update(part.encode() + b"\0")
     for module in (MODULE_DIR, KWOK_MODULE_DIR):
         for name in ("go.mod", "go.sum"):
@@ -124,7 +126,8 @@ def build(go: str, out: Path) -> dict[str, float]:
         start = time.monotonic()
         for binary in binaries:
             # One `go build` per binary: with several packages `-o dir/` names etcd's binary `server`.
-            cmd = [*nice, go, "build", "-trimpath", "-ldflags", LDFLAGS, "-o", str(out / binary.name),
+            ldflags = LDFLAGS if module == MODULE_DIR else KWOK_LDFLAGS
+            cmd = [*nice, go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out / binary.name),
                    binary.package]
             proc = subprocess.run(cmd, cwd=module, env=env)
             if proc.returncode != 0:
