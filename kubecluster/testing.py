@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from kubecluster.cluster import RunningCluster, cert_user, tls_context, write_kubeconfig
+from kubecluster.cluster import KWOK_USER, RunningCluster, cert_user, tls_context, write_kubeconfig
 from kubecluster.pki import CertificateAuthority, KeyPair
 
 Obj = dict[str, Any]
@@ -334,12 +334,17 @@ class KubeSandbox:
         self.state = KubeState(KubeStore(self.backend))
         self._audit_offset = self.backend.audit_offset()
 
+    def http_client(self, timeout: float = 10) -> httpx.Client:
+        """A raw HTTP client on the API server, as cluster-admin (the test's own identity)."""
+        cluster = self.backend.cluster
+        return httpx.Client(base_url=self.url, verify=tls_context(cluster.ca, cluster.admin), timeout=timeout)
+
     def stats(self) -> dict[str, Any]:
         by_verb: Counter[str] = Counter()
         by_resource: dict[str, Counter[str]] = {}
         for event in self.backend.audit_events(self._audit_offset):
             username = event.get("user", {}).get("username", "")
-            if username.startswith("system:") or username == CLEANER_USER:
+            if username.startswith("system:") or username in (CLEANER_USER, KWOK_USER):
                 continue  # the control plane's own traffic, not the test's
             verb = event["verb"]
             by_verb[verb] += 1

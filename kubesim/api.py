@@ -443,7 +443,9 @@ class ResourceAPI:
         rt = target.rt
         manager = _q(query, "fieldManager")
         if not manager:
-            raise errors.bad_request("PATCH /apply requires fieldManager")
+            raise errors.invalid("PatchOptions", "", [("fieldManager", "FieldValueRequired",
+                                                        "Required value: is required for apply patch")],
+                                 group="meta.k8s.io")
         applied = self._check_body(target, parse_apply_body(body))
         name = (applied.get("metadata") or {}).get("name")
         if name != target.name:
@@ -536,15 +538,17 @@ class ResourceAPI:
             finalizers.append("foregroundDeletion")
         if policy == "Orphan":
             self.orphan_dependents(meta.get("uid", ""))
+        # 200 with the object, as kube-apiserver answers a deletion its finalizers hold (202 is only for
+        # the legacy orphanDependents=false, which no client we serve sends).
         if finalizers:
             if meta.get("deletionTimestamp") and finalizers == meta.get("finalizers"):
-                return 202, obj
+                return 200, obj
             new = copy.deepcopy(obj)
             new["metadata"]["finalizers"] = finalizers
             new["metadata"].setdefault("deletionTimestamp", now())
             new["metadata"].setdefault("deletionGracePeriodSeconds", 0)
             self.store.update(target.gr, new, expected_rv=rv_of(obj))
-            return 202, new
+            return 200, new
         return 200, self.store.delete(target.gr, target.namespace or "", meta["name"])
 
     def _terminate_namespace(self, target: Target, ns: Obj) -> Obj:

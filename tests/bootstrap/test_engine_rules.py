@@ -137,6 +137,7 @@ def test_history_is_bounded_and_always_steps_get_a_fresh_job_each_time(small: Sm
     assert scripts == names
 
 
+@pytest.mark.kubesim_only("asserts on kubesim's synthetic pod log; kwok's fake nodes have no kubelet to serve logs")
 def test_values_at_secret_paths_never_reach_a_recorded_log_tail(small: Small) -> None:
     # The sandbox's pod log names the image; declaring the image's value path secret must hide it.
     spec_path = small.repo / "values" / "dev" / "cluster.yaml"
