@@ -43,16 +43,9 @@ KEEP_IN_DEFAULT = {
     "endpoints": "kubernetes",
     "endpointslices": "kubernetes",
 }
-CLUSTER_SCOPED_CLEANED = (
-    ("apiextensions.k8s.io", "v1", "customresourcedefinitions"),
-    ("rbac.authorization.k8s.io", "v1", "clusterroles"),
-    ("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
-    ("scheduling.k8s.io", "v1", "priorityclasses"),
-    ("storage.k8s.io", "v1", "storageclasses"),
-    ("", "v1", "persistentvolumes"),
-    ("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations"),
-    ("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations"),
-)
+# Cluster-scoped kinds the cleaner never touches: the cluster's own fabric, not what a test installs.
+CLUSTER_SCOPED_KEPT = frozenset({"namespaces", "nodes", "apiservices", "flowschemas",
+                                 "prioritylevelconfigurations", "componentstatuses"})
 CLEANER_USER = "deploy-manager-test-cleaner"
 
 
@@ -76,8 +69,9 @@ class KubeBackend:
         self._versions: dict[str, str] = {}
         self._cleaner = self._issue_cleaner()
         self._client = self._new_client()
-        self._baseline = {gvr: self._names(gvr) for gvr in CLUSTER_SCOPED_CLEANED}
-        self._namespaced = self._namespaced_resources()
+        self._namespaced, cluster_scoped = self._resources()
+        # Whatever exists now is the control plane's; anything cluster-scoped a test adds is removed after it.
+        self._baseline = {gvr: self._names(gvr) for gvr in cluster_scoped}
         self._watchers: list[tuple[threading.Thread, httpx.Client]] = []
         self._stop_watches = threading.Event()
 
@@ -98,9 +92,10 @@ class KubeBackend:
             return set()
         return {item["metadata"]["name"] for item in resp.raise_for_status().json()["items"]}
 
-    def _namespaced_resources(self) -> list[tuple[str, str, str]]:
-        """Every namespaced resource that can be listed and deleted, from discovery."""
+    def _resources(self) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+        """Every (namespaced, cluster-scoped) resource that can be listed and deleted, from discovery."""
         found: list[tuple[str, str, str]] = []
+        cluster_scoped: list[tuple[str, str, str]] = []
         core = self._client.get("/api/v1").raise_for_status().json()
         groups = [("", "v1", core)]
         for group in self._client.get("/apis").raise_for_status().json()["groups"]:
@@ -108,20 +103,24 @@ class KubeBackend:
             groups.append((group["name"], version,
                            self._client.get(f"/apis/{group['name']}/{version}").raise_for_status().json()))
         for group_name, version, doc in groups:
+            self._versions.setdefault(group_name, version)
             for res in doc["resources"]:
-                if "/" in res["name"] or not res["namespaced"]:
+                verbs = set(res.get("verbs", []))
+                if "/" in res["name"] or not {"list", "delete"} <= verbs:
                     continue
-                if {"list", "deletecollection"} <= set(res.get("verbs", [])):
+                if not res["namespaced"]:
+                    if res["name"] not in CLUSTER_SCOPED_KEPT:
+                        cluster_scoped.append((group_name, version, res["name"]))
+                elif "deletecollection" in verbs:
                     found.append((group_name, version, res["name"]))
-                self._versions.setdefault(group_name, version)
         # Owners before what they own (a ReplicaSet would recreate the pods deleted before it); events are
         # written by controllers while the cleaner works and matter to no test's next run.
         last = {"pods": 2, "replicasets": 1, "controllerrevisions": 1}
-        return sorted((r for r in found if r[2] != "events"), key=lambda r: last.get(r[2], 0))
+        return sorted((r for r in found if r[2] != "events"), key=lambda r: last.get(r[2], 0)), cluster_scoped
 
     def version_of(self, group: str) -> str:
         if group not in self._versions:
-            self._namespaced_resources()
+            self._resources()  # a group a test added (a CRD's)
         return self._versions.get(group, "v1")
 
     # --- the audit log: what clients asked for, and what the API server answered ------------------------
@@ -282,6 +281,8 @@ class KubeStore:
         group, resource = gr
         path = _path(group, self.backend.version_of(group), resource)
         params = {"watch": "1", "resourceVersion": str(since), "timeoutSeconds": "3600"}
+        if resource in KEEP_IN_DEFAULT:  # the control plane's own (kube-root-ca.crt …): kubesim has none
+            params["fieldSelector"] = f"metadata.name!={KEEP_IN_DEFAULT[resource]}"
         stop = self.backend._stop_watches
         try:
             with client.stream("GET", path, params=params, timeout=httpx.Timeout(10, read=None)) as resp:

@@ -41,7 +41,8 @@ content (the namespace takes its content at once).
 Compared with the real control plane (``kubecluster``; the same tests run on both with
 ``DM_TEST_CLUSTER=kube``), fixed here: a strict-decoding 400 names the kind and version as
 kube-apiserver's does; an apply without ``fieldManager`` is a 422 Invalid ``PatchOptions``; a deletion
-held by finalizers answers 200 (not 202). Known and left, because neither helm, kubectl nor the product
+held by finalizers answers 200 (not 202); a patch whose result does not decode is a 422 on field
+``patch`` (not a 400). Known and left, because neither helm, kubectl nor the product
 reads the difference:
 
 - DELETE answers the deleted object; kube-apiserver answers a ``Status`` for most kinds (clients

@@ -29,6 +29,8 @@ CHART = ROOT / "charts" / "deploy-manager"
 DEPLOY_MANAGER = str(Path(sys.executable).parent / "deploy-manager")
 NAMESPACE = "deploy-manager"
 RBAC_KINDS = {"ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+pytestmark = pytest.mark.cluster
+
 REQUIRED = ["--set", "config.repoUrl=https://git.example.com/cloud/deploy.git", "--set", "config.cluster=demo"]
 
 
