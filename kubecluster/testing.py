@@ -167,13 +167,22 @@ class KubeBackend:
         self._watchers.clear()
         self._stop_watches = threading.Event()
 
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One cleaner request; a connection lost under load is retried once on a fresh client."""
+        try:
+            return self._client.request(method, path, **kwargs)
+        except httpx.TransportError:
+            self._client.close()
+            self._client = self._new_client()
+            return self._client.request(method, path, **kwargs)
+
     def _empty(self, namespace: str) -> None:
         """Delete everything in ``namespace`` (what the control plane keeps in `default` excepted)."""
         for group, version, resource in self._namespaced:
             params: dict[str, str] = {"propagationPolicy": "Background", "gracePeriodSeconds": "0"}
             if namespace == "default" and resource in KEEP_IN_DEFAULT:
                 params["fieldSelector"] = f"metadata.name!={KEEP_IN_DEFAULT[resource]}"
-            resp = self._client.delete(_path(group, version, resource, namespace), params=params)
+            resp = self._request("DELETE", _path(group, version, resource, namespace), params=params)
             if resp.status_code not in (200, 404, 405):
                 resp.raise_for_status()
 
@@ -185,24 +194,23 @@ class KubeBackend:
         namespace itself, then removes it through the ``finalize`` subresource, as the controller would.
         """
         self.stop_watches()
-        client = self._client
-        listed = client.get("/api/v1/namespaces").raise_for_status().json()["items"]
+        listed = self._request("GET", "/api/v1/namespaces").raise_for_status().json()["items"]
         doomed = sorted({ns["metadata"]["name"] for ns in listed} - SYSTEM_NAMESPACES)
         for ns in [*doomed, "default"]:
             self._empty(ns)
         for ns in doomed:
-            client.delete(f"/api/v1/namespaces/{ns}")
-            resp = client.get(f"/api/v1/namespaces/{ns}")
+            self._request("DELETE", f"/api/v1/namespaces/{ns}")
+            resp = self._request("GET", f"/api/v1/namespaces/{ns}")
             if resp.status_code == 200:
                 body = resp.json()
                 body["spec"]["finalizers"] = []
-                client.put(f"/api/v1/namespaces/{ns}/finalize", json=body)
+                self._request("PUT", f"/api/v1/namespaces/{ns}/finalize", json=body)
         for gvr, before in self._baseline.items():
             for name in self._names(gvr) - before:
-                client.delete(_path(*gvr, name=name))
+                self._request("DELETE", _path(*gvr, name=name))
         deadline = time.monotonic() + timeout
         while doomed and time.monotonic() < deadline:
-            doomed = [ns for ns in doomed if client.get(f"/api/v1/namespaces/{ns}").status_code != 404]
+            doomed = [ns for ns in doomed if self._request("GET", f"/api/v1/namespaces/{ns}").status_code != 404]
             if doomed:
                 time.sleep(0.1)
         if doomed:
@@ -280,28 +288,35 @@ class KubeStore:
                started: threading.Event) -> None:
         group, resource = gr
         path = _path(group, self.backend.version_of(group), resource)
-        params = {"watch": "1", "resourceVersion": str(since), "timeoutSeconds": "3600"}
-        if resource in KEEP_IN_DEFAULT:  # the control plane's own (kube-root-ca.crt …): kubesim has none
-            params["fieldSelector"] = f"metadata.name!={KEEP_IN_DEFAULT[resource]}"
+        selector = {"fieldSelector": f"metadata.name!={KEEP_IN_DEFAULT[resource]}"} if resource in KEEP_IN_DEFAULT \
+            else {}  # the control plane's own objects (kube-root-ca.crt …), which kubesim has none of
         stop = self.backend._stop_watches
-        try:
-            with client.stream("GET", path, params=params, timeout=httpx.Timeout(10, read=None)) as resp:
+        last = since
+        for attempt in range(6):
+            params = {"watch": "1", "resourceVersion": str(last), "timeoutSeconds": "3600", **selector}
+            try:
+                with client.stream("GET", path, params=params, timeout=httpx.Timeout(10, read=None)) as resp:
+                    started.set()
+                    resp.raise_for_status()
+                    for line in resp.iter_lines():
+                        if stop.is_set():
+                            return
+                        if not line:
+                            continue
+                        event = json.loads(line)
+                        obj = event["object"]
+                        if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                            last = int(obj["metadata"]["resourceVersion"])
+                            callback(WatchEvent(last, gr, event["type"], obj))
+                return
+            except httpx.TransportError:
+                # Closing the client under a read is how the watch is stopped; a connection lost under
+                # load is resumed from the last event, as an informer would.
+                if stop.is_set() or attempt == 5:
+                    return
+                time.sleep(0.2)
+            finally:
                 started.set()
-                resp.raise_for_status()
-                for line in resp.iter_lines():
-                    if stop.is_set():
-                        return
-                    if not line:
-                        continue
-                    event = json.loads(line)
-                    obj = event["object"]
-                    if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                        callback(WatchEvent(int(obj["metadata"]["resourceVersion"]), gr, event["type"], obj))
-        except Exception:
-            if not stop.is_set():  # closing the client under a read is how the watch is stopped
-                raise
-        finally:
-            started.set()
 
     def get(self, gr: tuple[str, str], namespace: str, name: str) -> Obj | None:
         group, resource = gr

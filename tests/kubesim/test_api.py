@@ -320,6 +320,7 @@ def test_custom_resources_follow_their_crd_schema(client: httpx.Client) -> None:
                                                                                     True}}}}}}}]}}
     assert client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd).status_code == 201
     widgets = "/apis/example.com/v1/namespaces/default/widgets"
+    wait_for(lambda: client.get(widgets).status_code == 200, timeout=30)  # real: served once Established
 
     def widget(name: str, **spec: Any) -> dict[str, Any]:
         return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec}
