@@ -48,6 +48,16 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _undecodable_patch(exc: errors.ApiError, base: Obj) -> errors.ApiError:
+    """A patch whose result does not decode as the kind is 422 Invalid on field ``patch``, as kube-apiserver
+    answers; a malformed patch body, or unknown fields under strict validation, stay what they were."""
+    message = str(exc.status().get("message", ""))
+    if exc.code != 400 or "cannot be handled as a" not in message or "strict decoding error" in message:
+        return exc
+    shown = json.dumps(base, separators=(",", ":"))
+    return errors.invalid("", "", [("patch", "FieldValueInvalid", f"Invalid value: {shown!r}: {message}")])
+
+
 @dataclass(frozen=True)
 class Target:
     rt: ResourceType
@@ -425,10 +435,15 @@ class ResourceAPI:
             old = self._existing(target)
             base = old if target.subresource != "scale" else self._scale_of(target.rt, old)
             schema = None if target.subresource == "scale" else self.schema(target.rt)
-            patched = apply_patch(content_type, base, body, schema=schema, crd=target.rt.crd)
-            if target.subresource == "scale":
-                patched = self._from_scale(old, patched)
-            patched = self._check_body(target, patched)
+            try:
+                patched = apply_patch(content_type, base, body, schema=schema, crd=target.rt.crd)
+                if target.subresource == "scale":
+                    patched = self._from_scale(old, patched)
+                patched = self._check_body(target, patched)
+            except errors.ApiError as exc:
+                if (converted := _undecodable_patch(exc, base)) is exc:
+                    raise
+                raise converted from exc
             try:
                 code, updated = self._update(target, old, patched, query, manager=_manager(query))
                 return (code, self._scale_of(target.rt, updated)) if target.subresource == "scale" else (code, updated)
@@ -436,14 +451,18 @@ class ResourceAPI:
                 # Retry only our own read-modify-write race, never a precondition the patch carried.
                 patched_rv = (patched.get("metadata") or {}).get("resourceVersion")
                 if exc.reason != "Conflict" or attempt == 4 or patched_rv != old["metadata"].get("resourceVersion"):
-                    raise
+                    if (converted := _undecodable_patch(exc, patched)) is exc:
+                        raise
+                    raise converted from exc
         raise AssertionError("unreachable")
 
     def _apply(self, target: Target, body: bytes, query: Mapping[str, str]) -> Response:
         rt = target.rt
         manager = _q(query, "fieldManager")
         if not manager:
-            raise errors.bad_request("PATCH /apply requires fieldManager")
+            raise errors.invalid("PatchOptions", "", [("fieldManager", "FieldValueRequired",
+                                                        "Required value: is required for apply patch")],
+                                 group="meta.k8s.io")
         applied = self._check_body(target, parse_apply_body(body))
         name = (applied.get("metadata") or {}).get("name")
         if name != target.name:
@@ -536,15 +555,17 @@ class ResourceAPI:
             finalizers.append("foregroundDeletion")
         if policy == "Orphan":
             self.orphan_dependents(meta.get("uid", ""))
+        # 200 with the object, as kube-apiserver answers a deletion its finalizers hold (202 is only for
+        # the legacy orphanDependents=false, which no client we serve sends).
         if finalizers:
             if meta.get("deletionTimestamp") and finalizers == meta.get("finalizers"):
-                return 202, obj
+                return 200, obj
             new = copy.deepcopy(obj)
             new["metadata"]["finalizers"] = finalizers
             new["metadata"].setdefault("deletionTimestamp", now())
             new["metadata"].setdefault("deletionGracePeriodSeconds", 0)
             self.store.update(target.gr, new, expected_rv=rv_of(obj))
-            return 202, new
+            return 200, new
         return 200, self.store.delete(target.gr, target.namespace or "", meta["name"])
 
     def _terminate_namespace(self, target: Target, ns: Obj) -> Obj:

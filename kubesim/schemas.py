@@ -4,7 +4,8 @@
 - a wrong type (``spec: "x"``) is a 400 BadRequest ("cannot be handled as a Deployment"), never a
   crash further down;
 - with ``fieldValidation=Strict`` (what helm and kubectl send) an unknown field is a 400
-  ``strict decoding error: unknown field "spec.replica"``; without it the apiserver drops unknown
+  ``Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field
+  "spec.replica"``; without it the apiserver drops unknown
   fields, the sandbox keeps them (harmless in a simulation);
 - a missing required field is a 422 Invalid.
 
@@ -90,7 +91,9 @@ def check(obj: Obj, *, strict: bool) -> None:
         raise errors.bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: '
                                  f"{where or '<root>'}: {error.message}")
     if unknown:
-        raise errors.bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+        version = api_version.rsplit("/", 1)[-1]
+        raise errors.bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: strict decoding '
+                                 "error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
     if required:
         group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
         raise errors.invalid(kind, (obj.get("metadata") or {}).get("name", ""), required, group)
@@ -170,7 +173,9 @@ def check_custom(obj: Obj, crd: Obj, version: str, *, strict: bool) -> Obj:
                                                    **{k: {"x-kubernetes-preserve-unknown-fields": True}
                                                       for k in _ROOT_FIELDS}}}, "", unknown)
     if unknown and strict:
-        raise errors.bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+        kind = obj.get("kind", "")
+        raise errors.bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: strict decoding '
+                                 "error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
     causes = []
     for error in _custom_validator(json.dumps(schema, sort_keys=True)).iter_errors(pruned):
         where = _path(error.absolute_path) or "<root>"

@@ -41,6 +41,11 @@ class RunningSandbox:
     def _client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10)
 
+    def http_client(self, timeout: float = 10) -> httpx.Client:
+        """A raw HTTP client on the API, authenticated as the kubeconfig's user (kubesim needs no credentials;
+        the real backend's ``KubeSandbox.http_client`` presents the admin certificate)."""
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
     def stats(self) -> dict[str, Any]:
         with self._client() as client:
             return client.get("/_sandbox/stats").raise_for_status().json()  # type: ignore[no-any-return]

@@ -125,6 +125,13 @@ def start_logged(children: Children, log_path: Path, args: list[str], ready: str
 
 
 def start_sandbox(children: Children, work: Path) -> Path:
+    """kubesim, or with DM_DEMO_CLUSTER=kube (`make demo-kube`) the real control plane of `kubecluster`
+    (RBAC enforced, real controllers, kwok nodes); both log one ready line, the latter naming its kubeconfig."""
+    if os.environ.get("DM_DEMO_CLUSTER") == "kube":
+        args = [sys.executable, "-m", "kubecluster", "--workdir", str(work / "kube")]
+        line = start_logged(children, work / "kube.log", args, r"^kube ready .*$", cwd=ROOT).group(0)
+        say(line)
+        return Path(line.split("kubeconfig=", 1)[1].split()[0])
     kubeconfig = work / "kubeconfig"
     args = [DEPLOY_MANAGER, "sandbox", "--port", "0", "--kubeconfig-out", str(kubeconfig)]
     say(start_logged(children, work / "sandbox.log", args, r"^sandbox ready .*$").group(0))

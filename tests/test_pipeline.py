@@ -29,7 +29,8 @@ pytestmark = pytest.mark.helm
 
 _ns_counter = itertools.count()
 
-# A Deployment the sandbox never makes ready: helm --wait times out and records the release as failed.
+# A Deployment the cluster never makes ready: helm --wait times out and records the release as failed.
+# kubesim reads the annotation on the Deployment; on the real backend kwok reads it on the pod.
 NEVER_READY = """\
 apiVersion: apps/v1
 kind: Deployment
@@ -44,6 +45,7 @@ spec:
   template:
     metadata:
       labels: {app: {{ .Release.Name }}}
+      annotations: {kubesim.io/never-ready: "true"}
     spec:
       containers: [{name: main, image: example/keystone:1}]
 """
@@ -428,6 +430,7 @@ def test_bad_input_makes_no_cluster_write(env: Env, case: str) -> None:
     assert runs[0].status is RunStatus.failed and runs[0].error and runs[0].steps == ()
 
 
+@pytest.mark.kubesim_only("injects write failures through /_sandbox/")
 def test_release_left_pending_is_locked_and_blocks_dependents(env: Env) -> None:
     env.apply()
     write_values(env.root, "dev", "glance", {"replicas": 2})

@@ -236,6 +236,7 @@ def test_a_poll_picks_up_a_commit_without_a_webhook(start: Callable[..., Running
     assert newest["trigger"] == "poll" and newest["commit"] == sha and newest["status"] == "succeeded"
 
 
+@pytest.mark.kubesim_only("holds a run open with kubesim's readiness delay")
 def test_two_instances_on_one_cluster_never_run_at_the_same_time(
     start: Callable[..., Running], remote: Remote, sandbox_module: Any
 ) -> None:
@@ -269,6 +270,7 @@ def test_two_instances_on_one_cluster_never_run_at_the_same_time(
         sandbox_module.set_ready_delay(0.05)
 
 
+@pytest.mark.kubesim_only("holds a run open with kubesim's readiness delay")
 def test_the_read_api_answers_correctly_under_load_during_a_run(
     start: Callable[..., Running], remote: Remote, sandbox_module: Any
 ) -> None:

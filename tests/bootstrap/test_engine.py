@@ -264,6 +264,7 @@ def test_image_bump_reruns_nova_migrations_before_the_upgrade_and_rolls_nova(env
     assert "nova-api" in rolled and all(name.startswith("nova-") for name in rolled), rolled
 
 
+@pytest.mark.kubesim_only("fails a product-rendered bootstrap Job by name through /_sandbox/")
 def test_failing_db_sync_fails_keystone_blocks_dependents_and_a_reapply_resumes(env: Env) -> None:
     fault = env.sandbox.inject_fault(type="job-fail", namespace=env.namespace, name="keystone-db-sync-*")
     run = env.apply()
@@ -300,6 +301,7 @@ def test_failing_db_sync_fails_keystone_blocks_dependents_and_a_reapply_resumes(
     assert retried["metadata"]["uid"] != job["metadata"]["uid"]
 
 
+@pytest.mark.kubesim_only("fails a product-rendered bootstrap Job by name through /_sandbox/")
 def test_failed_step_resumes_from_itself_earlier_steps_skipped(env: Env) -> None:
     steps = declared_steps(env.repo)["nova"]
     before = [s for s, w in steps if w == "before"]
@@ -345,6 +347,7 @@ def test_lost_database_never_reruns_migrations(env: Env, tmp_path: Path) -> None
     assert {st for _, st in bootstrap_steps(run, "keystone")} == {StepStatus.skipped}
 
 
+@pytest.mark.kubesim_only("fails a product-rendered bootstrap Job by name through /_sandbox/")
 def test_failed_after_step_is_planned_again_at_the_same_commit(env: Env) -> None:
     after = [s for s, w in declared_steps(env.repo)["keystone"] if w == "after"]
     env.sandbox.inject_fault(type="job-fail", namespace=env.namespace, name=f"keystone-{after[0]}-*")

@@ -137,6 +137,7 @@ def test_history_is_bounded_and_always_steps_get_a_fresh_job_each_time(small: Sm
     assert scripts == names
 
 
+@pytest.mark.kubesim_only("asserts on kubesim's synthetic pod log; kwok's fake nodes have no kubelet to serve logs")
 def test_values_at_secret_paths_never_reach_a_recorded_log_tail(small: Small) -> None:
     # The sandbox's pod log names the image; declaring the image's value path secret must hide it.
     spec_path = small.repo / "values" / "dev" / "cluster.yaml"
@@ -151,6 +152,7 @@ def test_values_at_secret_paths_never_reach_a_recorded_log_tail(small: Small) ->
     assert "registry.local/svc:1" not in tail and "(image ***)" in tail
 
 
+@pytest.mark.kubesim_only("fails a product-rendered bootstrap Job by name through /_sandbox/")
 def test_jobs_mount_the_rendered_config_before_the_chart_exists(small: Small) -> None:
     small.sandbox.inject_fault(type="job-fail", namespace=NS, name="svc-migrate-*")
     run = small.apply()
@@ -173,6 +175,7 @@ def test_jobs_mount_the_rendered_config_before_the_chart_exists(small: Small) ->
     assert chart_etc["data"] == bootstrap_etc["data"]  # the same bytes the chart renders
 
 
+@pytest.mark.kubesim_only("keeps a Job running with kubesim's readiness delay")
 def test_a_step_that_outlives_its_timeout_fails_and_its_job_is_removed(small: Small) -> None:
     spec_path = small.repo / "values" / "dev" / "cluster.yaml"
     spec_path.write_text(spec_path.read_text().replace("timeout: 30", "timeout: 1"))
@@ -219,6 +222,7 @@ def test_a_changed_script_alone_plans_an_upgrade_and_reruns_only_that_step(small
     assert cm is not None and cm["data"]["script.sh"].endswith("svc-manage db online_data_migrations\n")
 
 
+@pytest.mark.kubesim_only("keeps a Job running with kubesim's readiness delay")
 def test_a_job_left_running_by_an_interrupted_run_is_waited_for_not_duplicated(small: Small) -> None:
     source = GitSource(str(small.repo))
     desired = load_cluster(source, source.resolve("main"), "dev")
@@ -264,6 +268,7 @@ def test_deleting_a_steps_job_makes_the_next_apply_run_it_again(small: Small) ->
     assert new["metadata"]["name"] == old["metadata"]["name"] and new["metadata"]["uid"] != old["metadata"]["uid"]
 
 
+@pytest.mark.kubesim_only("injects API errors through /_sandbox/")
 def test_api_errors_while_waiting_for_a_job_are_retried(small: Small) -> None:
     small.sandbox.inject_fault(type="fail-writes", resource="jobs", verbs=["get"], count=3, code=503)
     run = small.apply()

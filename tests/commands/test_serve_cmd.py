@@ -193,6 +193,7 @@ def test_kubeconfig_context_and_helm_come_from_flags(serve: Any, sandbox_module:
     assert run["trigger"] == "startup" and run["status"] == "succeeded"  # helm ran: --helm-bin, not PATH
 
 
+@pytest.mark.kubesim_only("holds a run open with kubesim's readiness delay")
 def test_a_killed_service_leaves_an_interrupted_run_and_the_next_one_finishes_the_work(
     serve: Any, repo: Path, sandbox_module: Any
 ) -> None:

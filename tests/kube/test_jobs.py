@@ -33,6 +33,7 @@ def job(name: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.kubesim_only("asserts kubesim's synthetic pod log; kwok's fake nodes have no kubelet to serve logs")
 def test_namespace_job_pod_and_log(api: tuple[JobsApi, RunningSandbox]) -> None:
     jobs, _ = api
     jobs.ensure_namespace(NS)

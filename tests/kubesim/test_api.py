@@ -20,7 +20,7 @@ DEPLOY = "/apis/apps/v1/namespaces/default/deployments"
 
 @pytest.fixture
 def client(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox.url, timeout=10) as c:
+    with sandbox.http_client() as c:
         yield c
 
 
@@ -44,6 +44,7 @@ def assert_status(response: httpx.Response, code: int, reason: str) -> dict[str,
     return body  # type: ignore[no-any-return]
 
 
+@pytest.mark.kubesim_only("difference listed in kubesim: DELETE answers the object, not a Status")
 def test_create_get_update_delete_lifecycle(client: httpx.Client) -> None:
     created = client.post(CM, json=configmap("a", k="1"))
     assert created.status_code == 201
@@ -73,6 +74,7 @@ def test_stale_update_conflicts_and_noop_keeps_resource_version(client: httpx.Cl
     assert again["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]
 
 
+@pytest.mark.kubesim_only("difference listed in kubesim: an unknown group's 404 is JSON, not plain text")
 def test_bad_input_gets_apiserver_errors(client: httpx.Client) -> None:
     assert_status(client.post(CM, content=b"{not json", headers={"content-type": "application/json"}),
                   400, "BadRequest")
@@ -101,6 +103,7 @@ def test_bad_input_gets_apiserver_errors(client: httpx.Client) -> None:
                                headers={"content-type": "application/json-patch+json"}), 422, "Invalid")
 
 
+@pytest.mark.kubesim_only("difference listed in kubesim: a new workload has no status, not an empty one")
 def test_generation_and_status_subresource(client: httpx.Client) -> None:
     created = client.post(DEPLOY, json=deployment("g")).json()
     assert created["metadata"]["generation"] == 1 and "status" not in created
@@ -122,6 +125,7 @@ def test_generation_and_status_subresource(client: httpx.Client) -> None:
     assert via_status["status"]["readyReplicas"] == 7 and via_status["spec"]["replicas"] == 3
 
 
+@pytest.mark.kubesim_only("difference listed in kubesim: no kube-root-ca.crt ConfigMap in every namespace")
 def test_list_selectors_and_paging(client: httpx.Client) -> None:
     for i in range(7):
         cm = configmap(f"p{i}")
@@ -147,8 +151,10 @@ def test_list_selectors_and_paging(client: httpx.Client) -> None:
     assert [i["metadata"]["namespace"] for i in everywhere["items"]] == ["default"]
 
 
-def test_dry_run_changes_nothing(client: httpx.Client, sandbox: RunningSandbox) -> None:
-    rv = sandbox.stats()["resourceVersion"]
+def test_dry_run_changes_nothing(client: httpx.Client, sandbox: RunningSandbox, cluster_backend: str) -> None:
+    # kubesim's one resourceVersion counter moves only with the test's writes; etcd's revision also moves
+    # with every controller's, so the count is checked on kubesim only.
+    rv = sandbox.stats()["resourceVersion"] if cluster_backend == "kubesim" else 0
     created = client.post(CM, params={"dryRun": "All"}, json=configmap("dry"))
     assert created.status_code == 201 and created.json()["metadata"]["uid"]
     assert client.get(f"{CM}/dry").status_code == 404
@@ -159,7 +165,8 @@ def test_dry_run_changes_nothing(client: httpx.Client, sandbox: RunningSandbox) 
     assert client.get(f"{CM}/wet").json()["data"]["k"] == "1"
     assert client.delete(f"{CM}/wet", params={"dryRun": "All"}).status_code == 200
     assert client.get(f"{CM}/wet").status_code == 200
-    assert sandbox.stats()["resourceVersion"] == rv + 1
+    if cluster_backend == "kubesim":
+        assert sandbox.stats()["resourceVersion"] == rv + 1
 
 
 def test_finalizers_hold_deletion(client: httpx.Client) -> None:
@@ -167,7 +174,7 @@ def test_finalizers_hold_deletion(client: httpx.Client) -> None:
     cm["metadata"]["finalizers"] = ["example.com/hold"]
     client.post(CM, json=cm)
     held = client.delete(f"{CM}/fin")
-    assert held.status_code == 202 and held.json()["metadata"]["deletionTimestamp"]
+    assert held.status_code == 200 and held.json()["metadata"]["deletionTimestamp"]
     assert client.get(f"{CM}/fin").status_code == 200
     client.patch(f"{CM}/fin", content=b'{"metadata":{"finalizers":null}}',
                  headers={"content-type": "application/merge-patch+json"})
@@ -183,7 +190,9 @@ def test_delete_propagation(client: httpx.Client) -> None:
         client.post(CM, json=cm)
     client.request("DELETE", f"{CM}/owner", json={"kind": "DeleteOptions", "apiVersion": "v1",
                                                   "propagationPolicy": "Orphan"})
-    orphan = client.get(f"{CM}/dep1").json()
+    # kubesim orphans at once; the real garbage collector a moment later.
+    orphan = wait_for(lambda: (o := client.get(f"{CM}/dep1").json()) and "ownerReferences" not in o["metadata"] and o,
+                      timeout=30)
     assert "ownerReferences" not in orphan["metadata"]
     owner2 = client.post(CM, json=configmap("owner2")).json()
     cm = configmap("dep3")
@@ -191,7 +200,8 @@ def test_delete_propagation(client: httpx.Client) -> None:
     client.post(CM, json=cm)
     foreground = client.request("DELETE", f"{CM}/owner2", json={"propagationPolicy": "Foreground"})
     assert foreground.status_code in (200, 202)
-    wait_for(lambda: client.get(f"{CM}/owner2").status_code == 404 and client.get(f"{CM}/dep3").status_code == 404)
+    wait_for(lambda: client.get(f"{CM}/owner2").status_code == 404 and client.get(f"{CM}/dep3").status_code == 404,
+             timeout=30)
 
 
 def test_namespace_deletion_removes_content(client: httpx.Client) -> None:
@@ -199,7 +209,7 @@ def test_namespace_deletion_removes_content(client: httpx.Client) -> None:
     client.post("/api/v1/namespaces/tmp/configmaps", json=configmap("inside"))
     terminating = client.delete("/api/v1/namespaces/tmp").json()
     assert terminating["status"]["phase"] == "Terminating"
-    wait_for(lambda: client.get("/api/v1/namespaces/tmp").status_code == 404)
+    wait_for(lambda: client.get("/api/v1/namespaces/tmp").status_code == 404, timeout=30)  # real: ~5 s
     assert client.get("/api/v1/namespaces/tmp/configmaps/inside").status_code == 404
     assert_status(client.delete("/api/v1/namespaces/default"), 403, "Forbidden")
 
@@ -226,7 +236,7 @@ def test_server_side_apply_creates_and_reports_conflicts(client: httpx.Client) -
     forced = client.patch(f"{CM}/ssa", params={"fieldManager": "b", "force": "true"},
                           content=body.replace(b"one", b"two"), headers=apply)
     assert forced.status_code == 200 and forced.json()["data"] == {"k": "two"}
-    assert_status(client.patch(f"{CM}/ssa", content=body, headers=apply), 400, "BadRequest")
+    assert_status(client.patch(f"{CM}/ssa", content=body, headers=apply), 422, "Invalid")
     assert_status(client.patch(f"{CM}/other", params={"fieldManager": "a"}, content=body, headers=apply),
                   400, "BadRequest")
 
@@ -281,7 +291,8 @@ def test_structural_validation(client: httpx.Client) -> None:
     typo = deployment("typo")
     typo["spec"]["replica"] = 2
     strict = assert_status(client.post(DEPLOY, params={"fieldValidation": "Strict"}, json=typo), 400, "BadRequest")
-    assert strict["message"] == 'strict decoding error: unknown field "spec.replica"'
+    assert strict["message"] == ('Deployment in version "v1" cannot be handled as a Deployment: '
+                                 'strict decoding error: unknown field "spec.replica"')
     assert client.post(DEPLOY, json=typo).status_code == 201  # fieldValidation unset: tolerated
     wrong_type = deployment("wrong")
     wrong_type["spec"] = "x"
@@ -289,7 +300,7 @@ def test_structural_validation(client: httpx.Client) -> None:
     assert "cannot be handled as a Deployment" in body["message"]
     patched = client.patch(f"{DEPLOY}/typo", content=b'{"spec":{"replicas":"three"}}',
                            headers={"content-type": "application/merge-patch+json"})
-    assert_status(patched, 400, "BadRequest")
+    assert assert_status(patched, 422, "Invalid")["message"].startswith(' "" is invalid: patch: Invalid value: ')
     no_image = deployment("noimage")
     del no_image["spec"]["template"]["spec"]["containers"][0]["name"]
     assert_status(client.post(DEPLOY, json=no_image), 422, "Invalid")
@@ -309,6 +320,7 @@ def test_custom_resources_follow_their_crd_schema(client: httpx.Client) -> None:
                                                                                     True}}}}}}}]}}
     assert client.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd).status_code == 201
     widgets = "/apis/example.com/v1/namespaces/default/widgets"
+    wait_for(lambda: client.get(widgets).status_code == 200, timeout=30)  # real: served once Established
 
     def widget(name: str, **spec: Any) -> dict[str, Any]:
         return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec}
@@ -316,7 +328,8 @@ def test_custom_resources_follow_their_crd_schema(client: httpx.Client) -> None:
     ok = client.post(widgets, json=widget("ok", size=2, port="http", extra={"anything": [1]}, colour="red"))
     assert ok.status_code == 201 and ok.json()["spec"] == {"size": 2, "port": "http", "extra": {"anything": [1]}}
     strict = client.post(widgets, params={"fieldValidation": "Strict"}, json=widget("s", size=2, colour="red"))
-    assert assert_status(strict, 400, "BadRequest")["message"] == 'strict decoding error: unknown field "spec.colour"'
+    assert assert_status(strict, 400, "BadRequest")["message"] == (
+        'Widget in version "v1" cannot be handled as a Widget: strict decoding error: unknown field "spec.colour"')
     body = assert_status(client.post(widgets, json=widget("bad", size="big")), 422, "Invalid")
     assert body["details"]["causes"][0]["field"] == "spec.size"
     assert_status(client.post(widgets, json=widget("small", size=0)), 422, "Invalid")

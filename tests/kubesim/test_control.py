@@ -12,6 +12,8 @@ import pytest
 
 from kubesim.testing import KubeCLI, RunningSandbox, wait_for
 
+pytestmark = pytest.mark.kubesim_only("the /_sandbox/ control API is kubesim's own")
+
 CM = "/api/v1/namespaces/default/configmaps"
 JOBS = "/apis/batch/v1/namespaces/default/jobs"
 DEPLOY = "/apis/apps/v1/namespaces/default/deployments"

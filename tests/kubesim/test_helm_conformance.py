@@ -198,6 +198,7 @@ def test_install_speed_and_request_counts(kube_cli_module: KubeCLI, sandbox_modu
     assert elapsed < 3.0
 
 
+@pytest.mark.kubesim_only("writes 3,000 release Secrets straight into kubesim's store")
 def test_thousands_of_release_secrets_list_quickly(kube_cli_module: KubeCLI, sandbox_module: RunningSandbox) -> None:
     cli = kube_cli_module
     cli.helm("install", "seed", APP, "-n", "many", "--create-namespace")

@@ -187,14 +187,15 @@ spec:
     assert cli.kubectl("get", "gadgets", "-n", ns, check=False).returncode != 0
 
 
-def test_workload_pods_follow_rollouts(kube_cli_module: KubeCLI, ns: str) -> None:
+def test_workload_pods_follow_rollouts(kube_cli_module: KubeCLI, ns: str, cluster_backend: str) -> None:
     cli = kube_cli_module
     apply(cli, ns, DEPLOYMENT.replace("TAG", "1"))
     cli.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=20s")
     cli.kubectl("wait", "--for=condition=Ready", "pods", "-l", "app=web", "-n", ns, "--timeout=10s")
     first = get(cli, ns, "pods", "-l", "app=web")["items"]
     assert len(first) == 2 and {p["status"]["phase"] for p in first} == {"Running"}
-    assert "runs: <image entrypoint>" in cli.kubectl("logs", "deployment/web", "-c", "web", "-n", ns).stdout
+    if cluster_backend == "kubesim":  # kwok's fake nodes have no kubelet to serve a log
+        assert "runs: <image entrypoint>" in cli.kubectl("logs", "deployment/web", "-c", "web", "-n", ns).stdout
     apply(cli, ns, DEPLOYMENT.replace("TAG", "2"))
     cli.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=20s")
     second = get(cli, ns, "pods", "-l", "app=web")["items"]

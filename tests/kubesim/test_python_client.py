@@ -31,6 +31,7 @@ def test_secrets_by_label_and_errors(api: client.ApiClient) -> None:
     assert missing.value.status == 404
 
 
+@pytest.mark.kubesim_only("asserts kubesim's synthetic pod log; kwok's fake nodes have no kubelet to serve logs")
 def test_job_status_and_pod_logs(api: client.ApiClient) -> None:
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     batch.create_namespaced_job("default", client.V1Job(

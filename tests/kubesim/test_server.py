@@ -10,6 +10,8 @@ import pytest
 
 from kubesim.testing import RunningSandbox
 
+pytestmark = pytest.mark.kubesim_only("kubesim's HTTP layer, probed by a raw unauthenticated client")
+
 CM = "/api/v1/namespaces/default/configmaps"
 DEPLOY = "/apis/apps/v1/namespaces/default/deployments"
 BODIES = [b"", b"null", b"[]", b"1", b'"s"', b"{}", b'{"metadata": []}', b'{"metadata": {"name": 5}}',
