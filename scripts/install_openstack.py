@@ -45,6 +45,8 @@ PACKAGES = (
     "uWSGI",
 )
 MARKER = ".deploy-manager-openstack.json"
+# The venv's own tooling (whatever `python -m venv` brings), not part of the pins.
+UNPINNED = {"pip", "setuptools", "wheel"}
 # Imported once after install and on every reuse: a venv that cannot import these is rebuilt.
 SMOKE_IMPORTS = ("keystone", "glance", "placement", "nova", "neutron", "cinder", "openstackclient", "pymysql")
 
@@ -92,7 +94,9 @@ def installed_versions(venv: Path) -> dict[str, str]:
         "import importlib.metadata as m, json;"
         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
     )
-    out = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True)
+    # -I and cwd=/: only the venv's own site-packages (not a checkout's *.egg-info in the working directory).
+    out = subprocess.run([str(venv / "bin" / "python"), "-I", "-c", code], capture_output=True, text=True,
+                         check=True, cwd="/")
     return {normalise(k): v for k, v in json.loads(out.stdout).items()}
 
 
@@ -111,11 +115,16 @@ def check_venv(venv: Path, key: str, pins: dict[str, str]) -> str | None:
         have = installed_versions(venv)
     except (OSError, subprocess.CalledProcessError) as exc:
         return f"its python does not run: {exc}"
-    wrong = sorted(f"{n} {have.get(n)} (pinned {v})" for n, v in pins.items() if have.get(n) != v)
-    if wrong:
-        return "differs from the constraints: " + ", ".join(wrong[:5])
+    # Constraints pin versions, not presence: every installed distribution must be at its pin (no drift,
+    # nothing unpinned), and every requested package must be there.
+    wrong = sorted(f"{n} {v} (pinned {pins.get(n)})" for n, v in have.items()
+                   if n not in UNPINNED and pins.get(n) != v)
+    missing = sorted(p for p in PACKAGES if normalise(p) not in have)
+    if wrong or missing:
+        return "differs from the constraints: " + ", ".join([*wrong[:5], *(f"{p} missing" for p in missing)])
     smoke = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import " + ",".join(SMOKE_IMPORTS)], capture_output=True, text=True
+        [str(venv / "bin" / "python"), "-I", "-c", "import " + ",".join(SMOKE_IMPORTS)], capture_output=True, text=True,
+        cwd="/",
     )
     if smoke.returncode != 0:
         return "imports fail: " + smoke.stderr.strip().splitlines()[-1:][0] if smoke.stderr.strip() else "imports fail"

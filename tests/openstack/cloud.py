@@ -24,6 +24,7 @@ import re
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -557,7 +558,7 @@ class Cloud:
         ca = str(sa / "ca.crt")
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "openstack"}}
         status = self.netns.call(lambda: httpx.post(f"https://{KUBE_API_IP}/api/v1/namespaces", json=body,
-                                                    verify=ca, timeout=10).status_code)
+                                                    verify=_tls(ca), timeout=10).status_code)
         assert status == 201, f"creating the namespace in kubesim: HTTP {status}"
 
     def kube_get(self, path: str) -> tuple[int, Any]:
@@ -565,7 +566,7 @@ class Cloud:
         ca = str(self.root / "serviceaccount" / "ca.crt")
 
         def get() -> tuple[int, Any]:
-            resp = httpx.get(f"https://{KUBE_API_IP}{path}", verify=ca, timeout=10)
+            resp = httpx.get(f"https://{KUBE_API_IP}{path}", verify=_tls(ca), timeout=10)
             return resp.status_code, (resp.json() if resp.status_code == 200 else None)
 
         return self.netns.call(get)
@@ -700,6 +701,10 @@ class Cloud:
         if self.netns is not None:
             for proc in self.netns.procs:
                 yield proc.name, proc.tail(80)
+
+
+def _tls(cafile: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=cafile)
 
 
 def _dns_names(service: str, namespace: str, ip: str) -> dict[str, str]:

@@ -109,8 +109,12 @@ common.confDefaults.
     project_name: service
     username: {{ . }}
     service_token_roles_required: true
+  {{- with $root.Values.messaging }}
+  # Notifications only when something consumes them (notifications.enabled): unconsumed ones pile up
+  # in RabbitMQ until its memory alarm blocks every publisher.
   oslo_messaging_notifications:
-    driver: messagingv2
+    driver: {{ ternary "messagingv2" "noop" (eq (toString ($root.Values.notifications | default dict).enabled) "true") }}
+  {{- end }}
   oslo_concurrency:
     lock_path: /var/lib/{{ $root.Chart.Name }}/tmp
 {{- end }}
@@ -135,12 +139,22 @@ common.confDefaults.
 
 {{/* keystone password auth as this chart's service user, for the [placement], [neutron], [nova] … sections. */}}
 {{- define "common.ksAuth" -}}
+{{ include "common.ksAuthBase" . }}
+valid_interfaces: internal
+{{- end -}}
+
+{{/* The keystone password-auth options alone (plus the region), for sections without keystoneauth's adapter options. */}}
+{{- define "common.ksAuthBase" -}}
+{{ include "common.ksAuthCreds" . }}
+region_name: {{ .Values.global.region }}
+{{- end -}}
+
+{{/* Only the credentials (e.g. nova's [service_user], which takes no region or interface). */}}
+{{- define "common.ksAuthCreds" -}}
 auth_type: password
 auth_url: {{ include "common.keystoneInternalURL" . }}
 project_domain_name: Default
 user_domain_name: Default
 project_name: service
 username: {{ required "serviceUser is not set" .Values.serviceUser }}
-region_name: {{ .Values.global.region }}
-valid_interfaces: internal
 {{- end -}}
