@@ -491,7 +491,7 @@ class Cloud:
             "--max-connections=500", "--character-set-server=utf8mb4", f"--pid-file={data}/pid",
         ])
         self._wait_tcp(INFRA_IPS["mariadb"], 3306, "mariadb")
-        # The operator's database admin (openstack-helm's db-init uses one too): the db-init steps log in as it.
+        # The operator's database administrator: the first schema step of each service creates its databases as it.
         self.db_admin_password = self.secret_values.get(("mariadb-admin", "password"), secrets.token_urlsafe(18))
         self.sql(f"CREATE USER 'root'@'%' IDENTIFIED BY '{self.db_admin_password}';"
                  "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION; FLUSH PRIVILEGES;")

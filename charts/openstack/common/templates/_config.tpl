@@ -56,14 +56,18 @@ rolls the pods and nothing else (replicas, resources of other parts, labels) cha
 {{- include "common.configData" . | sha256sum -}}
 {{- end -}}
 
-{{/* Python settings (horizon's local_settings.py): KEY = <literal>, keys sorted. `_prelude` is copied verbatim first. */}}
+{{/* Python settings (horizon's local_settings.py): KEY = <literal>, keys sorted. `_prelude` is copied verbatim
+first, `_epilogue` verbatim last (for settings computed from the pod's environment). */}}
 {{- define "common.pysettings" -}}
 {{- $conf := . -}}
 {{- with $conf._prelude }}{{ . }}{{ "\n" }}{{ end -}}
 {{- range $key, $value := $conf }}
-{{- if ne $key "_prelude" }}
+{{- if not (has $key (list "_prelude" "_epilogue")) }}
 {{ $key }} = {{ include "common.pyliteral" $value }}
 {{- end }}
+{{- end }}
+{{- with $conf._epilogue }}
+{{ . }}
 {{- end }}
 {{ "" }}
 {{- end -}}
