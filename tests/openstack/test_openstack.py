@@ -8,7 +8,8 @@ readiness and liveness probes pass; then the user workflow works against the run
 Not yet here: neutron 2026.2 runs its API only under uwsgi (neutron.wsgi.api) next to neutron-rpc-server
 and the periodic workers, so the chart's neutron-server options (bind_port, api_workers,
 allow_overlapping_ips) no longer exist; cinder's option namespace cannot be loaded without the optional
-googleapiclient. nova's configs validate; its services do not run here yet.
+googleapiclient. nova runs without nova-compute (no server boot yet) and without nova-novncproxy
+(cloud.NOT_RUN).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def test_identity_workflow(cloud: c.Cloud) -> None:
     assert token["id"] and token["project_id"]
     catalog = json.loads(_ok(cloud, "keystone", "catalog list", "catalog", "list", "-f", "json"))
     types = {entry["Type"] for entry in catalog}
-    assert {"identity", "image", "placement"} <= types, types
+    assert {"identity", "image", "placement", "compute"} <= types, types
     for entry in catalog:
         interfaces = {e["interface"] for e in entry["Endpoints"]}
         assert interfaces == {"public", "internal", "admin"}, (entry["Name"], interfaces)
