@@ -1,5 +1,9 @@
 {{- define "cinder.confDefaults" -}}
 cinder:
+  DEFAULT:
+    # Volumes from images: glance's catalog entry, internal interface (the public hostname does not
+    # resolve inside the cluster; cinder's default is publicURL).
+    glance_catalog_info: "image:glance:internalURL"
   nova:
     {{- include "common.ksAuth" . | nindent 4 }}
     interface: internal

@@ -56,14 +56,18 @@ rolls the pods and nothing else (replicas, resources of other parts, labels) cha
 {{- include "common.configData" . | sha256sum -}}
 {{- end -}}
 
-{{/* Python settings (horizon's local_settings.py): KEY = <literal>, keys sorted. `_prelude` is copied verbatim first. */}}
+{{/* Python settings (horizon's local_settings.py): KEY = <literal>, keys sorted. `_prelude` is copied verbatim
+first, `_epilogue` verbatim last (for settings computed from the pod's environment). */}}
 {{- define "common.pysettings" -}}
 {{- $conf := . -}}
 {{- with $conf._prelude }}{{ . }}{{ "\n" }}{{ end -}}
 {{- range $key, $value := $conf }}
-{{- if ne $key "_prelude" }}
+{{- if not (has $key (list "_prelude" "_epilogue")) }}
 {{ $key }} = {{ include "common.pyliteral" $value }}
 {{- end }}
+{{- end }}
+{{- with $conf._epilogue }}
+{{ . }}
 {{- end }}
 {{ "" }}
 {{- end -}}
@@ -109,8 +113,12 @@ common.confDefaults.
     project_name: service
     username: {{ . }}
     service_token_roles_required: true
+  {{- with $root.Values.messaging }}
+  # Notifications only when something consumes them (notifications.enabled): unconsumed ones pile up
+  # in RabbitMQ until its memory alarm blocks every publisher.
   oslo_messaging_notifications:
-    driver: messagingv2
+    driver: {{ ternary "messagingv2" "noop" (eq (toString ($root.Values.notifications | default dict).enabled) "true") }}
+  {{- end }}
   oslo_concurrency:
     lock_path: /var/lib/{{ $root.Chart.Name }}/tmp
 {{- end }}
@@ -135,12 +143,22 @@ common.confDefaults.
 
 {{/* keystone password auth as this chart's service user, for the [placement], [neutron], [nova] … sections. */}}
 {{- define "common.ksAuth" -}}
+{{ include "common.ksAuthBase" . }}
+valid_interfaces: internal
+{{- end -}}
+
+{{/* The keystone password-auth options alone (plus the region), for sections without keystoneauth's adapter options. */}}
+{{- define "common.ksAuthBase" -}}
+{{ include "common.ksAuthCreds" . }}
+region_name: {{ .Values.global.region }}
+{{- end -}}
+
+{{/* Only the credentials (e.g. nova's [service_user], which takes no region or interface). */}}
+{{- define "common.ksAuthCreds" -}}
 auth_type: password
 auth_url: {{ include "common.keystoneInternalURL" . }}
 project_domain_name: Default
 user_domain_name: Default
 project_name: service
 username: {{ required "serviceUser is not set" .Values.serviceUser }}
-region_name: {{ .Values.global.region }}
-valid_interfaces: internal
 {{- end -}}

@@ -1,9 +1,13 @@
 {{- define "neutron.confDefaults" -}}
 neutron:
+  # neutron's [nova] and [placement] read endpoint_type (valid_interfaces is not an option there): from
+  # inside the cluster only the internal endpoints resolve.
   nova:
-    {{- include "common.ksAuth" . | nindent 4 }}
+    {{- include "common.ksAuthBase" . | nindent 4 }}
+    endpoint_type: internal
   placement:
-    {{- include "common.ksAuth" . | nindent 4 }}
+    {{- include "common.ksAuthBase" . | nindent 4 }}
+    endpoint_type: internal
   oslo_concurrency:
     lock_path: /var/lib/neutron/tmp
 {{- end -}}

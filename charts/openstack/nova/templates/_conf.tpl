@@ -12,7 +12,7 @@ nova:
     catalog_info: "volumev3::internalURL"
     os_region_name: {{ .Values.global.region }}
   service_user:
-    {{- include "common.ksAuth" . | nindent 4 }}
+    {{- include "common.ksAuthCreds" . | nindent 4 }}
     send_service_user_token: true
   vnc:
     enabled: true
