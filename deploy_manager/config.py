@@ -117,6 +117,13 @@ def default_lease_namespace() -> str:
         return "default"
 
 
+def lease_name_for(cluster: str) -> str:
+    """The cluster's Lease name (the service's and `deploy-manager apply`'s): a DNS subdomain."""
+    # Cluster names are directory names; a Lease name must be a DNS subdomain.
+    slug = re.sub(r"[^a-z0-9.-]+", "-", cluster.lower()).strip("-.") or "default"
+    return f"deploy-manager-{slug}"[:253].rstrip("-.")
+
+
 def default_identity() -> str:
     """Lease holder identity: the pod name (the hostname inside a pod) plus the pid."""
     return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{os.getpid()}"
@@ -217,11 +224,7 @@ class Settings(BaseSettings):
 
     @property
     def effective_lease_name(self) -> str:
-        if self.lease_name:
-            return self.lease_name
-        # Cluster names are directory names; a Lease name must be a DNS subdomain.
-        slug = re.sub(r"[^a-z0-9.-]+", "-", self.cluster.lower()).strip("-.") or "default"
-        return f"deploy-manager-{slug}"[:253].rstrip("-.")
+        return self.lease_name or lease_name_for(self.cluster)
 
     @property
     def effective_poll_jitter(self) -> float:

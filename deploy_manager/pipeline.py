@@ -34,6 +34,7 @@ class Pipeline:
         hook: ComponentHook | None = None,
         cache_dir: Path | None = None,
         preflight_render: bool = True,
+        lease_held: bool = True,
     ) -> None:
         self.helm = helm
         self.kube = kube
@@ -42,6 +43,7 @@ class Pipeline:
         self.hook = hook
         self.cache_dir = cache_dir if cache_dir is not None else default_state_dir() / "charts"
         self.preflight_render = preflight_render
+        self.lease_held = lease_held
 
     def _run(self) -> Run:
         return Run(
@@ -54,6 +56,7 @@ class Pipeline:
             # A bootstrap engine acts on the cluster's Jobs: the snapshot reads them and the plan shows the steps.
             bootstrap_jobs=bool(getattr(self.hook, "reads_jobs", False)),
             preflight_render=self.preflight_render,
+            lease_held=self.lease_held,
         )
 
     # -- read-only ------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from deploy_manager.planner.bootstrap import plan_bootstrap
 from deploy_manager.planner.graph import topo_waves
 from deploy_manager.planner.plan import make_plan
 from deploy_manager.planner.state import determine_state
-from deploy_manager.reconcile.executor import dispatch, execute
+from deploy_manager.reconcile.executor import component_status, dispatch, execute
 from deploy_manager.reconcile.hooks import ComponentHook
 from deploy_manager.reconcile.step import RunContext
 from deploy_manager.source.git import GitSource, is_full_sha
@@ -81,6 +81,9 @@ class Run:
     # Read the bootstrap Jobs into the snapshot (a bootstrap engine is wired and will act on them).
     bootstrap_jobs: bool = False
     preflight_render: bool = True
+    # This manager holds (or, for a plan, would take) the cluster's Lease: a release left pending by one of
+    # our own operations is then provably not being written, and the plan unlocks it.
+    lease_held: bool = True
 
     # -- observe and decide (never writes) ------------------------------------------------------------
     def desired(self, source: GitSource, cluster: str, commit: str) -> DesiredCluster:
@@ -96,7 +99,7 @@ class Run:
             namespaces = [c.namespace for c in desired.components.values() if c.bootstrap]
             if namespaces:
                 jobs = observe_jobs(self.kube, desired.name, namespaces)
-        plan = make_plan(desired, observed)
+        plan = make_plan(desired, observed, lease_held=self.lease_held)
         if self.bootstrap_jobs:
             plan = plan_bootstrap(desired, plan, jobs)
         return Snapshot(desired, observed, plan, tuple(jobs))
@@ -212,9 +215,9 @@ class Run:
 
 def outcome(steps: list[StepRecord]) -> tuple[RunStatus, str]:
     """The run's status and one-line error from its steps."""
-    if all(s.status in (StepStatus.succeeded, StepStatus.skipped) for s in steps):
+    if all(component_status(s) in (StepStatus.succeeded, StepStatus.skipped) for s in steps):
         return RunStatus.succeeded, ""
-    failed = sorted(s.component for s in steps if s.status is StepStatus.failed)
+    failed = sorted(s.component for s in steps if component_status(s) is StepStatus.failed)
     blocked = sorted(s.component for s in steps if s.status is StepStatus.blocked)
     parts = [f"failed: {', '.join(failed)}" if failed else "", f"blocked: {', '.join(blocked)}" if blocked else ""]
     return RunStatus.failed, "; ".join(p for p in parts if p)
