@@ -184,6 +184,17 @@ class Settings(BaseSettings):
         840.0, ge=0, description="On SIGTERM, wait this long for a running run (helm is never killed)."
     )
 
+    # --- retries of failed runs (issue 10; the same run path retries temporary API errors within a run) ---
+    retry_initial_seconds: float = Field(
+        30.0, gt=0, description="Re-queue a run that failed on a temporary error after this long, doubling each time."
+    )
+    retry_max_seconds: float = Field(600.0, gt=0, description="Cap of one backoff wait (plus up to 10% jitter).")
+    retry_attempts: int = Field(5, ge=0, description="Re-queues of one commit after temporary failures; 0: none.")
+    retry_failed_interval_seconds: float = Field(
+        1800.0, ge=0, description="Retry a failed or remediated cluster this often without a new push; 0: never."
+    )
+    retry_failed_max: int = Field(3, ge=0, description="Slow retries of one commit (a new commit starts again).")
+
     log_level: str = Field("INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
 
     @field_validator("read_tokens", "write_tokens", mode="before")

@@ -13,8 +13,9 @@ from pathlib import Path
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.models.desired import DesiredCluster
+from deploy_manager.models.errors import DeployManagerError
 from deploy_manager.models.plan import Plan
-from deploy_manager.models.run import ReleaseStatus, RunRecord
+from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
 from deploy_manager.reconcile.hooks import ComponentHook
 from deploy_manager.run import Run, RunOutcome, Snapshot, release_statuses, resolve
 from deploy_manager.source.git import GitSource, default_state_dir
@@ -75,6 +76,17 @@ class Pipeline:
         statuses = release_statuses(self.snapshot(source, cluster, rev))
         self.store.replace_releases(cluster, statuses)
         return statuses
+
+    def preflight_check(self, source: GitSource, cluster: str, commit: str, *, trigger: str) -> None:
+        """Load and plan `commit` (read-only) before a caller waits for the cluster's Lease; an error found
+        here is recorded as a failed run, as the run itself would, and raised."""
+        try:
+            self.snapshot(source, cluster, commit)
+        except DeployManagerError as exc:
+            run_id = self.store.create_run(cluster=cluster, commit=None, trigger=trigger, status="running")
+            self.store.start_run(run_id, commit=commit)
+            self.store.finish_run(run_id, RunStatus.failed, error=str(exc))
+            raise
 
     # -- writes ---------------------------------------------------------------------------------------
     def run(self, source: GitSource, cluster: str, rev: str, *, trigger: str, run_id: int | None = None) -> RunOutcome:

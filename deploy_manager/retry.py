@@ -13,7 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from deploy_manager.models.errors import TemporaryError
 
@@ -56,7 +63,8 @@ class RetryPolicy:
         hinted = getattr(exc, "delay", None)
         if isinstance(hinted, int | float) and hinted > 0:
             return float(min(hinted, self.maximum))
-        return float(wait_exponential_jitter(initial=self.initial, max=self.maximum, jitter=self.initial)(state))
+        backoff = wait_exponential(multiplier=self.initial, max=self.maximum) + wait_random(0, self.initial)
+        return float(min(self.maximum, backoff(state)))
 
 
 NO_RETRY = RetryPolicy(attempts=1)
@@ -89,3 +97,29 @@ def call_with_retries(
         exc.retried = tuple(retried)  # type: ignore[attr-defined]
         raise
     return result, tuple(retried)
+
+
+# -- the service's retries of whole runs (DM_RETRY_*) -------------------------------------------------
+@dataclass(frozen=True)
+class RunRetryPolicy:
+    """When the service runs a failed commit again without a new push (see docs/service.md)."""
+
+    initial: float = 30.0  # first re-queue after a temporary failure; doubles each time
+    maximum: float = 600.0  # cap of one backoff wait
+    attempts: int = 5  # re-queues of one commit after temporary failures
+    failed_interval: float = 1800.0  # slow retry of a failed/remediated cluster; 0: never
+    failed_max: int = 3  # slow retries of one commit
+
+
+def next_run_retry(
+    policy: RunRetryPolicy, *, temporary: bool, fast_done: int, slow_done: int, jitter: float = 0.0
+) -> tuple[float, str] | None:
+    """(delay in seconds, reason) of the next retry of a failed run of one commit, or None when the caps are
+    reached (pure). `fast_done`/`slow_done`: retries of this commit so far; `jitter` in [0, 1) adds up to
+    10% of the backoff, so instances that failed together do not retry together."""
+    if temporary and fast_done < policy.attempts:
+        backoff = min(policy.maximum, policy.initial * 2**fast_done)
+        return backoff * (1 + 0.1 * jitter), "temporary"
+    if policy.failed_interval > 0 and slow_done < policy.failed_max:
+        return policy.failed_interval, "failed"
+    return None

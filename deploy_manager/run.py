@@ -61,6 +61,9 @@ class RunOutcome:
     record: RunRecord
     # The releases after the run; None when they could not be read (the stored copy is then left as it was).
     releases: list[ReleaseStatus] | None
+    # The run failed, and only on temporary errors (the API's 5xx/429, a dropped connection): the service
+    # re-queues it with backoff.
+    temporary: bool = False
 
 
 def resolve(source: GitSource, rev: str) -> str:
@@ -155,7 +158,7 @@ class Run:
         releases = self.releases_after(snap, steps)
         run = self.store.get_run(run_id)
         assert run is not None
-        return RunOutcome(run, releases)
+        return RunOutcome(run, releases, temporary=status is RunStatus.failed and only_temporary(steps))
 
     def releases_after(self, snap: Snapshot, steps: list[StepRecord]) -> list[ReleaseStatus] | None:
         if not any(s.status in (StepStatus.succeeded, StepStatus.failed) for s in steps):
@@ -221,6 +224,12 @@ def outcome(steps: list[StepRecord]) -> tuple[RunStatus, str]:
     blocked = sorted(s.component for s in steps if s.status is StepStatus.blocked)
     parts = [f"failed: {', '.join(failed)}" if failed else "", f"blocked: {', '.join(blocked)}" if blocked else ""]
     return RunStatus.failed, "; ".join(p for p in parts if p)
+
+
+def only_temporary(steps: list[StepRecord]) -> bool:
+    """Did every failed component fail on a temporary error? (blocked ones only follow a failed need)"""
+    failed = [s for s in steps if component_status(s) is StepStatus.failed]
+    return bool(failed) and all(s.temporary for s in failed)
 
 
 def _status(

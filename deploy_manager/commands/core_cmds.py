@@ -95,6 +95,7 @@ def _cluster_lease(
     """Hold the cluster's Lease (the one the service takes) for the whole apply, so a person's `apply` never
     races the service on the same releases. Waits up to `wait_seconds`, else exits 2 naming the holder."""
     import os
+    import time
 
     from deploy_manager.config import default_identity, default_lease_namespace, lease_name_for
     from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
@@ -104,7 +105,11 @@ def _cluster_lease(
     namespace = os.environ.get("DM_LEASE_NAMESPACE") or default_lease_namespace()
     backend = KubernetesLeaseBackend(name=name, namespace=namespace, kubeconfig=kubeconfig, context=kube_context)
     lease = ClusterLease(backend, identity=f"cli-{default_identity()}", retry_seconds=0.5)
-    if not lease.acquire(timeout=wait_seconds):
+    deadline = time.monotonic() + wait_seconds
+    # An unreachable API or a refused Lease fails at once (exit 2); only a held Lease is waited for.
+    while not lease.try_acquire() and time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    if not lease.held:
         try:
             current = backend.get()
             holder = (current.holder if current else None) or "nobody (it could not be taken)"
@@ -195,8 +200,13 @@ def apply(
         pipe = _pipeline(kubeconfig, kube_context, state_dir, helm_bin)
         pipe.max_parallel = max_parallel
         source = _source(repo, state_dir)
+        from deploy_manager.run import resolve
+
+        commit = resolve(source, rev)
+        # Bad input or an unreachable cluster is reported (and recorded) before waiting for the Lease.
+        pipe.preflight_check(source, cluster, commit, trigger="cli")
         with _cluster_lease(cluster, kubeconfig, kube_context, lease_wait):
-            run = pipe.apply(source, cluster, rev, trigger="cli")
+            run = pipe.apply(source, cluster, commit, trigger="cli")
         data = run.to_dict()
         _emit(
             data,

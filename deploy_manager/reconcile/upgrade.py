@@ -14,13 +14,14 @@ could be worse than the failure.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from deploy_manager.clock import now
 from deploy_manager.desired.values import secret_values
 from deploy_manager.helm.runner import HelmError, HelmResult
 from deploy_manager.logging_setup import log_context
 from deploy_manager.models.desired import DesiredCluster, DesiredComponent
-from deploy_manager.models.errors import DeployManagerError
+from deploy_manager.models.errors import DeployManagerError, TemporaryError
 from deploy_manager.models.labels import LABEL_PREFIX
 from deploy_manager.models.plan import Action, ActionKind, Reason
 from deploy_manager.models.run import StepRecord, StepStatus
@@ -63,7 +64,7 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
         for message in messages:
             retried.append(Reason("retried", MSG_RETRIED.format(n=len(retried) + 1, error=message)))
 
-    def step(status: StepStatus, error: str = "") -> StepRecord:
+    def step(status: StepStatus, error: str = "", temporary: bool = False) -> StepRecord:
         return StepRecord(
             component=action.component,
             release=action.release,
@@ -78,6 +79,7 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
             error=error,
             started_at=started,
             finished_at=now(),
+            temporary=temporary,
         )
 
     with log_context(component=comp.name, release=comp.release):
@@ -106,14 +108,15 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
                     note_retries(exc.retried)
                     revision, exit_code, tail = exc.revision, exc.exit_code, exc.output_tail
                     if attempt == attempts:
-                        return remediate(action, ctx, step(StepStatus.failed, str(exc)))
+                        failed = step(StepStatus.failed, str(exc), isinstance(exc, TemporaryError))
+                        return remediate(action, ctx, failed)
                     note_retries((f"{exc} (revision {exc.revision})" if exc.revision else str(exc),))
             note_retries(result.retried)
             revision, exit_code, tail = result.revision, result.exit_code, result.output_tail
             run_phase(HookPhase.after, action, ctx)
         except DeployManagerError as exc:  # a failed bootstrap step carries its Job's log tail
             tail = getattr(exc, "output_tail", "") or tail
-            return step(StepStatus.failed, str(exc))
+            return step(StepStatus.failed, str(exc), isinstance(exc, TemporaryError))
         except Exception as exc:  # a hook bug must fail this component, not the whole run
             return step(StepStatus.failed, f"{type(exc).__name__}: {exc}")
     return step(StepStatus.succeeded)
@@ -131,5 +134,7 @@ def remediate(action: Action, ctx: RunContext, failed: StepRecord) -> StepRecord
     ctx.emit(failed)
     cause = f"{action.action.value} failed: {failed.error}"
     if kind is ActionKind.rollback:
-        return rollback(action, ctx, failed_revision=failed.helm_revision, cause=cause)
-    return uninstall(action, ctx, failed_revision=failed.helm_revision, cause=cause)
+        done = rollback(action, ctx, failed_revision=failed.helm_revision, cause=cause)
+    else:
+        done = uninstall(action, ctx, failed_revision=failed.helm_revision, cause=cause)
+    return replace(done, temporary=failed.temporary)
