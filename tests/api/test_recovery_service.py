@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -119,7 +118,7 @@ def test_a_pending_upgrade_left_by_a_killed_helm_is_recovered_by_the_services_ne
     assert _status(remote, sandbox_module, helm_bin) == "deployed"
 
 
-def _status(remote: Remote, sandbox: Any, helm_bin: Any) -> str:
+def _status(repo: Remote, sandbox: Any, helm_bin: Any) -> str:
     out = subprocess.run(
         [
             str(helm_bin),
