@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_integration import Remote, Running, remote, start  # noqa: F401  (fixtures)
+from tests.api.test_integration import Remote, Running, remote, start  # noqa: F401, F811  (fixtures)
 from tests.servicelib import WRITE_TOKEN, wait_for
 
 pytestmark = [pytest.mark.helm, pytest.mark.slow]
@@ -24,7 +24,7 @@ def runs(svc: Running) -> list[dict[str, Any]]:
 
 
 def test_repeated_500s_fail_the_run_and_the_service_retries_it_without_a_push(
-    start: Callable[..., Running],
+    start: Callable[..., Running],  # noqa: F811
     remote: Remote,
     sandbox_module: Any,  # noqa: F811
 ) -> None:
@@ -61,7 +61,7 @@ def test_repeated_500s_fail_the_run_and_the_service_retries_it_without_a_push(
 
 
 def test_a_pending_upgrade_left_by_a_killed_helm_is_recovered_by_the_services_next_run(
-    start: Callable[..., Running],
+    start: Callable[..., Running],  # noqa: F811
     remote: Remote,
     sandbox_module: Any,
     helm_bin: Any,  # noqa: F811
