@@ -78,10 +78,12 @@ class Pipeline:
         return statuses
 
     def preflight_check(self, source: GitSource, cluster: str, commit: str, *, trigger: str) -> None:
-        """Load and plan `commit` (read-only) before a caller waits for the cluster's Lease; an error found
-        here is recorded as a failed run, as the run itself would, and raised."""
+        """Load, plan and render `commit` (no cluster write) before a caller takes the cluster's Lease, so bad
+        input writes nothing, not even the Lease. An error found here is recorded as a failed run, as the run
+        itself would, and raised. The run that follows finds the renders in the pre-flight cache."""
         try:
-            self.snapshot(source, cluster, commit)
+            run = self._run()
+            run.preflight(source, run.snapshot(source, cluster, commit))
         except DeployManagerError as exc:
             run_id = self.store.create_run(cluster=cluster, commit=None, trigger=trigger, status="running")
             self.store.start_run(run_id, commit=commit)

@@ -16,6 +16,7 @@ executor or a bootstrap step reports it, and finishes it once. Data flows forwar
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -171,10 +172,14 @@ class Run:
         return statuses_after_run(snap, steps, observed)
 
     def preflight(self, source: GitSource, snap: Snapshot) -> dict[str, str]:
-        """Export the charts of every write action and, if there are several, render them before any write.
+        """Export the chart of every write action and render each one (`helm template`) before any write.
 
-        Renders run in parallel (each is a separate helm process); the first failure in plan order is
-        raised. Returns component -> what to pass helm as the chart (a local directory or a remote ref).
+        Every write is rendered, a single one included: a chart or values-schema error then fails the run
+        before anything is written (the CLI exits 2), naming the component and helm's template file and line
+        or schema key. A render that passed is remembered under the state directory by (chart digest, values
+        digest, release, namespace), so a repeated commit, a retry or an unchanged component costs no render.
+        Renders run in parallel (each a helm process); the first failure in plan order is raised. Returns
+        component -> what to pass helm as the chart (a local directory or a remote ref).
         """
         charts: dict[str, str] = {}
         desired = snap.desired
@@ -188,11 +193,9 @@ class Run:
                 continue  # rendering a remote chart means a download: not a cheap pre-flight check
             info = chart_info(source, desired.commit, comp.chart.path)
             charts[comp.name] = str(export_chart(source, desired.commit, info, self.cache_dir))
-            to_render.append(comp)
-        # With a single write, `helm upgrade` renders before it writes anything, so a separate render
-        # would only repeat that check; with several, rendering all of them first keeps one broken chart
-        # from leaving the cluster half-applied.
-        if not self.preflight_render or len(to_render) < 2:
+            if not self._rendered(comp).exists():
+                to_render.append(comp)
+        if not self.preflight_render or not to_render:
             return charts
 
         def render(comp: DesiredComponent) -> ChartError | None:
@@ -206,6 +209,9 @@ class Run:
                 )
             except ChartRenderError as exc:
                 return ChartError(f"{comp.chart.path} (component {comp.name}): {exc}")
+            marker = self._rendered(comp)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
             return None
 
         with ThreadPoolExecutor(max_workers=max(1, self.max_parallel), thread_name_prefix="dm-render") as pool:
@@ -214,6 +220,13 @@ class Run:
                 if error is not None:
                     raise error
         return charts
+
+    def _rendered(self, comp: DesiredComponent) -> Path:
+        """The marker of a render that passed: keyed by what the render reads (chart, values, name, namespace)."""
+        key = hashlib.sha256(
+            "\0".join((comp.chart.digest, comp.values_digest, comp.release, comp.namespace)).encode()
+        ).hexdigest()
+        return self.cache_dir / "rendered" / key[:2] / key
 
 
 def outcome(steps: list[StepRecord]) -> tuple[RunStatus, str]:
