@@ -36,7 +36,7 @@ class CountingHelm(HelmRunner):
         return super().template(**kwargs)
 
 
-def cli_apply(env: Env) -> Any:
+def cli_apply(env: Env) -> Any:  # noqa: F811
     common = ["--kubeconfig", str(env.kubeconfig), "--state-dir", str(env.state), "--helm-bin", env.helm_bin]
     return CliRunner().invoke(app, ["apply", "--repo", str(env.root), "--cluster", "dev", *common])
 
