@@ -55,7 +55,7 @@ from deploy_manager.source.git import is_full_sha
 log = logging.getLogger(__name__)
 
 TriggerStatus = Literal["queued", "coalesced", "ignored"]
-WRITE_ACTIONS = frozenset({"install", "upgrade"})
+WRITE_ACTIONS = frozenset({"install", "upgrade", "unlock", "rollback"})
 
 
 class SourceLike(Protocol):
