@@ -83,7 +83,7 @@ class Pipeline:
         itself would, and raised. The run that follows finds the renders in the pre-flight cache."""
         try:
             run = self._run()
-            run.preflight(source, run.snapshot(source, cluster, commit))
+            run.preflight(source, run.snapshot(source, cluster, commit), every=True)
         except DeployManagerError as exc:
             run_id = self.store.create_run(cluster=cluster, commit=None, trigger=trigger, status="running")
             self.store.start_run(run_id, commit=commit)

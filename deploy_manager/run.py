@@ -171,15 +171,20 @@ class Run:
             return None
         return statuses_after_run(snap, steps, observed)
 
-    def preflight(self, source: GitSource, snap: Snapshot) -> dict[str, str]:
-        """Export the chart of every write action and render each one (`helm template`) before any write.
+    def preflight(self, source: GitSource, snap: Snapshot, *, every: bool = False) -> dict[str, str]:
+        """Export the chart of every write action and render it (`helm template`) before any write.
 
-        Every write is rendered, a single one included: a chart or values-schema error then fails the run
-        before anything is written (the CLI exits 2), naming the component and helm's template file and line
-        or schema key. A render that passed is remembered under the state directory by (chart digest, values
-        digest, release, namespace), so a repeated commit, a retry or an unchanged component costs no render.
-        Renders run in parallel (each a helm process); the first failure in plan order is raised. Returns
-        component -> what to pass helm as the chart (a local directory or a remote ref).
+        A chart or values-schema error then fails the run before anything is written (the CLI exits 2),
+        naming the component and helm's template file and line or schema key. A render that passed is
+        remembered under the state directory by (chart digest, values digest, release, namespace), so a
+        repeated commit, a retry or an unchanged component costs no render. Renders run in parallel (each a
+        helm process); the first failure in plan order is raised.
+
+        One exception, for speed (a render costs about as much as the upgrade itself): a run whose only write
+        is one `helm upgrade --install` with nothing before it (no `before` bootstrap step, no unlock) leaves
+        the render to helm, which renders and validates the values before it writes anything. `every=True`
+        (the CLI's check before it takes the Lease) renders that one too.
+        Returns component -> what to pass helm as the chart (a local directory or a remote ref).
         """
         charts: dict[str, str] = {}
         desired = snap.desired
@@ -195,7 +200,13 @@ class Run:
             charts[comp.name] = str(export_chart(source, desired.commit, info, self.cache_dir))
             if not self._rendered(comp).exists():
                 to_render.append(comp)
-        if not self.preflight_render or not to_render:
+        writes = [a for a in snap.plan.actions if a.writes]
+        helm_renders_first = (
+            len(writes) == 1
+            and writes[0].action is not ActionKind.unlock
+            and not any(s.when == "before" for s in desired.components[writes[0].component].bootstrap)
+        )
+        if not self.preflight_render or not to_render or (helm_renders_first and not every):
             return charts
 
         def render(comp: DesiredComponent) -> ChartError | None:

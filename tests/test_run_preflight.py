@@ -75,11 +75,18 @@ def test_renders_are_cached_by_chart_and_values_digest(env: Env) -> None:  # noq
     write_values(env.root, "dev", "glance", {"replicas": 4})
     commit(env.root, "glance replicas")
     assert pipe.apply(env.source(), env.cluster, "HEAD", trigger="test").status is RunStatus.succeeded
-    assert helm.templates == ["glance"]  # one write, one render
+    # One write with nothing before it: helm's own render precedes its first write, no separate render.
+    assert helm.templates == []
+    write_values(env.root, "dev", "glance", {"replicas": 5})
+    write_values(env.root, "dev", "nova", {"replicas": 5})
+    commit(env.root, "glance and nova replicas")
+    assert pipe.apply(env.source(), env.cluster, "HEAD", trigger="test").status is RunStatus.succeeded
+    assert sorted(helm.templates) == ["glance", "nova"]  # two writes: both rendered first
     # The same chart and values again (a revert, a retry): no render, the cache answers.
     helm.templates.clear()
     write_values(env.root, "dev", "glance", {"replicas": 1, "conf": {"glance": {"debug": False}}})
-    commit(env.root, "glance back")
+    write_values(env.root, "dev", "nova", {"replicas": 1, "conf": {"nova": {"debug": False}}})
+    commit(env.root, "glance and nova back")
     assert pipe.apply(env.source(), env.cluster, "HEAD", trigger="test").status is RunStatus.succeeded
     assert helm.templates == []
     assert any(Path(env.state, "charts", "rendered").rglob("*"))
