@@ -129,7 +129,9 @@ def remediate(action: Action, ctx: RunContext, failed: StepRecord) -> StepRecord
     kind = remediation_for(comp.remediation.on_failure, action.last_deployed)
     # Helm failed before it wrote a revision (a render error, a manifest the API rejects): nothing to undo.
     wrote = failed.helm_revision is not None and failed.helm_revision != action.revision
-    if kind is None or not wrote:
+    # Helm refused because another operation holds the release (a person's helm since the plan): not ours to undo.
+    busy = "another operation" in failed.error
+    if kind is None or not wrote or busy:
         return failed
     ctx.emit(failed)
     cause = f"{action.action.value} failed: {failed.error}"
