@@ -125,7 +125,7 @@ def _status(repo: Remote, sandbox: Any, helm_bin: Any) -> str:
             "status",
             "keystone",
             "-n",
-            remote.namespace,
+            repo.namespace,
             "-o",
             "json",
             "--kubeconfig",
