@@ -223,6 +223,8 @@ def apply(
         # Bad input or an unreachable cluster is reported (and recorded) before waiting for the Lease.
         pipe.preflight_check(source, cluster, commit, trigger="cli")
         with _cluster_lease(cluster, kubeconfig, kube_context, lease_wait):
+            # Holding the cluster's Lease, no other run of it is alive: one left `running` died with its process.
+            pipe.store.mark_interrupted(cluster)
             run = pipe.apply(source, cluster, commit, trigger="cli")
         data = run.to_dict()
         _emit(

@@ -25,7 +25,7 @@ def runs(svc: Running) -> list[dict[str, Any]]:
 
 def test_repeated_500s_fail_the_run_and_the_service_retries_it_without_a_push(
     start: Callable[..., Running],  # noqa: F811
-    remote: Remote,
+    remote: Remote,  # noqa: F811
     sandbox_module: Any,  # noqa: F811
 ) -> None:
     svc = start(retry_initial_seconds=1, retry_max_seconds=2, retry_attempts=2, retry_failed_interval_seconds=0)
@@ -62,7 +62,7 @@ def test_repeated_500s_fail_the_run_and_the_service_retries_it_without_a_push(
 
 def test_a_pending_upgrade_left_by_a_killed_helm_is_recovered_by_the_services_next_run(
     start: Callable[..., Running],  # noqa: F811
-    remote: Remote,
+    remote: Remote,  # noqa: F811
     sandbox_module: Any,
     helm_bin: Any,  # noqa: F811
 ) -> None:
