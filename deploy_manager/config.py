@@ -129,6 +129,13 @@ def default_lease_namespace() -> str:
         return "default"
 
 
+def lease_name_for(cluster: str) -> str:
+    """The cluster's Lease name (the service's and `deploy-manager apply`'s): a DNS subdomain."""
+    # Cluster names are directory names; a Lease name must be a DNS subdomain.
+    slug = re.sub(r"[^a-z0-9.-]+", "-", cluster.lower()).strip("-.") or "default"
+    return f"deploy-manager-{slug}"[:253].rstrip("-.")
+
+
 def default_identity() -> str:
     """Lease holder identity: the pod name (the hostname inside a pod) plus the pid."""
     return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{os.getpid()}"
@@ -298,6 +305,17 @@ class Settings(GitSettings):
         840.0, ge=0, description="On SIGTERM, wait this long for a running run (helm is never killed)."
     )
 
+    # --- retries of failed runs (issue 10; the same run path retries temporary API errors within a run) ---
+    retry_initial_seconds: float = Field(
+        30.0, gt=0, description="Re-queue a run that failed on a temporary error after this long, doubling each time."
+    )
+    retry_max_seconds: float = Field(600.0, gt=0, description="Cap of one backoff wait (plus up to 10% jitter).")
+    retry_attempts: int = Field(5, ge=0, description="Re-queues of one commit after temporary failures; 0: none.")
+    retry_failed_interval_seconds: float = Field(
+        1800.0, ge=0, description="Retry a failed or remediated cluster this often without a new push; 0: never."
+    )
+    retry_failed_max: int = Field(3, ge=0, description="Slow retries of one commit (a new commit starts again).")
+
     log_level: str = Field("INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
 
     @field_validator("read_tokens", "write_tokens", mode="before")
@@ -351,11 +369,7 @@ class Settings(GitSettings):
 
     @property
     def effective_lease_name(self) -> str:
-        if self.lease_name:
-            return self.lease_name
-        # Cluster names are directory names; a Lease name must be a DNS subdomain.
-        slug = re.sub(r"[^a-z0-9.-]+", "-", self.cluster.lower()).strip("-.") or "default"
-        return f"deploy-manager-{slug}"[:253].rstrip("-.")
+        return self.lease_name or lease_name_for(self.cluster)
 
     @property
     def effective_poll_jitter(self) -> float:

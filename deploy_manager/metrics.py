@@ -57,6 +57,13 @@ class ServiceMetrics:
             "Unix time the last successful run finished (its commit was fully deployed)",
             registry=r,
         )
+        self.retries = Counter(
+            "deploy_manager_retries",
+            "Retries by reason: temporary (a run re-queued after a temporary error), failed (the slow retry of a "
+            "failed cluster), step (an attempt retried inside a run)",
+            ["reason"],
+            registry=r,
+        )
         self.queue_depth = Gauge("deploy_manager_queue_depth", "Runs waiting to start (0 or 1)", registry=r)
         self.run_in_progress = Gauge("deploy_manager_run_in_progress", "1 while a run executes", registry=r)
         self.webhooks = Counter(

@@ -53,10 +53,46 @@ def newest_revisions(secrets: list[Secret]) -> dict[ReleaseId, Secret]:
     return {rid: s for rid, (_, s) in newest.items()}
 
 
-def to_observed(secret: Secret) -> ObservedRelease:
+# Revisions that were live once: a rollback or an unlock can return to them.
+_WAS_DEPLOYED = ("deployed", "superseded")
+
+
+def last_deployed_revisions(secrets: list[Secret]) -> dict[ReleaseId, int]:
+    """The newest revision of each release whose status label says it was deployed (read from the labels)."""
+    out: dict[ReleaseId, int] = {}
+    for secret in secrets:
+        meta = secret.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        name, version = labels.get("name"), str(labels.get("version"))
+        if not name or not version.isdigit() or labels.get("status") not in _WAS_DEPLOYED:
+            continue
+        rid = ReleaseId(str(meta.get("namespace", "")), str(name))
+        out[rid] = max(out.get(rid, 0), int(version))
+    return out
+
+
+def _our_labels(secret: Secret) -> dict[str, str]:
+    labels: dict[str, str] = (secret.get("metadata") or {}).get("labels") or {}
+    return {k[len(LABEL_PREFIX) :]: v for k, v in labels.items() if k.startswith(LABEL_PREFIX)}
+
+
+def _revision_labels(secrets: list[Secret]) -> dict[tuple[ReleaseId, int], dict[str, str]]:
+    out: dict[tuple[ReleaseId, int], dict[str, str]] = {}
+    for secret in secrets:
+        meta = secret.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        name, version = labels.get("name"), str(labels.get("version"))
+        if name and version.isdigit():
+            out[(ReleaseId(str(meta.get("namespace", "")), str(name)), int(version))] = _our_labels(secret)
+    return out
+
+
+def to_observed(
+    secret: Secret, last_deployed: int | None = None, previous_labels: dict[str, str] | None = None
+) -> ObservedRelease:
     meta = secret.get("metadata") or {}
     labels: dict[str, str] = meta.get("labels") or {}
-    ours = {k[len(LABEL_PREFIX) :]: v for k, v in labels.items() if k.startswith(LABEL_PREFIX)}
+    ours = _our_labels(secret)
     release: dict[str, Any] = {}
     encoded = (secret.get("data") or {}).get("release")
     if encoded:
@@ -74,12 +110,22 @@ def to_observed(secret: Secret) -> ObservedRelease:
         config=release.get("config") or {},
         labels=ours,
         updated=str(info.get("last_deployed") or labels.get("modifiedAt", "")),
+        last_deployed=last_deployed,
+        inherited_labels=bool(ours) and previous_labels == ours,
     )
 
 
 def observe(kube: KubeClient, namespaces: list[str] | None) -> dict[ReleaseId, ObservedRelease]:
     """The newest revision of every Helm release in `namespaces` (None: every namespace)."""
-    return {rid: to_observed(s) for rid, s in newest_revisions(kube.list_release_secrets(namespaces)).items()}
+    secrets = kube.list_release_secrets(namespaces)
+    deployed = last_deployed_revisions(secrets)
+    by_revision = _revision_labels(secrets)
+    out: dict[ReleaseId, ObservedRelease] = {}
+    for rid, secret in newest_revisions(secrets).items():
+        version = str(((secret.get("metadata") or {}).get("labels") or {}).get("version"))
+        previous = by_revision.get((rid, int(version) - 1)) if version.isdigit() else None
+        out[rid] = to_observed(secret, deployed.get(rid), previous)
+    return out
 
 
 def observe_jobs(kube: KubeClient, cluster: str, namespaces: list[str]) -> list[Job]:

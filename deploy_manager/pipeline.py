@@ -13,8 +13,9 @@ from pathlib import Path
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.models.desired import DesiredCluster
+from deploy_manager.models.errors import DeployManagerError
 from deploy_manager.models.plan import Plan
-from deploy_manager.models.run import ReleaseStatus, RunRecord
+from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
 from deploy_manager.reconcile.hooks import ComponentHook
 from deploy_manager.run import Run, RunOutcome, Snapshot, release_statuses, resolve
 from deploy_manager.source.git import GitSource, default_state_dir
@@ -34,6 +35,7 @@ class Pipeline:
         hook: ComponentHook | None = None,
         cache_dir: Path | None = None,
         preflight_render: bool = True,
+        lease_held: bool = True,
     ) -> None:
         self.helm = helm
         self.kube = kube
@@ -42,6 +44,7 @@ class Pipeline:
         self.hook = hook
         self.cache_dir = cache_dir if cache_dir is not None else default_state_dir() / "charts"
         self.preflight_render = preflight_render
+        self.lease_held = lease_held
 
     def _run(self) -> Run:
         return Run(
@@ -54,6 +57,7 @@ class Pipeline:
             # A bootstrap engine acts on the cluster's Jobs: the snapshot reads them and the plan shows the steps.
             bootstrap_jobs=bool(getattr(self.hook, "reads_jobs", False)),
             preflight_render=self.preflight_render,
+            lease_held=self.lease_held,
         )
 
     # -- read-only ------------------------------------------------------------------------------------
@@ -72,6 +76,19 @@ class Pipeline:
         statuses = release_statuses(self.snapshot(source, cluster, rev))
         self.store.replace_releases(cluster, statuses)
         return statuses
+
+    def preflight_check(self, source: GitSource, cluster: str, commit: str, *, trigger: str) -> None:
+        """Load, plan and render `commit` (no cluster write) before a caller takes the cluster's Lease, so bad
+        input writes nothing, not even the Lease. An error found here is recorded as a failed run, as the run
+        itself would, and raised. The run that follows finds the renders in the pre-flight cache."""
+        try:
+            run = self._run()
+            run.preflight(source, run.snapshot(source, cluster, commit), every=True)
+        except DeployManagerError as exc:
+            run_id = self.store.create_run(cluster=cluster, commit=None, trigger=trigger, status="running")
+            self.store.start_run(run_id, commit=commit)
+            self.store.finish_run(run_id, RunStatus.failed, error=str(exc))
+            raise
 
     # -- writes ---------------------------------------------------------------------------------------
     def run(self, source: GitSource, cluster: str, rev: str, *, trigger: str, run_id: int | None = None) -> RunOutcome:

@@ -16,6 +16,7 @@ executor or a bootstrap step reports it, and finishes it once. Data flows forwar
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from deploy_manager.planner.bootstrap import plan_bootstrap
 from deploy_manager.planner.graph import topo_waves
 from deploy_manager.planner.plan import make_plan
 from deploy_manager.planner.state import determine_state
-from deploy_manager.reconcile.executor import dispatch, execute
+from deploy_manager.reconcile.executor import component_status, dispatch, execute
 from deploy_manager.reconcile.hooks import ComponentHook
 from deploy_manager.reconcile.step import RunContext
 from deploy_manager.source.git import GitSource, is_full_sha
@@ -61,6 +62,9 @@ class RunOutcome:
     record: RunRecord
     # The releases after the run; None when they could not be read (the stored copy is then left as it was).
     releases: list[ReleaseStatus] | None
+    # The run failed, and only on temporary errors (the API's 5xx/429, a dropped connection): the service
+    # re-queues it with backoff.
+    temporary: bool = False
 
 
 def resolve(source: GitSource, rev: str) -> str:
@@ -81,6 +85,9 @@ class Run:
     # Read the bootstrap Jobs into the snapshot (a bootstrap engine is wired and will act on them).
     bootstrap_jobs: bool = False
     preflight_render: bool = True
+    # This manager holds (or, for a plan, would take) the cluster's Lease: a release left pending by one of
+    # our own operations is then provably not being written, and the plan unlocks it.
+    lease_held: bool = True
 
     # -- observe and decide (never writes) ------------------------------------------------------------
     def desired(self, source: GitSource, cluster: str, commit: str) -> DesiredCluster:
@@ -96,7 +103,7 @@ class Run:
             namespaces = [c.namespace for c in desired.components.values() if c.bootstrap]
             if namespaces:
                 jobs = observe_jobs(self.kube, desired.name, namespaces)
-        plan = make_plan(desired, observed)
+        plan = make_plan(desired, observed, lease_held=self.lease_held)
         if self.bootstrap_jobs:
             plan = plan_bootstrap(desired, plan, jobs)
         return Snapshot(desired, observed, plan, tuple(jobs))
@@ -152,7 +159,7 @@ class Run:
         releases = self.releases_after(snap, steps)
         run = self.store.get_run(run_id)
         assert run is not None
-        return RunOutcome(run, releases)
+        return RunOutcome(run, releases, temporary=status is RunStatus.failed and only_temporary(steps))
 
     def releases_after(self, snap: Snapshot, steps: list[StepRecord]) -> list[ReleaseStatus] | None:
         if not any(s.status in (StepStatus.succeeded, StepStatus.failed) for s in steps):
@@ -164,11 +171,20 @@ class Run:
             return None
         return statuses_after_run(snap, steps, observed)
 
-    def preflight(self, source: GitSource, snap: Snapshot) -> dict[str, str]:
-        """Export the charts of every write action and, if there are several, render them before any write.
+    def preflight(self, source: GitSource, snap: Snapshot, *, every: bool = False) -> dict[str, str]:
+        """Export the chart of every write action and render it (`helm template`) before any write.
 
-        Renders run in parallel (each is a separate helm process); the first failure in plan order is
-        raised. Returns component -> what to pass helm as the chart (a local directory or a remote ref).
+        A chart or values-schema error then fails the run before anything is written (the CLI exits 2),
+        naming the component and helm's template file and line or schema key. A render that passed is
+        remembered under the state directory by (chart digest, values digest, release, namespace), so a
+        repeated commit, a retry or an unchanged component costs no render. Renders run in parallel (each a
+        helm process); the first failure in plan order is raised.
+
+        One exception, for speed (a render costs about as much as the upgrade itself): a run whose only write
+        is one `helm upgrade --install` with nothing before it (no `before` bootstrap step, no unlock) leaves
+        the render to helm, which renders and validates the values before it writes anything. `every=True`
+        (the CLI's check before it takes the Lease) renders that one too.
+        Returns component -> what to pass helm as the chart (a local directory or a remote ref).
         """
         charts: dict[str, str] = {}
         desired = snap.desired
@@ -182,11 +198,15 @@ class Run:
                 continue  # rendering a remote chart means a download: not a cheap pre-flight check
             info = chart_info(source, desired.commit, comp.chart.path)
             charts[comp.name] = str(export_chart(source, desired.commit, info, self.cache_dir))
-            to_render.append(comp)
-        # With a single write, `helm upgrade` renders before it writes anything, so a separate render
-        # would only repeat that check; with several, rendering all of them first keeps one broken chart
-        # from leaving the cluster half-applied.
-        if not self.preflight_render or len(to_render) < 2:
+            if not self._rendered(comp).exists():
+                to_render.append(comp)
+        writes = [a for a in snap.plan.actions if a.writes]
+        helm_renders_first = (
+            len(writes) == 1
+            and writes[0].action is not ActionKind.unlock
+            and not any(s.when == "before" for s in desired.components[writes[0].component].bootstrap)
+        )
+        if not self.preflight_render or not to_render or (helm_renders_first and not every):
             return charts
 
         def render(comp: DesiredComponent) -> ChartError | None:
@@ -200,6 +220,9 @@ class Run:
                 )
             except ChartRenderError as exc:
                 return ChartError(f"{comp.chart.path} (component {comp.name}): {exc}")
+            marker = self._rendered(comp)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
             return None
 
         with ThreadPoolExecutor(max_workers=max(1, self.max_parallel), thread_name_prefix="dm-render") as pool:
@@ -209,15 +232,28 @@ class Run:
                     raise error
         return charts
 
+    def _rendered(self, comp: DesiredComponent) -> Path:
+        """The marker of a render that passed: keyed by what the render reads (chart, values, name, namespace)."""
+        key = hashlib.sha256(
+            "\0".join((comp.chart.digest, comp.values_digest, comp.release, comp.namespace)).encode()
+        ).hexdigest()
+        return self.cache_dir / "rendered" / key[:2] / key
+
 
 def outcome(steps: list[StepRecord]) -> tuple[RunStatus, str]:
     """The run's status and one-line error from its steps."""
-    if all(s.status in (StepStatus.succeeded, StepStatus.skipped) for s in steps):
+    if all(component_status(s) in (StepStatus.succeeded, StepStatus.skipped) for s in steps):
         return RunStatus.succeeded, ""
-    failed = sorted(s.component for s in steps if s.status is StepStatus.failed)
+    failed = sorted(s.component for s in steps if component_status(s) is StepStatus.failed)
     blocked = sorted(s.component for s in steps if s.status is StepStatus.blocked)
     parts = [f"failed: {', '.join(failed)}" if failed else "", f"blocked: {', '.join(blocked)}" if blocked else ""]
     return RunStatus.failed, "; ".join(p for p in parts if p)
+
+
+def only_temporary(steps: list[StepRecord]) -> bool:
+    """Did every failed component fail on a temporary error? (blocked ones only follow a failed need)"""
+    failed = [s for s in steps if component_status(s) is StepStatus.failed]
+    return bool(failed) and all(s.temporary for s in failed)
 
 
 def _status(

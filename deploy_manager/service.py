@@ -25,6 +25,10 @@ Contract:
   release records in the cluster are the truth, not our database), so a restart neither loses nor doubles
   work.
 - `stop()` lets a running helm command finish (up to `grace_seconds`); it never kills helm.
+- Retries (`retry`, DM_RETRY_*; issue 10): a run that failed only on temporary errors is triggered again
+  (`retry`) with exponential backoff and jitter; any failed run (a remediated one included) is retried at a
+  slow interval even without a push; both capped per commit (`retry.next_run_retry`, pure). A success or
+  the next run of any trigger replaces the pending retry. Counted in `deploy_manager_retries_total{reason}`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -44,12 +49,13 @@ from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.models.errors import QueueStopping, UnknownRevision
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
+from deploy_manager.retry import RunRetryPolicy, next_run_retry
 from deploy_manager.source.git import is_full_sha
 
 log = logging.getLogger(__name__)
 
 TriggerStatus = Literal["queued", "coalesced", "ignored"]
-WRITE_ACTIONS = frozenset({"install", "upgrade"})
+WRITE_ACTIONS = frozenset({"install", "upgrade", "unlock", "rollback"})
 
 
 class SourceLike(Protocol):
@@ -101,6 +107,7 @@ class _Request:
     queued_at: float = 0.0
     deferred: bool = False  # queued inside a burst of triggers: starts once they are quiet
     resolved: str | None = None  # the commit actually deployed, once known
+    temporary: bool = False  # the run failed only on temporary errors (a quick retry may succeed)
 
 
 def _status_value(status: Any) -> str:
@@ -125,6 +132,7 @@ class RunQueue:
         quiet_seconds: float = 0.0,
         max_delay_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        retry: RunRetryPolicy | None = None,
     ) -> None:
         self.cluster = cluster
         self.branch = branch
@@ -157,6 +165,9 @@ class RunQueue:
         self._interrupted = 0
         self._starting = False
         self._release_runs: dict[tuple[str, str], int] = {}
+        self.retry = retry  # None: failed runs wait for the next trigger
+        self._retry_timer: threading.Timer | None = None
+        self._retry_counts: tuple[str | None, int, int] = (None, 0, 0)  # commit, fast and slow retries of it
         # Bumped whenever the stored releases (or their last runs) may have changed: /releases caches by it.
         self.releases_version = 0
         self.metrics.watch_releases(self._release_statuses)
@@ -324,6 +335,8 @@ class RunQueue:
         with self._cond:
             self._stopping.set()
             self._cond.notify_all()
+            if self._retry_timer is not None:
+                self._retry_timer.cancel()
         if self._worker is not None:
             self._worker.join(timeout=self.grace_seconds)
             if self._worker.is_alive():
@@ -429,6 +442,7 @@ class RunQueue:
             result = "failed"
         if result is None:
             return
+        self._schedule_retry(request, result)
         elapsed = self._clock() - started
         self.metrics.runs.labels(result).inc()
         self.metrics.run_duration.labels(result).observe(elapsed)
@@ -461,6 +475,7 @@ class RunQueue:
                 commit = self.source.resolve(request.rev or self.branch)
         except Exception as exc:
             self.last_fetch_error = str(exc)
+            request.temporary = not isinstance(exc, UnknownRevision)  # an unreachable remote comes back
             log.error("cannot fetch or resolve %s: %s", request.rev or self.branch, exc)
             self._fail(request.run_id, f"cannot fetch or resolve {request.rev or self.branch}: {exc}")
             return "failed"
@@ -472,11 +487,16 @@ class RunQueue:
             )
         except Exception as exc:
             # The run records its own pre-flight failures before raising; only fill in what it did not.
+            request.temporary = bool(getattr(exc, "temporary", False))
             log.error("run failed: %s", exc)
             self._fail(request.run_id, f"{type(exc).__name__}: {exc}")
             return "failed"
         record = result.record
         status = _status_value(record.status)
+        request.temporary = bool(getattr(result, "temporary", False))
+        retried_steps = sum(1 for step in record.steps for reason in step.reasons if reason.code == "retried")
+        if retried_steps:
+            self.metrics.retries.labels("step").inc(retried_steps)
         self._note_release_runs(record)
         if status == "succeeded":
             self._deployed, self._last_run_id = commit, request.run_id
@@ -487,3 +507,45 @@ class RunQueue:
                 log.exception("storing the releases after the run failed")
         self.releases_version += 1
         return status
+
+    # ---- retries of failed runs (DM_RETRY_*) -------------------------------------------------------------
+
+    def _schedule_retry(self, request: _Request, status: str) -> None:
+        """After a run: a failed one is triggered again later (see the module docstring); any finished run
+        replaces the retry that was pending."""
+        if self.retry is None:
+            return
+        with self._cond:
+            if self._retry_timer is not None:
+                self._retry_timer.cancel()
+                self._retry_timer = None
+            if status == "succeeded":
+                self._retry_counts = (None, 0, 0)
+            if status != "failed" or self._stopping.is_set():
+                return
+            commit, fast, slow = self._retry_counts
+            if commit != request.resolved:  # a new commit starts with fresh caps
+                fast = slow = 0
+            decision = next_run_retry(
+                self.retry, temporary=request.temporary, fast_done=fast, slow_done=slow, jitter=random.random()
+            )
+            if decision is None:
+                log.warning("run failed; retries of %s used up: waiting for a new trigger", request.resolved)
+                return
+            delay, reason = decision
+            fast, slow = (fast + 1, slow) if reason == "temporary" else (fast, slow + 1)
+            self._retry_counts = (request.resolved, fast, slow)
+            timer = threading.Timer(delay, self._fire_retry, args=(reason,))
+            timer.daemon = True
+            timer.name = f"run-retry-{self.cluster}"
+            self._retry_timer = timer
+            timer.start()
+        log.info("run failed (%s): retrying in %.0fs", reason, delay, extra={"run_id": request.run_id})
+
+    def _fire_retry(self, reason: str) -> None:
+        if self._stopping.is_set():
+            return
+        with contextlib.suppress(QueueStopping):
+            result = self.trigger("retry", force=True)
+            self.metrics.retries.labels(reason).inc()
+            log.info("retry of a failed run (%s) %s", reason, result.status, extra={"run_id": result.run_id})

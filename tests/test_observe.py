@@ -113,3 +113,34 @@ def test_observe_twelve_releases_with_ten_revisions_in_one_request(sandbox: Any)
     assert len(found) == 12 and {o.revision for o in found.values()} == {10}
     assert {o.digest for o in found.values()} == {"d10"} and {o.status for o in found.values()} == {"deployed"}
     assert elapsed < 1.0, elapsed
+
+
+class _Secrets:
+    """Only what `observe` calls: one list of release Secrets."""
+
+    def __init__(self, secrets: list[dict[str, Any]]) -> None:
+        self.secrets = secrets
+
+    def list_release_secrets(self, namespaces: list[str] | None) -> list[dict[str, Any]]:
+        return self.secrets
+
+
+def test_last_deployed_revision_and_whether_our_labels_are_fresh_or_merged() -> None:
+    ours_v1 = {"deploy-manager.io/digest": "aaa", "deploy-manager.io/commit": "c1"}
+    ours_v2 = {"deploy-manager.io/digest": "bbb", "deploy-manager.io/commit": "c2"}
+    secrets = [
+        # ks: deployed 1, failed 2, pending 3 written by us (new labels) -> back to 1
+        helm_secret("ks", 1, "superseded", labels=ours_v1),
+        helm_secret("ks", 2, "failed", labels=ours_v1),
+        helm_secret("ks", 3, "pending-upgrade", labels=ours_v2),
+        # gl: a person's helm upgrade: our labels merged in from revision 1, unchanged
+        helm_secret("gl", 1, "deployed", labels=ours_v1),
+        helm_secret("gl", 2, "pending-upgrade", labels=ours_v1),
+        # nv: never deployed
+        helm_secret("nv", 1, "pending-install", labels=ours_v2),
+    ]
+    seen = observe(_Secrets(secrets), ["os"])  # type: ignore[arg-type]
+    ks, gl, nv = (seen[ReleaseId("os", n)] for n in ("ks", "gl", "nv"))
+    assert (ks.revision, ks.last_deployed, ks.ours) == (3, 1, True)
+    assert (gl.revision, gl.last_deployed, gl.inherited_labels, gl.ours) == (2, 1, True, False)
+    assert (nv.revision, nv.last_deployed, nv.ours) == (1, None, True)

@@ -214,6 +214,7 @@ def test_failing_component_blocks_dependents_only(env: Env) -> None:
     write_chart(env.root, "charts/openstack/keystone", template=NEVER_READY)
     spec = yaml.safe_load((env.root / "values/dev/cluster.yaml").read_text())
     spec["components"]["keystone"]["timeout"] = 2
+    spec["components"]["keystone"]["remediation"] = {"on_failure": "none"}  # keep the failed release (issue 10)
     write_cluster(env.root, "dev", spec)
     commit(env.root, "keystone never ready")
     run = env.apply()
@@ -431,7 +432,11 @@ def test_bad_input_makes_no_cluster_write(env: Env, case: str) -> None:
 
 
 @pytest.mark.kubesim_only("injects write failures through /_sandbox/")
-def test_release_left_pending_is_locked_and_blocks_dependents(env: Env) -> None:
+def test_release_left_pending_is_unlocked_by_the_next_apply(env: Env) -> None:
+    spec = yaml.safe_load((env.root / "values/dev/cluster.yaml").read_text())
+    spec["remediation"] = {"on_failure": "none"}  # leave the pending release for the next run to find
+    write_cluster(env.root, "dev", spec)
+    commit(env.root, "no remediation")
     env.apply()
     write_values(env.root, "dev", "glance", {"replicas": 2})
     commit(env.root, "glance replicas")
@@ -443,8 +448,22 @@ def test_release_left_pending_is_locked_and_blocks_dependents(env: Env) -> None:
     assert run.status is RunStatus.failed and glance.status is StepStatus.failed
     assert glance.helm_revision == 2  # read back from the release record, as `helm ls` shows it
     assert env.helm_ls()["glance"]["status"] == "pending-upgrade"
+    # The run that wrote it is dead and we would hold the Lease: the plan unlocks it (issue 10).
     actions = {a["component"]: a for a in env.plan()["actions"]}
-    assert actions["glance"]["action"] == "blocked" and actions["glance"]["reason_details"][0]["code"] == "locked"
-    assert actions["nova"]["action"] == "blocked"
-    assert actions["nova"]["reasons"] == ["needs glance, which is blocked"]
+    assert actions["glance"]["action"] == "unlock"
+    assert [r["code"] for r in actions["glance"]["reason_details"]] == ["locked", "unlock"]
+    assert actions["nova"]["action"] == "none"  # not blocked by a need being unlocked
     assert actions["keystone"]["action"] == "none"
+    run = env.apply()
+    assert run.status is RunStatus.succeeded, run.to_dict()
+    steps = [(s.component, s.action, s.status.value) for s in run.steps if s.component == "glance"]
+    assert steps == [("glance", "unlock", "succeeded"), ("glance", "upgrade", "succeeded")]
+    unlocked = next(s for s in run.steps if s.action == "unlock")
+    assert unlocked.reasons[0].code == "unlocked" and "revision 2" in unlocked.reasons[0].message
+    assert "rolled back to revision 1 (now revision 3)" in unlocked.reasons[0].message and unlocked.helm_revision == 3
+    history = json.loads(env.helm("history", "glance", "-n", env.namespace, "-o", "json"))
+    assert [(h["revision"], h["status"]) for h in history] == [
+        (1, "superseded"), (2, "pending-upgrade"), (3, "superseded"), (4, "deployed")
+    ]
+    assert next(s for s in run.steps if s.component == "glance" and s.action == "upgrade").helm_revision == 4
+    assert set(env.actions().values()) == {"none"}

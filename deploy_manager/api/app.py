@@ -41,6 +41,7 @@ from deploy_manager.config import Settings
 from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
 from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.models.errors import QueueStopping
+from deploy_manager.retry import RunRetryPolicy
 from deploy_manager.scheduler import ServiceScheduler
 from deploy_manager.service import PipelineLike, RunQueue, SourceLike, StoreLike
 
@@ -246,6 +247,13 @@ def create_app(
         grace_seconds=settings.shutdown_grace_seconds,
         quiet_seconds=settings.trigger_quiet_seconds,
         max_delay_seconds=settings.trigger_max_delay_seconds,
+        retry=RunRetryPolicy(
+            initial=settings.retry_initial_seconds,
+            maximum=settings.retry_max_seconds,
+            attempts=settings.retry_attempts,
+            failed_interval=settings.retry_failed_interval_seconds,
+            failed_max=settings.retry_failed_max,
+        ),
     )
     scheduler = ServiceScheduler(
         queue,

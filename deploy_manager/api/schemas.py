@@ -103,7 +103,7 @@ class StepOut(BaseModel):
     component: str
     release: str
     namespace: str
-    action: str = Field(description="What the step did: install, upgrade, none, blocked ...")
+    action: str = Field(description="What the step did: install, upgrade, unlock, rollback, uninstall, none, blocked")
     status: str = Field(description="succeeded | failed | blocked | skipped")
     reasons: list[str] = Field([], description="Why, in words: `values changed: conf.keystone.token.expiration`.")
     reason_details: list[ReasonOut] = Field([], description="The same reasons with their code and value paths.")
@@ -124,7 +124,7 @@ class ActionOut(BaseModel):
     component: str
     release: str
     namespace: str
-    action: str = Field(description="install | upgrade | none | blocked")
+    action: str = Field(description="install | upgrade | unlock | none | blocked")
     reasons: list[str] = Field([], description="Why, in words: `values changed: conf.keystone.token.expiration`.")
     reason_details: list[ReasonOut] = Field([], description="The same reasons with their code and value paths.")
     state: str = Field(description="absent | in-sync | out-of-sync | drifted | failed | locked")

@@ -105,6 +105,44 @@ def _pipeline(kubeconfig: Path | None, kube_context: str | None, state_dir: Path
     )
 
 
+@contextmanager
+def _cluster_lease(
+    cluster: str, kubeconfig: Path | None, kube_context: str | None, wait_seconds: float
+) -> Iterator[None]:
+    """Hold the cluster's Lease (the one the service takes) for the whole apply, so a person's `apply` never
+    races the service on the same releases. Waits up to `wait_seconds`, else exits 2 naming the holder."""
+    import os
+    import time
+
+    from deploy_manager.config import default_identity, default_lease_namespace, lease_name_for
+    from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
+    from deploy_manager.models.errors import LeaseUnavailable
+
+    name = os.environ.get("DM_LEASE_NAME") or lease_name_for(cluster)
+    namespace = os.environ.get("DM_LEASE_NAMESPACE") or default_lease_namespace()
+    backend = KubernetesLeaseBackend(name=name, namespace=namespace, kubeconfig=kubeconfig, context=kube_context)
+    lease = ClusterLease(backend, identity=f"cli-{default_identity()}", retry_seconds=0.5)
+    deadline = time.monotonic() + wait_seconds
+    # An unreachable API or a refused Lease fails at once (exit 2); only a held Lease is waited for.
+    while not lease.try_acquire() and time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    if not lease.held:
+        try:
+            current = backend.get()
+            holder = (current.holder if current else None) or "nobody (it could not be taken)"
+        except LeaseUnavailable as exc:
+            holder = f"unknown ({exc})"
+        typer.echo(
+            f"error: the cluster lease {namespace}/{name} is held by {holder}; waited {wait_seconds:g}s (--lease-wait)",
+            err=True,
+        )
+        raise typer.Exit(EXIT_ERROR)
+    try:
+        yield
+    finally:
+        lease.release()
+
+
 def _emit(data: Any, output: OutputFormat, table: Callable[[], str]) -> None:
     if output is OutputFormat.json:
         typer.echo(json.dumps(data, indent=2))
@@ -165,12 +203,29 @@ def apply(
     state_dir: StateDirOpt = None,
     helm_bin: HelmBinOpt = "helm",
     max_parallel: int = typer.Option(4, "--max-parallel", min=1, help="Releases written at the same time."),
+    lease_wait: float = typer.Option(
+        60.0,
+        "--lease-wait",
+        min=0,
+        help="Seconds to wait for the cluster's Lease (held by the service or another apply).",
+    ),
 ) -> None:
-    """Apply REV to the cluster: exactly the helm upgrades it needs, in dependency order. Exit 1 if any fails."""
+    """Apply REV to the cluster: exactly the helm upgrades it needs, in dependency order. Exit 1 if any fails.
+
+    Holds the cluster's Lease (the service's) while it runs; exit 2 if it is not free within --lease-wait."""
     with _errors():
         pipe = _pipeline(kubeconfig, kube_context, state_dir, helm_bin)
         pipe.max_parallel = max_parallel
-        run = pipe.apply(_source(repo, state_dir), cluster, rev, trigger="cli")
+        source = _source(repo, state_dir)
+        from deploy_manager.run import resolve
+
+        commit = resolve(source, rev)
+        # Bad input or an unreachable cluster is reported (and recorded) before waiting for the Lease.
+        pipe.preflight_check(source, cluster, commit, trigger="cli")
+        with _cluster_lease(cluster, kubeconfig, kube_context, lease_wait):
+            # Holding the cluster's Lease, no other run of it is alive: one left `running` died with its process.
+            pipe.store.mark_interrupted(cluster)
+            run = pipe.apply(source, cluster, commit, trigger="cli")
         data = run.to_dict()
         _emit(
             data,

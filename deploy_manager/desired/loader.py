@@ -18,7 +18,7 @@ from deploy_manager.desired.charts import ChartInfo, chart_info
 from deploy_manager.desired.schema import ClusterSpec, ComponentSpec
 from deploy_manager.desired.values import canonical_json, deep_merge, sha256_hex
 from deploy_manager.desired.yamlio import key_lines, line_of, load_yaml
-from deploy_manager.models.desired import BootstrapStep, ChartSpec, DesiredCluster, DesiredComponent
+from deploy_manager.models.desired import BootstrapStep, ChartSpec, DesiredCluster, DesiredComponent, Remediation
 from deploy_manager.models.errors import ChartError, ConfigError
 from deploy_manager.source.git import GitSource
 
@@ -206,4 +206,13 @@ def _component(
         digest=digest,
         values_digest=values_digest,
         bootstrap_digest=bootstrap_digest,
+        remediation=_remediation(spec, comp),
     )
+
+
+def _remediation(spec: ClusterSpec, comp: ComponentSpec) -> Remediation:
+    """The component's remediation: its own keys, else the cluster's, else the defaults."""
+    own, default = comp.remediation, spec.remediation
+    retries = next((r.retries for r in (own, default) if r is not None and r.retries is not None), 0)
+    on_failure = next((r.on_failure for r in (own, default) if r is not None and r.on_failure is not None), None)
+    return Remediation(retries=retries, on_failure=on_failure)

@@ -50,6 +50,21 @@ class BootstrapStepSpec(BaseModel):
     _timeout = field_validator("timeout", mode="before")(classmethod(lambda cls, v: _seconds(v)))
 
 
+class RemediationSpec(BaseModel):
+    """What to do when an install/upgrade of a component fails (issue 10)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retries: int | None = Field(
+        None, ge=0, description="Further attempts of a failed install/upgrade in the same run (default 0)."
+    )
+    on_failure: Literal["rollback", "uninstall", "none"] | None = Field(
+        None,
+        description="After the last failed attempt: rollback (to the last deployed revision), uninstall, or none. "
+        "Default: rollback for an upgrade, uninstall for a failed first install.",
+    )
+
+
 class ComponentSpec(BaseModel):
     """One component: a Helm release of a chart with layered values."""
 
@@ -66,6 +81,7 @@ class ComponentSpec(BaseModel):
         default_factory=list, description="Value paths that are secret besides password/token/secret/*key names."
     )
     bootstrap: list[BootstrapStepSpec] = Field(default_factory=list)
+    remediation: RemediationSpec | None = Field(None, description="Overrides the cluster's `remediation`, key by key.")
 
     _timeout = field_validator("timeout", mode="before")(classmethod(lambda cls, v: _seconds(v)))
 
@@ -97,6 +113,7 @@ class ClusterSpec(BaseModel):
     components: dict[Annotated[str, Field(pattern=_DNS_LABEL, max_length=53)], ComponentSpec] = Field(
         description="Component name -> settings."
     )
+    remediation: RemediationSpec | None = Field(None, description="Default remediation of every component.")
 
 
 def json_schema() -> str:

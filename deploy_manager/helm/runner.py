@@ -14,18 +14,20 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploy_manager.models.errors import DeployManagerError
+from deploy_manager.models.errors import DeployManagerError, TemporaryError
 from deploy_manager.redaction import REDACTED, Redactor, cut
+from deploy_manager.retry import RetryPolicy, call_with_retries, is_transient, retry_after
 
 TAIL_LINES = 50
 # The error kept in a step's message: helm's whole last `Error:` block (template, line, key, why), masked, then cut.
@@ -50,6 +52,11 @@ class HelmError(DeployManagerError):
         self.release = release
         self.revision = revision
         self.status = status
+        self.retried: tuple[str, ...] = ()  # messages of earlier attempts retried on a temporary error
+
+
+class HelmTransient(HelmError, TemporaryError):
+    """Helm failed on an answer a retry may fix (the API's 5xx/429, a timeout or a dropped connection)."""
 
 
 class HelmTimeout(HelmError):
@@ -76,6 +83,7 @@ class HelmResult:
     stdout: str
     output_tail: str
     release: dict[str, Any] = field(default_factory=dict)
+    retried: tuple[str, ...] = ()  # messages of the attempts retried on a temporary error before this one
 
     @property
     def revision(self) -> int | None:
@@ -113,8 +121,10 @@ class HelmRunner:
         timeout_margin: int = 30,
         wait: str = "watcher",
         env: dict[str, str] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.helm_bin = helm_bin
+        self.retry = retry if retry is not None else RetryPolicy()
         self.kubeconfig = kubeconfig
         self.kube_context = kube_context
         self.timeout_margin = timeout_margin
@@ -166,18 +176,27 @@ class HelmRunner:
         out_tail = masked_tail(shown, masker)
         if proc.returncode != 0:
             last = cut(_error_detail(masker.text(stderr or stdout)), ERROR_CHARS)
-            raise HelmError(
+            kind = HelmTransient if is_transient(last) else HelmError
+            error = kind(
                 f"helm {args[0]} {release + ' ' if release else ''}failed (exit {proc.returncode}): {last}",
                 exit_code=proc.returncode,
                 output_tail=out_tail,
                 release=release,
             )
+            if isinstance(error, HelmTransient):
+                error.delay = retry_after(last)
+            raise error
         release_json: dict[str, Any] = {}
         if _looks_json(stdout):
             with contextlib.suppress(ValueError):
                 parsed = json.loads(stdout)
                 release_json = parsed if isinstance(parsed, dict) else {}
         return HelmResult(tuple(argv), proc.returncode, duration, stdout, out_tail, release_json)
+
+    def _retried(self, call: Callable[[], HelmResult]) -> HelmResult:
+        """`call` retried on `HelmTransient` (never on a helm timeout: that is the workload, not the API)."""
+        result, retried = call_with_retries(call, self.retry, retry_on=lambda exc: isinstance(exc, HelmTransient))
+        return dataclasses.replace(result, retried=retried) if retried else result
 
     # -- commands -------------------------------------------------------------------------------------
     def upgrade_install(
@@ -208,14 +227,33 @@ class HelmRunner:
             if repo:
                 args += ["--repo", repo]
             args += self._cluster_flags()
-            try:
-                return self.run(args, timeout=timeout + self.timeout_margin, secrets=secrets, release=release)
-            except HelmNotFound:
-                raise
-            except HelmTimeout as exc:
-                raise self._classified(exc, release, namespace, HelmTimeout) from exc
-            except HelmError as exc:
-                raise self._classified(exc, release, namespace, HelmError) from exc
+
+            def attempt() -> HelmResult:
+                try:
+                    return self.run(args, timeout=timeout + self.timeout_margin, secrets=secrets, release=release)
+                except HelmNotFound:
+                    raise
+                except HelmError as exc:
+                    raise self._classified(exc, release, namespace, type(exc)) from exc
+
+            return self._retried(attempt)
+
+    def rollback(self, *, release: str, namespace: str, revision: int, timeout: int, wait: bool = True) -> HelmResult:
+        """`helm rollback RELEASE REVISION` (also frees a release left pending-* by a dead operation); the
+        result's `release` is read back with `helm status`, so its revision is the new one."""
+        args = ["rollback", release, str(revision), "--namespace", namespace, "--timeout", f"{timeout}s"]
+        if wait:
+            args += [f"--wait={self.wait}"]
+        args += self._cluster_flags()
+        result = self._retried(lambda: self.run(args, timeout=timeout + self.timeout_margin, release=release))
+        return dataclasses.replace(result, release=self.status(release, namespace) or {})
+
+    def uninstall(self, *, release: str, namespace: str, timeout: int) -> HelmResult:
+        """`helm uninstall` (waits for the release's objects to be deleted)."""
+        args = ["uninstall", release, "--namespace", namespace, f"--wait={self.wait}", "--timeout", f"{timeout}s"]
+        args += ["--ignore-not-found"]  # a failed first install may have left nothing to uninstall
+        args += self._cluster_flags()
+        return self._retried(lambda: self.run(args, timeout=timeout + self.timeout_margin, release=release))
 
     def _classified(self, exc: HelmError, release: str, namespace: str, default: type[HelmError]) -> HelmError:
         """Re-raise a failed write as the kind the release record shows, with its revision."""
@@ -226,10 +264,10 @@ class HelmRunner:
         kind: type[HelmError] = default
         if status.startswith("pending-"):
             kind = ReleaseLocked
-        elif default is HelmError and _is_deadline(description + "\n" + exc.output_tail):
+        elif default in (HelmError, HelmTransient) and _is_deadline(description + "\n" + exc.output_tail):
             kind = HelmTimeout
         revision = (state or {}).get("version")
-        return kind(
+        out = kind(
             str(exc),
             exit_code=exc.exit_code,
             output_tail=exc.output_tail,
@@ -237,6 +275,9 @@ class HelmRunner:
             revision=int(revision) if isinstance(revision, int) else None,
             status=status or None,
         )
+        if isinstance(out, TemporaryError) and isinstance(exc, TemporaryError):
+            out.delay = exc.delay
+        return out
 
     def status(self, release: str, namespace: str) -> dict[str, Any] | None:
         """`helm status -o json`, or None if the release does not exist (or cannot be read)."""

@@ -2,7 +2,9 @@
 
 Raw JSON (`_preload_content=False`) instead of the generated models: listing a cluster's release
 Secrets is the hot path of every plan, and model deserialisation of large Secrets is slow for nothing.
-Every failure to reach or use the API becomes `KubeUnavailable` with the server address in it.
+Every failure to reach or use the API becomes `KubeUnavailable` with the server address in it. A temporary
+one (5xx, 429, a timeout, a reset connection) is retried with exponential backoff and jitter, honouring the
+server's Retry-After (`deploy_manager.retry`); a permanent one (403, 404, 409, 422) is raised at once.
 """
 
 from __future__ import annotations
@@ -19,10 +21,21 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from deploy_manager.kube.types import Secret
-from deploy_manager.models.errors import KubeUnavailable, kube_error_for
+from deploy_manager.models.errors import KubeError, KubeUnavailable, kube_error_for
+from deploy_manager.retry import NO_RETRY, RetryPolicy, call_with_retries
 
 HELM_SECRET_SELECTOR = "owner=helm"
 _TIMEOUT = (5, 60)  # connect, read (seconds)
+
+
+def api_error(what: str, host: str, exc: ApiException) -> KubeError:
+    """The error-tree class of an API answer; a 429/503's Retry-After becomes the retry delay."""
+    kind = kube_error_for(exc.status)  # a 403 or 422 is permanent: retrying cannot fix it
+    error = kind(f"{what}: Kubernetes API {host} answered {exc.status} {exc.reason}")
+    if isinstance(error, KubeUnavailable):
+        header = (exc.headers or {}).get("Retry-After", "")
+        error.delay = float(header) if str(header).replace(".", "", 1).isdigit() else None
+    return error
 
 
 class KubeClient:
@@ -30,9 +43,15 @@ class KubeClient:
     listed namespace by namespace, never cluster-wide (which such RBAC forbids); None: one cluster-wide list."""
 
     def __init__(
-        self, *, kubeconfig: Path | None = None, context: str | None = None, namespaces: Sequence[str] | None = None
+        self,
+        *,
+        kubeconfig: Path | None = None,
+        context: str | None = None,
+        namespaces: Sequence[str] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.namespaces = tuple(dict.fromkeys(namespaces)) if namespaces else None
+        self.retry = retry if retry is not None else RetryPolicy()
         try:
             if kubeconfig is None and context is None and _in_cluster():
                 k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
@@ -58,15 +77,17 @@ class KubeClient:
     def close(self) -> None:
         self.api_client.close()  # type: ignore[no-untyped-call]
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            resp = fn(*args, _preload_content=False, _request_timeout=_TIMEOUT, **kwargs)
-            return json.loads(resp.data)
-        except ApiException as exc:
-            kind = kube_error_for(exc.status)  # a 403 or 422 is permanent: retrying cannot fix it
-            raise kind(f"{what}: Kubernetes API {self.host} answered {exc.status} {exc.reason}") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise KubeUnavailable(f"{what}: cannot reach the Kubernetes API at {self.host}: {_short(exc)}") from exc
+    def _call(self, what: str, fn: Any, *args: Any, retry: RetryPolicy | None = None, **kwargs: Any) -> Any:
+        def once() -> Any:
+            try:
+                resp = fn(*args, _preload_content=False, _request_timeout=_TIMEOUT, **kwargs)
+                return json.loads(resp.data)
+            except ApiException as exc:
+                raise api_error(what, self.host, exc) from exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise KubeUnavailable(f"{what}: cannot reach the Kubernetes API at {self.host}: {_short(exc)}") from exc
+
+        return call_with_retries(once, retry or self.retry)[0]
 
     def list_release_secrets(self, namespaces: list[str] | None) -> list[Secret]:
         """Every Helm release Secret (all revisions) in `namespaces` (None: all), with ONE list call.
@@ -101,7 +122,8 @@ class KubeClient:
 
     def ping(self) -> None:
         """Raise KubeUnavailable unless the API server answers."""
-        self._call("checking the Kubernetes API", self.core.get_api_resources)
+        # A health probe answers now: no retries.
+        self._call("checking the Kubernetes API", self.core.get_api_resources, retry=NO_RETRY)
 
 
 def _in_cluster() -> bool:

@@ -16,9 +16,10 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from deploy_manager.kube.client import KubeClient
+from deploy_manager.kube.client import KubeClient, api_error
 from deploy_manager.kube.types import Job
-from deploy_manager.models.errors import KubeConflict, KubeNotFound, KubeUnavailable, kube_error_for
+from deploy_manager.models.errors import KubeConflict, KubeNotFound, KubeUnavailable
+from deploy_manager.retry import call_with_retries
 
 __all__ = ["JobsApi", "KubeConflict", "KubeNotFound"]
 
@@ -33,14 +34,18 @@ class JobsApi:
         self.batch = k8s.BatchV1Api(kube.api_client)
 
     def _raw(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, _preload_content=False, _request_timeout=_TIMEOUT, **kwargs)
-        except ApiException as exc:
-            kind = kube_error_for(exc.status)
-            raise kind(f"{what}: Kubernetes API {self.kube.host} answered {exc.status} {exc.reason}") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            reason = str(getattr(exc, "reason", None) or exc).splitlines()[0][:200]
-            raise KubeUnavailable(f"{what}: cannot reach the Kubernetes API at {self.kube.host}: {reason}") from exc
+        """One API call, retried on temporary errors (the client's RetryPolicy: backoff, jitter, Retry-After)."""
+
+        def once() -> Any:
+            try:
+                return fn(*args, _preload_content=False, _request_timeout=_TIMEOUT, **kwargs)
+            except ApiException as exc:
+                raise api_error(what, self.kube.host, exc) from exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                reason = str(getattr(exc, "reason", None) or exc).splitlines()[0][:200]
+                raise KubeUnavailable(f"{what}: cannot reach the Kubernetes API at {self.kube.host}: {reason}") from exc
+
+        return call_with_retries(once, self.kube.retry)[0]
 
     def _json(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Obj:
         data = json.loads(self._raw(what, fn, *args, **kwargs).data or b"{}")

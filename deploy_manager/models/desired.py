@@ -48,6 +48,15 @@ class BootstrapStep:
 
 
 @dataclass(frozen=True)
+class Remediation:
+    """What to do after a failed install/upgrade: `retries` more attempts in the same run, then `on_failure`
+    (rollback | uninstall | none; None: rollback for an upgrade, uninstall for a failed first install)."""
+
+    retries: int = 0
+    on_failure: str | None = None
+
+
+@dataclass(frozen=True)
 class DesiredComponent:
     name: str
     release: str
@@ -63,6 +72,7 @@ class DesiredComponent:
     digest: str = ""
     values_digest: str = ""
     bootstrap_digest: str = ""
+    remediation: Remediation = field(default_factory=Remediation)
 
 
 @dataclass(frozen=True)

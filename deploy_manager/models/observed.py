@@ -29,6 +29,16 @@ class ObservedRelease:
     # Our own release labels (`deploy-manager.io/*`), without the prefix: digest, commit, chart, values, …
     labels: dict[str, str] = field(default_factory=dict)
     updated: str = ""
+    # The newest older revision that was deployed (status deployed or superseded); None: it never deployed.
+    last_deployed: int | None = None
+    # Our labels on this revision equal the previous revision's: helm merges release labels, so a person's
+    # own `helm upgrade` carries them too, and this revision cannot be told apart from theirs.
+    inherited_labels: bool = False
+
+    @property
+    def ours(self) -> bool:
+        """Provably written by deploy-manager: it carries our labels, and not merely those of the revision before."""
+        return "digest" in self.labels and not self.inherited_labels
 
     @property
     def id(self) -> ReleaseId:

@@ -21,6 +21,15 @@ class ActionKind(enum.StrEnum):
     upgrade = "upgrade"
     none = "none"
     blocked = "blocked"
+    # Recovery (issue 10): free a release left pending by a dead operation, then install/upgrade it.
+    unlock = "unlock"
+    # Remediation of a failed install/upgrade (recorded as steps; the planner never chooses them).
+    rollback = "rollback"
+    uninstall = "uninstall"
+
+
+# Step actions that undo a failed write: the component counts as failed even when they succeed.
+REMEDIATIONS = (ActionKind.rollback, ActionKind.uninstall)
 
 
 @dataclass(frozen=True)
@@ -74,12 +83,14 @@ class Action:
     needs: tuple[str, ...] = ()
     wave: int = 0
     digest: str = ""
-    revision: int | None = None  # the deployed revision the plan saw
+    revision: int | None = None  # the newest revision the plan saw
+    # The revision to go back to (unlock, remediation): the newest `deployed` one; None: it never deployed.
+    last_deployed: int | None = None
     bootstrap: tuple[BootstrapStepPlan, ...] = ()  # the component's bootstrap steps, as the Jobs show them
 
     @property
     def writes(self) -> bool:
-        return self.action in (ActionKind.install, ActionKind.upgrade)
+        return self.action in (ActionKind.install, ActionKind.upgrade, ActionKind.unlock)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -39,6 +39,9 @@ class StepRecord:
     error: str = ""
     started_at: str | None = None
     finished_at: str | None = None
+    # The failure was temporary (the API's 5xx/429, a dropped connection): a later retry may succeed.
+    # Known to the run that made the step (the service's retry policy reads it); not stored.
+    temporary: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

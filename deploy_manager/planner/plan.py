@@ -1,6 +1,8 @@
 """Map release states to actions, in dependency order (pure).
 
-absent -> install; out-of-sync, drifted, failed -> upgrade; in-sync -> none; locked -> blocked.
+absent -> install; out-of-sync, drifted, failed -> upgrade; in-sync -> none; locked -> unlock when its
+operation is provably dead (we hold the Lease; the pending revision is ours or older than its timeout),
+else blocked (`planner.state.unlock_verdict`).
 A component whose need is blocked is blocked too (transitively); a need being installed or upgraded
 is not a block: the executor runs the dependent after it succeeds.
 """
@@ -8,12 +10,14 @@ is not a block: the executor runs the dependent after it succeeds.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
+from deploy_manager.clock import utcnow
 from deploy_manager.models.desired import DesiredCluster
 from deploy_manager.models.observed import ObservedRelease, ReleaseId
 from deploy_manager.models.plan import Action, ActionKind, Plan, Reason, ReleaseState
 from deploy_manager.planner.graph import topo_waves
-from deploy_manager.planner.state import determine_state
+from deploy_manager.planner.state import determine_state, unlock_verdict
 
 MSG_NEED_BLOCKED = "needs {need}, which is blocked"
 
@@ -27,7 +31,16 @@ ACTION_FOR_STATE = {
 }
 
 
-def make_plan(desired: DesiredCluster, observed: Mapping[ReleaseId, ObservedRelease]) -> Plan:
+def make_plan(
+    desired: DesiredCluster,
+    observed: Mapping[ReleaseId, ObservedRelease],
+    *,
+    now: datetime | None = None,
+    lease_held: bool = True,
+) -> Plan:
+    """`now` dates pending revisions (default: the clock); `lease_held`: this manager holds the cluster Lease
+    (or will, before it writes: `plan` shows what an `apply` would do)."""
+    now = now if now is not None else utcnow()
     needs = {name: list(c.needs) for name, c in desired.components.items()}
     waves = topo_waves(needs)
     actions: dict[str, Action] = {}
@@ -37,6 +50,10 @@ def make_plan(desired: DesiredCluster, observed: Mapping[ReleaseId, ObservedRele
             obs = observed.get(ReleaseId(comp.namespace, comp.release))
             state, reasons = determine_state(comp, obs)
             kind = ACTION_FOR_STATE[state]
+            if state is ReleaseState.locked and obs is not None:
+                unlock, why = unlock_verdict(comp, obs, now=now, lease_held=lease_held)
+                kind = ActionKind.unlock if unlock else ActionKind.blocked
+                reasons = [*reasons, *why]
             blocked_by = [n for n in comp.needs if actions[n].action is ActionKind.blocked]
             if blocked_by and kind is not ActionKind.blocked:
                 reasons = [Reason("need_blocked", MSG_NEED_BLOCKED.format(need=n)) for n in blocked_by] + reasons
@@ -52,6 +69,7 @@ def make_plan(desired: DesiredCluster, observed: Mapping[ReleaseId, ObservedRele
                 wave=wave_no,
                 digest=comp.digest,
                 revision=obs.revision if obs else None,
+                last_deployed=obs.last_deployed if obs else None,
             )
     ordered = [actions[name] for wave in waves for name in wave]
     return Plan(cluster=desired.name, commit=desired.commit, actions=tuple(ordered))

@@ -8,6 +8,9 @@ and to catch a change made behind our back, which keeps our labels because helm 
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
 from deploy_manager.models.desired import DesiredComponent
 from deploy_manager.models.observed import ObservedRelease
 from deploy_manager.models.plan import Reason, ReleaseState
@@ -26,6 +29,13 @@ MSG_CHART_NAME = "chart changed: {old} -> {new}"
 MSG_CHART_CONTENT = "chart content changed: {chart}"
 MSG_BOOTSTRAP = "bootstrap steps changed"
 MSG_SETTINGS = "deploy settings changed (digest {old} -> {new})"
+MSG_UNLOCK_ROLLBACK = "no operation is running on it: roll back to revision {to}, then write it again"
+MSG_UNLOCK_UNINSTALL = "no operation is running on it and it never deployed: uninstall it, then install it again"
+MSG_LOCKED_LEASE = "another manager holds the cluster Lease and may be writing it"
+MSG_LOCKED_PERSON = (
+    "revision {revision} was not made by deploy-manager and is younger than its timeout ({timeout}s): "
+    "a helm command may still be writing it"
+)
 
 _MAX_PATHS_IN_MESSAGE = 5
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
@@ -87,3 +97,40 @@ def determine_state(desired: DesiredComponent, observed: ObservedRelease | None)
     if not diffs:
         diffs = [Reason("settings_changed", MSG_SETTINGS.format(old=observed.digest, new=desired.digest))]
     return ReleaseState.out_of_sync, diffs
+
+
+_FRACTION = re.compile(r"(\.\d{1,6})\d*")
+
+
+def parse_time(text: str) -> datetime | None:
+    """Helm's `info.last_deployed` (RFC 3339, nanoseconds) or a `modifiedAt` label (Unix seconds); None if neither."""
+    text = text.strip()
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text), UTC)
+    try:
+        parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", text.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def unlock_verdict(
+    desired: DesiredComponent, observed: ObservedRelease, *, now: datetime, lease_held: bool
+) -> tuple[bool, list[Reason]]:
+    """May a pending (locked) release be recovered now? (True, why) to unlock it, (False, why) to leave it alone.
+
+    Its operation is provably dead when we hold the cluster's Lease and the pending revision is ours (only a
+    Lease holder writes our labels). A pending revision without our labels may be a person's own `helm`
+    command: it is left alone until it is older than the component's timeout.
+    """
+    if not lease_held:
+        return False, [Reason("locked", MSG_LOCKED_LEASE)]
+    if not observed.ours:
+        started = parse_time(observed.updated)
+        if started is None or (now - started).total_seconds() < desired.timeout:
+            return False, [
+                Reason("locked", MSG_LOCKED_PERSON.format(revision=observed.revision, timeout=desired.timeout))
+            ]
+    if observed.last_deployed is None:
+        return True, [Reason("unlock", MSG_UNLOCK_UNINSTALL)]
+    return True, [Reason("unlock", MSG_UNLOCK_ROLLBACK.format(to=observed.last_deployed))]

@@ -15,16 +15,30 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from deploy_manager.clock import now
-from deploy_manager.models.plan import Action, ActionKind, Plan, Reason
+from deploy_manager.models.plan import REMEDIATIONS, Action, ActionKind, Plan, Reason
 from deploy_manager.models.run import StepRecord, StepStatus
+from deploy_manager.reconcile.rollback import rollback
 from deploy_manager.reconcile.step import MSG_NEED_FAILED, RunContext, StepKind
+from deploy_manager.reconcile.uninstall import uninstall
+from deploy_manager.reconcile.unlock import unlock
 from deploy_manager.reconcile.upgrade import upgrade
 
 # The step kind of each action that writes. `none` and `blocked` are settled here without a step kind.
 STEP_KINDS: dict[ActionKind, StepKind] = {
     ActionKind.install: upgrade,
     ActionKind.upgrade: upgrade,
+    ActionKind.unlock: unlock,
+    ActionKind.rollback: rollback,
+    ActionKind.uninstall: uninstall,
 }
+
+
+def component_status(step: StepRecord) -> StepStatus:
+    """What a component's final step means for its dependents and the run: a remediation (rollback,
+    uninstall) undid a failed write, so the component failed even when the remediation itself succeeded."""
+    if step.action in REMEDIATIONS:
+        return StepStatus.failed
+    return step.status
 
 
 def dispatch(ctx: RunContext) -> Callable[[Action], StepRecord]:
@@ -89,7 +103,7 @@ def execute(
     steps: list[StepRecord] = []
 
     def finish(step: StepRecord) -> None:
-        outcome[step.component] = step.status
+        outcome[step.component] = component_status(step)
         steps.append(step)
         if on_step is not None:
             on_step(step)

@@ -10,6 +10,10 @@ in `executor.STEP_KINDS`. A step kind:
   `ctx.emit`, which the run owner records;
 - never raises for a failure of its own work: a failure is a `failed` StepRecord (the executor then
   blocks the dependents).
+
+A remediation step (`rollback`, `uninstall`) is always `failed`: it stands for the component, whose write
+failed; its reason (`rolled_back`, `uninstalled`) says what was done and to which revision, and its error
+what failed (and, if so, why the remediation failed too).
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ from deploy_manager.reconcile.hooks import ComponentHook
 
 # Reasons and errors a step records (stable strings: the API and the status page show them).
 MSG_NEED_FAILED = "needs {need}, which {verb}"
+MSG_ROLLED_BACK = "rolled back from revision {frm} to revision {to} (now revision {new})"
+MSG_UNINSTALLED = "uninstalled after revision {frm} failed"
+MSG_UNLOCKED = "revision {frm} was left pending by an operation that is not running: {what}"
+MSG_RETRIED = "attempt {n} failed, retried: {error}"
 
 
 def _ignore(step: StepRecord) -> None:

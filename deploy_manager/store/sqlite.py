@@ -186,18 +186,18 @@ class RunStore:
             )
             return int(cur.lastrowid or 0)
 
-    def mark_interrupted(self) -> int:
-        """Runs left `running` (or `queued`) by a process that died: mark them interrupted."""
+    def mark_interrupted(self, cluster: str | None = None) -> int:
+        """Runs left `running` (or `queued`) by a process that died: mark them interrupted. With `cluster`: only
+        its `running` ones (`deploy-manager apply` holding that cluster's Lease knows no run of it is alive; a
+        queued run may be a service's, waiting for that Lease)."""
+        if cluster is None:
+            where, args = "status IN (?, ?)", (RunStatus.running.value, RunStatus.queued.value)
+        else:
+            where, args = "status=? AND cluster=?", (RunStatus.running.value, cluster)
         with self._tx() as db:
             cur = db.execute(
-                "UPDATE runs SET status=?, finished_at=?, error=? WHERE status IN (?, ?)",
-                (
-                    RunStatus.interrupted.value,
-                    now(),
-                    "interrupted: the process running it stopped",
-                    RunStatus.running.value,
-                    RunStatus.queued.value,
-                ),
+                f"UPDATE runs SET status=?, finished_at=?, error=? WHERE {where}",
+                (RunStatus.interrupted.value, now(), "interrupted: the process running it stopped", *args),
             )
             return cur.rowcount
 

@@ -17,8 +17,8 @@ import pytest
 
 from bench import crash_trials as ct
 
-# Flip to False once issue 10's recovery (unlock, lease takeover, …) is in: the convergence test then must pass.
-RECOVERY_PENDING = True
+# Issue 10's unlock, remediation and retries are in: every killed trial must converge.
+RECOVERY_PENDING = False
 HEAD = "b" * 40
 OLD = "a" * 40
 

@@ -377,3 +377,37 @@ def test_global_layer_is_parsed_once_per_content(repo: Path) -> None:
     for cluster in ("dev", "prod"):
         load_cluster(src, sha, cluster)
     assert calls.count("values/_common/_global.yaml") == 1
+
+
+def test_remediation_component_keys_override_the_cluster_default_key_by_key(repo: Path) -> None:
+    spec = yaml.safe_load((repo / "values/dev/cluster.yaml").read_text())
+    spec["remediation"] = {"retries": 2, "on_failure": "uninstall"}
+    spec["components"]["glance"]["remediation"] = {"on_failure": "none"}
+    spec["components"]["nova"]["remediation"] = {"retries": 0}
+    write_cluster(repo, "dev", spec)
+    commit(repo)
+    d = load(repo)
+    got = {n: (c.remediation.retries, c.remediation.on_failure) for n, c in d.components.items()}
+    assert got["glance"] == (2, "none") and got["nova"] == (0, "uninstall") and got["keystone"] == (2, "uninstall")
+    # Remediation is how to deploy, not what: it is not part of the digest (no redeploy when it changes).
+    del spec["remediation"]
+    write_cluster(repo, "dev", spec)
+    commit(repo)
+    assert load(repo).components["keystone"].digest == d.components["keystone"].digest
+    assert load(repo).components["keystone"].remediation.on_failure is None
+
+
+@pytest.mark.parametrize(
+    ("remediation", "pattern"),
+    [
+        ({"retries": -1}, r"values/dev/cluster\.yaml:\d+: components\.glance\.remediation\.retries: .*greater than"),
+        ({"on_failure": "explode"}, r"components\.glance\.remediation\.on_failure: Input should be 'rollback'"),
+    ],
+)
+def test_bad_remediation_names_the_key(repo: Path, remediation: dict[str, object], pattern: str) -> None:
+    spec = yaml.safe_load((repo / "values/dev/cluster.yaml").read_text())
+    spec["components"]["glance"]["remediation"] = remediation
+    write_cluster(repo, "dev", spec)
+    commit(repo)
+    with pytest.raises(ConfigError, match=pattern):
+        load(repo)

@@ -34,3 +34,19 @@ def test_published_schema_validates_the_documented_form() -> None:
         assert "bogus" in exc.message
     else:
         raise AssertionError("extra keys must be rejected")
+
+
+def test_remediation_keys_at_cluster_and_component_level() -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    doc = {
+        "remediation": {"retries": 1, "on_failure": "rollback"},
+        "components": {"keystone": {"chart": "charts/openstack/keystone", "remediation": {"on_failure": "none"}}},
+    }
+    jsonschema.validate(doc, schema)
+    for bad in ({"retries": -1}, {"on_failure": "explode"}, {"retry": 1}):
+        doc["remediation"] = bad
+        try:
+            jsonschema.validate(doc, schema)
+        except jsonschema.ValidationError:
+            continue
+        raise AssertionError(f"{bad} must be rejected")

@@ -142,3 +142,13 @@ def test_concurrent_writers_from_threads(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert len(store.get_run(run_id).steps) == 80  # type: ignore[union-attr]
+
+
+def test_mark_interrupted_of_one_cluster_leaves_the_others_and_queued_runs(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "db.sqlite")
+    dead = store.create_run(cluster="a", commit=None, trigger="cli", status="running")
+    queued = store.create_run(cluster="a", commit=None, trigger="poll", status="queued")
+    other = store.create_run(cluster="b", commit=None, trigger="cli", status="running")
+    assert store.mark_interrupted("a") == 1
+    status = {r.id: r.status.value for r in store.list_runs()}
+    assert status == {dead: "interrupted", queued: "queued", other: "running"}
