@@ -23,6 +23,7 @@ def runs(svc: Running) -> list[dict[str, Any]]:
         return list(c.get("/runs", params={"limit": 50}).json())
 
 
+@pytest.mark.kubesim_only("injects write failures through /_sandbox/")
 def test_repeated_500s_fail_the_run_and_the_service_retries_it_without_a_push(
     start: Callable[..., Running],  # noqa: F811
     remote: Remote,  # noqa: F811
@@ -60,6 +61,7 @@ def test_repeated_500s_fail_the_run_and_the_service_retries_it_without_a_push(
     assert svc.releases()["keystone"]["deployed_commit"] == sha
 
 
+@pytest.mark.kubesim_only("slows writes through /_sandbox/ to catch helm mid-write")
 def test_a_pending_upgrade_left_by_a_killed_helm_is_recovered_by_the_services_next_run(
     start: Callable[..., Running],  # noqa: F811
     remote: Remote,  # noqa: F811

@@ -108,6 +108,7 @@ def kill_helm_mid_upgrade(env: Env, release: str) -> None:
     assert history(env, release)[-1][1] == "pending-upgrade"
 
 
+@pytest.mark.kubesim_only("slows writes through /_sandbox/ to catch helm mid-write")
 def test_pending_upgrade_left_by_a_killed_helm_is_recovered_by_the_next_apply(env: Env) -> None:
     assert cli(env, "apply").exit_code == 0
     kill_helm_mid_upgrade(env, "glance")
@@ -132,6 +133,7 @@ def test_pending_upgrade_left_by_a_killed_helm_is_recovered_by_the_next_apply(en
     assert {a["action"] for a in json.loads(cli(env, "plan", "-o", "json").stdout)["actions"]} == {"none"}
 
 
+@pytest.mark.kubesim_only("slows writes through /_sandbox/ to catch helm mid-write")
 def test_a_persons_pending_release_younger_than_its_timeout_is_left_locked(env: Env) -> None:
     assert cli(env, "apply").exit_code == 0
     spec = cluster_spec(env)
@@ -245,6 +247,7 @@ def test_failed_first_install_is_uninstalled(env: Env) -> None:
     assert env.actions()["keystone"] == "install"
 
 
+@pytest.mark.kubesim_only("injects write failures through /_sandbox/")
 def test_one_injected_500_on_a_write_is_retried_and_the_run_succeeds(env: Env) -> None:
     assert env.apply().status is RunStatus.succeeded
     write_values(env.root, "dev", "glance", {"replicas": 3})
@@ -261,6 +264,7 @@ def test_one_injected_500_on_a_write_is_retried_and_the_run_succeeds(env: Env) -
     assert glance[0].helm_revision == 3
 
 
+@pytest.mark.kubesim_only("injects write failures through /_sandbox/")
 def test_repeated_500s_fail_the_component_after_the_retries(env: Env) -> None:
     assert env.apply().status is RunStatus.succeeded
     write_values(env.root, "dev", "glance", {"replicas": 3})
