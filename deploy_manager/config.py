@@ -118,8 +118,11 @@ def default_lease_namespace() -> str:
 
 
 def default_identity() -> str:
-    """Lease holder identity: the pod name (the hostname inside a pod) plus the pid."""
-    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{os.getpid()}"
+    """Lease holder identity: the pod name (else the host name), the pid, the boot id and the process start
+    time, so a restarted service can prove the holder dead (`deploy_manager.liveness`)."""
+    from deploy_manager.liveness import local_identity
+
+    return local_identity(os.environ.get("POD_NAME") or socket.gethostname())
 
 
 Tokens = Annotated[tuple[SecretStr, ...], NoDecode]

@@ -39,6 +39,7 @@ from deploy_manager.api.auth import TokenAuth
 from deploy_manager.api.deps import AppContext, Redactor
 from deploy_manager.config import Settings
 from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
+from deploy_manager.liveness import HolderLiveness, HostFacts
 from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.models.errors import QueueStopping
 from deploy_manager.scheduler import ServiceScheduler
@@ -165,11 +166,14 @@ def build_lease(settings: Settings) -> tuple[ClusterLease, Callable[[], None]]:
         kubeconfig=settings.kubeconfig,
         context=settings.kube_context,
     )
+    # The holder's pod is looked up in the pod's own namespace (the Lease's by default).
+    pod_namespace = os.environ.get("POD_NAMESPACE") or settings.lease_namespace
     lease = ClusterLease(
         backend,
         identity=settings.identity,
         duration_seconds=settings.lease_duration_seconds,
         renew_seconds=settings.lease_renew_seconds,
+        liveness=HolderLiveness(HostFacts.read(), lambda name: backend.pod_exists(name, pod_namespace)),
     )
     return lease, backend.ping
 
