@@ -177,7 +177,16 @@ class Settings(BaseSettings):
     lease_renew_seconds: float = Field(10.0, gt=0)
     identity: str = Field(default_factory=default_identity, description="Lease holder identity.")
     shutdown_grace_seconds: float = Field(
-        840.0, ge=0, description="On SIGTERM, wait this long for a running run (helm is never killed)."
+        840.0,
+        ge=0,
+        description="On SIGTERM, running helm commands and bootstrap Jobs get this long to finish (nothing new"
+        " starts); then helm is ended with SIGTERM (the release is left `failed`, recoverable) and the run is"
+        " recorded `interrupted`. Keep the pod's terminationGracePeriodSeconds at least 60 s above it.",
+    )
+    supersede: bool = Field(
+        True,
+        description="A newer commit that changes a component waiting in helm's --wait ends that wait (helm gets"
+        " SIGTERM) and the running run is recorded `superseded`; bootstrap Jobs are never ended.",
     )
 
     log_level: str = Field("INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")

@@ -24,7 +24,15 @@ Contract:
   head once: a `startup` run if something was interrupted or the plan has anything to do, else none (the
   release records in the cluster are the truth, not our database), so a restart neither loses nor doubles
   work.
-- `stop()` lets a running helm command finish (up to `grace_seconds`); it never kills helm.
+- `stop()` drains (SIGTERM): triggers are refused at once (`QueueStopping`: the HTTP layer answers 503 with
+  Retry-After), the running run starts no new component, helm command or bootstrap phase (`RunCancel`), and
+  the running helm commands and bootstrap Jobs finish, up to `grace_seconds`. Past it the helm commands are
+  ended with SIGTERM (helm 4 then marks the release `failed`, which the next run recovers) and the run is
+  recorded `interrupted`. The Lease is released as the worker leaves the run; nothing else is started.
+- Supersede (`supersede=True`, DM_SUPERSEDE): while a run has a component inside `helm upgrade --wait` and a
+  newer commit is pending that changes that component (another digest), the run is stopped (`superseded`),
+  that helm command is ended as above, and the pending run starts as soon as the running steps are done.
+  Bootstrap Jobs are never ended: a migration runs to its end, then nothing further starts.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.models.errors import QueueStopping, UnknownRevision
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
+from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.source.git import is_full_sha
 
 log = logging.getLogger(__name__)
@@ -79,7 +88,14 @@ class PipelineLike(Protocol):
     """What the queue needs of the pipeline (`deploy_manager.pipeline.Pipeline`)."""
 
     def run(
-        self, source: Any, cluster: str, rev: str, *, trigger: str, run_id: int | None = None
+        self,
+        source: Any,
+        cluster: str,
+        rev: str,
+        *,
+        trigger: str,
+        run_id: int | None = None,
+        cancel: RunCancel | None = None,
     ) -> RunOutcomeLike: ...
     def observe(self, cluster: str, source: Any, rev: str) -> list[ReleaseStatus]: ...
     def plan(self, source: Any, cluster: str, rev: str) -> Plan: ...
@@ -107,6 +123,17 @@ def _status_value(status: Any) -> str:
     return str(getattr(status, "value", status))
 
 
+def superseded_components(in_helm: dict[str, str], newer: dict[str, str]) -> set[str]:
+    """The components waiting in helm (component -> digest being written) that the newer commit changes
+    (component -> its digest there). A component the newer commit drops is left to finish."""
+    return {name for name, digest in in_helm.items() if name in newer and newer[name] != digest}
+
+
+# After the grace period, the time helm gets to record its release as failed before the worker is abandoned.
+END_HELM_SECONDS = 30.0
+SUPERSEDE_CHECK_SECONDS = 1.0
+
+
 class RunQueue:
     """One cluster's run queue and its worker thread (see module docstring)."""
 
@@ -124,6 +151,7 @@ class RunQueue:
         grace_seconds: float = 600.0,
         quiet_seconds: float = 0.0,
         max_delay_seconds: float = 60.0,
+        supersede: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cluster = cluster
@@ -160,6 +188,10 @@ class RunQueue:
         # Bumped whenever the stored releases (or their last runs) may have changed: /releases caches by it.
         self.releases_version = 0
         self.metrics.watch_releases(self._release_statuses)
+        self.supersede = supersede
+        self._cancel: RunCancel | None = None  # the running run's, set under `_cond`
+        self._supersede_wake = threading.Event()
+        self._superseder: threading.Thread | None = None
 
     @property
     def source(self) -> SourceLike:
@@ -185,6 +217,11 @@ class RunQueue:
     @property
     def deployed_commit(self) -> str | None:
         return self._deployed
+
+    @property
+    def stopping(self) -> bool:
+        """Draining: new triggers are refused (503), nothing new starts."""
+        return self._stopping.is_set()
 
     def _release_statuses(self) -> list[str]:
         try:
@@ -240,6 +277,7 @@ class RunQueue:
             if pending is not None:
                 # Newest trigger wins: the one pending run now deploys what this trigger asked for.
                 pending.rev, pending.commit = rev, commit
+                self._supersede_wake.set()
                 return self._coalesced(kind, pending.run_id, "joined the pending run")
             run_id = self.store.create_run(cluster=self.cluster, commit=commit, trigger=kind, status="queued")
             # Leading edge: after a quiet spell a trigger starts at once; inside a burst it waits for the end.
@@ -248,6 +286,8 @@ class RunQueue:
             self.metrics.queue_depth.set(1)
             self.metrics.triggers.labels(kind, "queued").inc()
             self._cond.notify_all()
+            if running is not None:
+                self._supersede_wake.set()
         log.info("run queued", extra={"run_id": run_id, "trigger": kind, "commit": commit, "rev": rev})
         return TriggerResult(run_id, "queued")
 
@@ -314,17 +354,37 @@ class RunQueue:
         self._starting = True
         self._worker = threading.Thread(target=self._work, name=f"run-queue-{self.cluster}", daemon=True)
         self._worker.start()
+        if self.supersede:
+            self._superseder = threading.Thread(
+                target=self._watch_supersede, name=f"supersede-{self.cluster}", daemon=True
+            )
+            self._superseder.start()
 
     def stop(self) -> None:
-        """Stop taking triggers; wait for a running run (helm is never killed) up to grace_seconds."""
+        """Drain (see the module docstring): refuse triggers, start nothing new, let running helm commands and
+        bootstrap Jobs finish up to grace_seconds, then end helm and record the run `interrupted`."""
         with self._cond:
             self._stopping.set()
             self._cond.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout=self.grace_seconds)
-            if self._worker.is_alive():
-                log.error("a run is still executing after %ss; leaving it to the process exit", self.grace_seconds)
-            self._worker = None
+            cancel = self._cancel
+        self._supersede_wake.set()
+        if cancel is not None:
+            log.info("shutting down: the running run starts nothing new; running helm commands finish")
+            cancel.stop(RunStatus.interrupted, "the service is shutting down")
+        worker = self._worker
+        if worker is None:
+            return
+        worker.join(timeout=self.grace_seconds)
+        if worker.is_alive():
+            log.error("a run is still executing after %ss: ending its helm commands (SIGTERM)", self.grace_seconds)
+            with self._cond:
+                cancel = self._cancel
+            if cancel is not None:
+                cancel.end_helm()
+            worker.join(timeout=END_HELM_SECONDS)
+            if worker.is_alive():
+                log.error("the run did not end after its helm commands were ended; leaving it to the process exit")
+        self._worker = None
 
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing runs or waits (tests, benchmarks, graceful shutdown)."""
@@ -365,16 +425,20 @@ class RunQueue:
                 if request is None:
                     return
                 self._running = request
+                self._cancel = cancel = RunCancel()
                 self.metrics.queue_depth.set(0)
                 self.metrics.run_in_progress.set(1)
+                if self._pending is not None:
+                    self._supersede_wake.set()
             try:
                 with log_context(run_id=request.run_id):
-                    self._execute(request)
+                    self._execute(request, cancel)
             except Exception:
                 log.exception("run crashed", extra={"run_id": request.run_id})
             finally:
                 with self._cond:
                     self._running = None
+                    self._cancel = None
                     self.metrics.run_in_progress.set(0)
                     self._cond.notify_all()
 
@@ -415,10 +479,10 @@ class RunQueue:
         self._deployed = head
         self.refresh_releases()
 
-    def _execute(self, request: _Request) -> None:
+    def _execute(self, request: _Request, cancel: RunCancel | None = None) -> None:
         started = self._clock()
         try:
-            result = self._deploy_holding_lease(request)
+            result = self._deploy_holding_lease(request, cancel)
         except LeaseRejected as exc:
             log.error("%s", exc)
             self._fail(request.run_id, str(exc))
@@ -432,22 +496,22 @@ class RunQueue:
             self.metrics.last_success.set_to_current_time()
         log.info("run finished: %s in %.2fs", result, elapsed, extra={"commit": request.resolved})
 
-    def _deploy_holding_lease(self, request: _Request) -> str | None:
+    def _deploy_holding_lease(self, request: _Request, cancel: RunCancel | None = None) -> str | None:
         """Deploy while holding the cluster Lease; None if stopped while waiting for it."""
         if self.lease is None:
-            return self._deploy(request)
+            return self._deploy(request, cancel)
         with self.lease.hold(self._stopping) as held:
             if not held:
                 log.warning("stopped while waiting for the cluster lease; the run stays queued")
                 return None
-            return self._deploy(request)
+            return self._deploy(request, cancel)
 
     def _fail(self, run_id: int, error: str) -> None:
         run = self.store.get_run(run_id)
         if run is not None and _status_value(run.status) in ("queued", "running"):
             self.store.finish_run(run_id, RunStatus.failed, error=error)
 
-    def _deploy(self, request: _Request) -> str:
+    def _deploy(self, request: _Request, cancel: RunCancel | None = None) -> str:
         """Fetch, resolve and apply one request; returns the run's final status."""
         self.store.start_run(request.run_id, commit=None)  # fetching is part of the run: it has started
         try:
@@ -464,7 +528,7 @@ class RunQueue:
         log.info("run started", extra={"commit": commit, "trigger": request.trigger})
         try:  # the commit is resolved: the run does not resolve it again
             result = self.pipeline.run(
-                self.source, self.cluster, commit, trigger=request.trigger, run_id=request.run_id
+                self.source, self.cluster, commit, trigger=request.trigger, run_id=request.run_id, cancel=cancel
             )
         except Exception as exc:
             # The run records its own pre-flight failures before raising; only fill in what it did not.
@@ -483,3 +547,49 @@ class RunQueue:
                 log.exception("storing the releases after the run failed")
         self.releases_version += 1
         return status
+
+    # ---- supersede -----------------------------------------------------------------------------------------
+
+    def _watch_supersede(self) -> None:
+        """While a run is running and a newer one is pending, check whether the newer commit changes a component
+        that waits in helm; if so stop the run (`superseded`) and end that helm command."""
+        while not self._stopping.is_set():
+            self._supersede_wake.wait()
+            self._supersede_wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                keep_checking = self._check_supersede()
+            except Exception as exc:  # a failed check must not end the watcher: the run goes on normally
+                log.warning("supersede check failed: %s: %s", type(exc).__name__, exc)
+                keep_checking = True
+            if keep_checking:  # a component may enter helm's wait later: look again
+                self._supersede_wake.set()
+                self._stopping.wait(SUPERSEDE_CHECK_SECONDS)
+
+    def _check_supersede(self) -> bool:
+        """One check; True while there is something to watch (a run and a newer pending request)."""
+        with self._cond:
+            running, pending, cancel = self._running, self._pending, self._cancel
+        if running is None or pending is None or cancel is None:
+            return False
+        if cancel.stopped:
+            return False
+        in_helm = cancel.in_helm()
+        desired_of = getattr(self.pipeline, "desired", None)
+        if not in_helm or desired_of is None:
+            return True
+        # What the pending run will deploy: its revision, else the commit it named, else the branch head.
+        newer = self.resolve_revision(pending.rev) if pending.rev is not None else pending.commit or self.fetch_head()
+        if newer in (running.resolved, running.commit):
+            return True
+        with self.git_lock:
+            desired = desired_of(self.source, self.cluster, newer)
+        changed = superseded_components(in_helm, {n: c.digest for n, c in desired.components.items()})
+        if not changed:
+            return True
+        reason = f"superseded by commit {newer[:12]}, which changes {', '.join(sorted(changed))}"
+        log.warning("run %s %s: ending its helm wait", running.run_id, reason, extra={"run_id": running.run_id})
+        cancel.stop(RunStatus.superseded, reason)
+        cancel.end_helm(changed)
+        return False

@@ -233,6 +233,7 @@ def create_app(
         grace_seconds=settings.shutdown_grace_seconds,
         quiet_seconds=settings.trigger_quiet_seconds,
         max_delay_seconds=settings.trigger_max_delay_seconds,
+        supersede=settings.supersede,
     )
     scheduler = ServiceScheduler(
         queue,
@@ -274,6 +275,14 @@ def create_app(
         redact=Redactor(settings.secret_values()),
     )
     app.state.scheduler = scheduler
+
+    def drain() -> None:
+        """SIGTERM (see `deploy_manager.commands.serve_cmd`): while the HTTP server keeps answering (503 to new
+        triggers), stop polling and drain the run queue; the Lease is released as the run ends."""
+        scheduler.shutdown()
+        queue.stop()
+
+    app.state.drain = drain
     app.add_middleware(ContentLengthLimit, limit=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: the 413/400 answers of ContentLengthLimit get them too
 

@@ -39,6 +39,8 @@ def readyz(ctx: Ctx) -> JSONResponse:
         # Local only: the mirror resolves the branch; a failing fetch is reported, not retried per probe.
         "git": _check(lambda: q.source.resolve(ctx.settings.branch), ctx),
     }
+    if q.stopping:  # draining after SIGTERM: take this instance out of the Service's endpoints
+        checks["queue"] = "draining: the service is shutting down"
     if checks["git"] == "ok" and q.last_fetch_error:
         checks["git"] = ctx.redact.cut(f"error: last fetch failed: {q.last_fetch_error}", CHECK_CHARS)
     ready = all(v == "ok" for v in checks.values())

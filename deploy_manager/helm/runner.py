@@ -16,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ from deploy_manager.models.errors import DeployManagerError
 from deploy_manager.redaction import REDACTED, Redactor, cut
 
 TAIL_LINES = 50
+# After SIGTERM, helm needs a moment to record the release as failed; then it is killed.
+END_GRACE_SECONDS = 15.0
+POLL_SECONDS = 0.2
 # The error kept in a step's message: helm's whole last `Error:` block (template, line, key, why), masked, then cut.
 ERROR_CHARS = 1500
 __all__ = ["REDACTED", "redact", "tail"]
@@ -57,6 +61,13 @@ class HelmTimeout(HelmError):
 
 
 class ReleaseLocked(HelmError):
+    temporary = True
+
+
+class HelmEnded(HelmError):
+    """We ended the helm command (shutdown past its grace, or a superseding commit): SIGTERM, so helm 4 cancels
+    its wait and marks the release `failed` rather than leaving it `pending-*`."""
+
     temporary = True
 
 
@@ -142,25 +153,65 @@ class HelmRunner:
                 os.unlink(path)
 
     def run(
-        self, args: list[str], *, timeout: float, secrets: Iterable[str] = (), release: str | None = None
+        self,
+        args: list[str],
+        *,
+        timeout: float,
+        secrets: Iterable[str] = (),
+        release: str | None = None,
+        end: Callable[[], bool] | None = None,
     ) -> HelmResult:
-        """Run `helm <args>`; raise HelmError/HelmTimeout on failure, return the result on exit 0."""
+        """Run `helm <args>`; raise HelmError/HelmTimeout on failure, return the result on exit 0.
+
+        `end`: polled while helm runs; once it answers True helm is sent SIGTERM (then SIGKILL after
+        END_GRACE_SECONDS) and `HelmEnded` is raised."""
         argv = [self.helm_bin, *args]
         secrets = list(secrets)
         start = time.monotonic()
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env, check=False)
+            # Its own session: a signal to our process group (Ctrl-C) does not reach helm; we decide when it ends.
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env, start_new_session=True
+            )
         except FileNotFoundError as exc:
             raise HelmNotFound(f"helm binary not found: {self.helm_bin}", release=release) from exc
-        except subprocess.TimeoutExpired as exc:
-            out = _text(exc.stdout) + _text(exc.stderr)
-            raise HelmTimeout(
-                f"helm {args[0]} {release or ''} did not finish within {timeout:.0f}s".replace("  ", " "),
-                output_tail=tail(redact(out, secrets)),
+        deadline = start + timeout
+        ended = False
+        stdout = stderr = ""
+        with proc:
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    stdout, stderr = proc.communicate(timeout=max(0.01, min(left, POLL_SECONDS)))
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if time.monotonic() >= deadline:
+                    proc.kill()
+                    out, err = proc.communicate()
+                    raise HelmTimeout(
+                        f"helm {args[0]} {release or ''} did not finish within {timeout:.0f}s".replace("  ", " "),
+                        output_tail=tail(redact(_text(out) + _text(err), secrets)),
+                        release=release,
+                    )
+                if end is not None and not ended and end():
+                    ended = True
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        stdout, stderr = proc.communicate(timeout=END_GRACE_SECONDS)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        stdout, stderr = proc.communicate()
+                    break
+        if ended:
+            raise HelmEnded(
+                f"helm {args[0]} {release + ' ' if release else ''}ended by deploy-manager (SIGTERM)",
+                exit_code=proc.returncode,
+                output_tail=masked_tail((stdout or "") + (stderr or ""), Redactor(secrets, assignments=True)),
                 release=release,
-            ) from exc
+            )
         duration = time.monotonic() - start
-        stdout, stderr = proc.stdout or "", proc.stderr or ""
+        stdout, stderr = stdout or "", stderr or ""
         shown = stderr if _looks_json(stdout) else stdout + stderr
         masker = Redactor(secrets, assignments=True)
         out_tail = masked_tail(shown, masker)
@@ -193,6 +244,7 @@ class HelmRunner:
         repo: str | None = None,
         secrets: Iterable[str] = (),
         wait: bool = True,
+        end: Callable[[], bool] | None = None,
     ) -> HelmResult:
         """`helm upgrade --install` one release; on failure, classify by the release's recorded state."""
         secrets = list(secrets)
@@ -209,9 +261,11 @@ class HelmRunner:
                 args += ["--repo", repo]
             args += self._cluster_flags()
             try:
-                return self.run(args, timeout=timeout + self.timeout_margin, secrets=secrets, release=release)
+                return self.run(args, timeout=timeout + self.timeout_margin, secrets=secrets, release=release, end=end)
             except HelmNotFound:
                 raise
+            except HelmEnded as exc:
+                raise self._classified(exc, release, namespace, HelmEnded) from exc
             except HelmTimeout as exc:
                 raise self._classified(exc, release, namespace, HelmTimeout) from exc
             except HelmError as exc:
@@ -224,7 +278,9 @@ class HelmRunner:
         status = str(info.get("status") or "")
         description = str(info.get("description") or "")
         kind: type[HelmError] = default
-        if status.startswith("pending-"):
+        if default is HelmEnded:
+            kind = HelmEnded  # ours: the record shows what helm left (`failed`, or `pending-*` if it was killed)
+        elif status.startswith("pending-"):
             kind = ReleaseLocked
         elif default is HelmError and _is_deadline(description + "\n" + exc.output_tail):
             kind = HelmTimeout

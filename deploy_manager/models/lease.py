@@ -46,4 +46,6 @@ class HolderIdentity:
         return cls(match["name"], int(match["pid"]), match["boot"], int(match["start"]))
 
 
-_HOLDER = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9.-]*)_(?P<pid>\d{1,10})_(?P<boot>[0-9a-f]{8})\.(?P<start>\d{1,20})$")
+_HOLDER = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9.-]*)_(?P<pid>\d{1,10})_(?P<boot>[0-9a-f]{8})\.(?P<start>\d{1,20})$"
+)

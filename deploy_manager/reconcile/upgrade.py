@@ -10,14 +10,15 @@ import time
 
 from deploy_manager.clock import now
 from deploy_manager.desired.values import secret_values
-from deploy_manager.helm.runner import HelmError
+from deploy_manager.helm.runner import HelmEnded, HelmError
 from deploy_manager.logging_setup import log_context
 from deploy_manager.models.desired import DesiredCluster, DesiredComponent
 from deploy_manager.models.errors import DeployManagerError
 from deploy_manager.models.labels import LABEL_PREFIX
-from deploy_manager.models.plan import Action, ActionKind
-from deploy_manager.models.run import StepRecord, StepStatus
+from deploy_manager.models.plan import Action, ActionKind, Reason
+from deploy_manager.models.run import RunStatus, StepRecord, StepStatus
 from deploy_manager.reconcile.bootstrap import run_phase
+from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import HookPhase
 from deploy_manager.reconcile.step import RunContext
 
@@ -47,6 +48,8 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
     revision: int | None = None
     exit_code: int | None = None
     tail = ""
+    cancel = ctx.cancel or RunCancel()
+    extra: tuple[Reason, ...] = ()
 
     def step(status: StepStatus, error: str = "") -> StepRecord:
         return StepRecord(
@@ -55,7 +58,7 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
             namespace=action.namespace,
             action=action.action.value,
             status=status,
-            reasons=action.reasons,
+            reasons=action.reasons + extra,
             helm_revision=revision,
             duration=time.monotonic() - t0,
             exit_code=exit_code,
@@ -67,20 +70,34 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
 
     with log_context(component=comp.name, release=comp.release):
         try:
+            # A stopped run starts no new bootstrap phase or helm command; running ones finish.
+            cancel.check("bootstrap")
             run_phase(HookPhase.before, action, ctx)
-            result = ctx.helm.upgrade_install(
-                release=comp.release,
-                namespace=comp.namespace,
-                chart=ctx.charts[comp.name],
-                values=comp.values,
-                labels=release_labels(ctx.cluster, comp, upgrade=action.action is ActionKind.upgrade),
-                timeout=comp.timeout,
-                version=comp.chart.version,
-                repo=comp.chart.repo,
-                secrets=secrets,
-            )
+            cancel.check(f"helm {action.action.value}")
+            cancel.helm_started(comp.name, comp.digest)
+            try:
+                result = ctx.helm.upgrade_install(
+                    release=comp.release,
+                    namespace=comp.namespace,
+                    chart=ctx.charts[comp.name],
+                    values=comp.values,
+                    labels=release_labels(ctx.cluster, comp, upgrade=action.action is ActionKind.upgrade),
+                    timeout=comp.timeout,
+                    version=comp.chart.version,
+                    repo=comp.chart.repo,
+                    secrets=secrets,
+                    end=lambda: cancel.helm_ended(comp.name),
+                )
+            finally:
+                cancel.helm_finished(comp.name)
             revision, exit_code, tail = result.revision, result.exit_code, result.output_tail
+            cancel.check("bootstrap (after)")
             run_phase(HookPhase.after, action, ctx)
+        except HelmEnded as exc:
+            revision, exit_code, tail = exc.revision, exc.exit_code, exc.output_tail
+            if cancel.status is RunStatus.superseded:
+                extra = (Reason("superseded", cancel.reason),)
+            return step(StepStatus.failed, f"{exc}: {cancel.reason}".rstrip(": "))
         except HelmError as exc:
             revision, exit_code, tail = exc.revision, exc.exit_code, exc.output_tail
             return step(StepStatus.failed, str(exc))
