@@ -70,8 +70,7 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
 
     with log_context(component=comp.name, release=comp.release):
         try:
-            # A stopped run starts no new bootstrap phase or helm command; running ones finish.
-            cancel.check("bootstrap")
+            # A stopped run starts no new bootstrap phase (run_phase checks) or helm command; running ones finish.
             run_phase(HookPhase.before, action, ctx)
             cancel.check(f"helm {action.action.value}")
             cancel.helm_started(comp.name, comp.digest)
@@ -91,7 +90,6 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
             finally:
                 cancel.helm_finished(comp.name)
             revision, exit_code, tail = result.revision, result.exit_code, result.output_tail
-            cancel.check("bootstrap (after)")
             run_phase(HookPhase.after, action, ctx)
         except HelmEnded as exc:
             revision, exit_code, tail = exc.revision, exc.exit_code, exc.output_tail
