@@ -86,3 +86,17 @@ def test_every_setting_the_chart_passes_is_one_the_service_reads(tmp_path: Path)
     with mock.patch.dict(os.environ, settings_env, clear=False):
         settings = Settings()
     assert settings.cluster == "prod-east-1" and settings.port == 8080 and settings.github_webhook_secret is None
+
+
+def test_the_pod_grace_period_covers_the_shutdown_grace_and_ending_helm() -> None:
+    """On SIGTERM the service waits DM_SHUTDOWN_GRACE_SECONDS, then ends helm (which needs a moment to record
+    the release failed) and releases the Lease: the kubelet must not SIGKILL it before that."""
+    from deploy_manager.helm.runner import END_GRACE_SECONDS
+
+    result = _template(*REQUIRED)
+    assert result.returncode == 0, result.stderr
+    deployment = next(d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    grace = float(env.get("DM_SHUTDOWN_GRACE_SECONDS") or Settings.model_fields["shutdown_grace_seconds"].default)
+    assert pod["terminationGracePeriodSeconds"] >= grace + END_GRACE_SECONDS + 30
