@@ -9,7 +9,7 @@ export DM_HELM_BIN ?= $(TOOLS)/helm
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: all venv tools test lint demo bench bench-service clean
+.PHONY: all venv tools test lint demo bench bench-service crash-trials clean
 
 all: test
 
@@ -43,6 +43,9 @@ bench: tools
 
 bench-service: tools
 	$(BIN)/python -m bench.service_bench
+
+crash-trials: tools
+	$(BIN)/python -m bench.crash_trials $(ARGS)
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache

@@ -9,6 +9,9 @@ Contract:
   Files in `DM_SECRETS_DIR` are named like the variable (`DM_JENKINS_TOKEN`). A `DM_<NAME>_FILE` that does not
   exist (an optional key absent from the Secret) leaves the setting unset.
   Precedence: constructor arguments > `DM_<NAME>` > `DM_<NAME>_FILE` > `DM_SECRETS_DIR`.
+- Git credentials for the values repo (`DM_GIT_TOKEN`, `DM_GIT_USERNAME`, `DM_GIT_SSH_KEY`, `DM_GIT_KNOWN_HOSTS`,
+  `DM_GIT_CA_BUNDLE`) live in `GitSettings`, which the CLI reads on its own; each also has its `_FILE` form.
+  They never go into the URL (see `deploy_manager.source.credentials`).
 - An empty secret means "not configured": the endpoint it guards is disabled, never open.
 - Obviously default secrets (`changeme`, `changethis`, ...) are refused at start-up with an error naming the
   setting, never its value. (No length rule: a deployment's secret policy belongs to its secret store.)
@@ -22,9 +25,9 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -36,7 +39,12 @@ from pydantic_settings import (
 
 from deploy_manager.redaction import redacted_url, url_secrets
 
+if TYPE_CHECKING:
+    from deploy_manager.source.credentials import GitCredentials
+
 ENV_PREFIX = "DM_"
+# What GitHub/GHE expect with an App installation token; a personal access token accepts any user name.
+DEFAULT_GIT_USERNAME = "x-access-token"
 MIB = 1024 * 1024
 
 # Values that ship in examples and templates; running with them means nobody set a real secret.
@@ -59,7 +67,9 @@ DEFAULT_SECRETS = frozenset(
 DNS_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 # Fields that are secrets: readable from files and checked against DEFAULT_SECRETS.
-SECRET_FIELDS = ("github_webhook_secret", "jenkins_token", "read_tokens", "write_tokens")
+SECRET_FIELDS = ("github_webhook_secret", "jenkins_token", "read_tokens", "write_tokens", "git_token", "git_ssh_key")
+# Every field with a `DM_<NAME>_FILE` form: the secrets plus files that are not secret but come from a mount.
+FILE_FIELDS = (*SECRET_FIELDS, "git_known_hosts", "git_ca_bundle")
 
 
 class FileEnvSettingsSource(PydanticBaseSettingsSource):
@@ -82,8 +92,10 @@ class FileEnvSettingsSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for name in SECRET_FIELDS:
-            field = self.settings_cls.model_fields[name]
+        for name in FILE_FIELDS:
+            field = self.settings_cls.model_fields.get(name)
+            if field is None:  # GitSettings alone has only the git_* fields
+                continue
             value, key, _ = self.get_field_value(field, name)
             if value is not None:
                 values[key] = value
@@ -126,9 +138,108 @@ def default_identity() -> str:
 
 
 Tokens = Annotated[tuple[SecretStr, ...], NoDecode]
+Names = Annotated[tuple[str, ...], NoDecode]
 
 
-class Settings(BaseSettings):
+def _sources(
+    settings_cls: type[BaseSettings],
+    init_settings: PydanticBaseSettingsSource,
+    env_settings: PydanticBaseSettingsSource,
+) -> tuple[PydanticBaseSettingsSource, ...]:
+    sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, FileEnvSettingsSource(settings_cls)]
+    # Only when asked for: pydantic-settings warns about a secrets_dir that does not exist.
+    secrets_dir = os.environ.get(f"{ENV_PREFIX}SECRETS_DIR")
+    if secrets_dir:
+        sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+    return tuple(sources)
+
+
+class GitSettings(BaseSettings):
+    """How to authenticate to the values repo; read by the service (as part of `Settings`) and by the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    git_username: str = Field(
+        DEFAULT_GIT_USERNAME, min_length=1, description="User name sent with DM_GIT_TOKEN over HTTPS."
+    )
+    git_token: SecretStr | None = Field(None, description="HTTPS token (GitHub/GHE PAT or App token).")
+    git_ssh_key: SecretStr | None = Field(None, description="SSH deploy key (OpenSSH private key, unencrypted).")
+    git_known_hosts: str | None = Field(None, description="known_hosts lines of the git server (needed with SSH).")
+    git_ca_bundle: str | None = Field(None, description="PEM CA bundle that signs the git server's certificate.")
+
+    @field_validator("git_token", "git_ssh_key", "git_known_hosts", "git_ca_bundle", mode="before")
+    @classmethod
+    def _empty_git_setting_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("git_token", mode="after")
+    @classmethod
+    def _refuse_default_token(cls, value: SecretStr | None, info: Any) -> SecretStr | None:
+        if value is not None:
+            _check_secret(info.field_name, value.get_secret_value())
+        return value
+
+    @field_validator("git_ssh_key", mode="after")
+    @classmethod
+    def _looks_like_a_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # Name the setting, never the content; an encrypted key would need a passphrase nobody can type.
+        if value is not None:
+            text = value.get_secret_value()
+            if "PRIVATE KEY-----" not in text:
+                raise ValueError("DM_GIT_SSH_KEY is not a PEM/OpenSSH private key")
+            if "ENCRYPTED" in text:
+                raise ValueError("DM_GIT_SSH_KEY is encrypted; a deploy key must have no passphrase")
+        return value
+
+    @field_validator("git_ca_bundle", mode="after")
+    @classmethod
+    def _looks_like_pem(cls, value: str | None) -> str | None:
+        if value is not None and "-----BEGIN CERTIFICATE-----" not in value:
+            raise ValueError("DM_GIT_CA_BUNDLE holds no PEM certificate")
+        return value
+
+    @field_validator("git_known_hosts", mode="after")
+    @classmethod
+    def _known_hosts_lines(cls, value: str | None) -> str | None:
+        if value is not None:
+            for number, line in enumerate(value.splitlines(), 1):
+                if line.strip() and not line.lstrip().startswith("#") and len(line.split()) < 3:
+                    raise ValueError(f"DM_GIT_KNOWN_HOSTS line {number}: expected `host keytype key`")
+        return value
+
+    @model_validator(mode="after")
+    def _ssh_key_needs_known_hosts(self) -> GitSettings:
+        # Without the server's host key ssh refuses (StrictHostKeyChecking): say so at start-up, not per fetch.
+        if self.git_ssh_key is not None and self.git_known_hosts is None:
+            raise ValueError("DM_GIT_SSH_KEY needs DM_GIT_KNOWN_HOSTS (the git server's host key)")
+        return self
+
+    def git_credentials(self) -> GitCredentials:
+        from deploy_manager.source.credentials import GitCredentials  # lazily: the package imports GitPython
+
+        return GitCredentials(
+            username=self.git_username,
+            token=self.git_token.get_secret_value() if self.git_token is not None else None,
+            ssh_key=self.git_ssh_key.get_secret_value() if self.git_ssh_key is not None else None,
+            known_hosts=self.git_known_hosts,
+            ca_bundle=self.git_ca_bundle,
+        )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return _sources(settings_cls, init_settings, env_settings)
+
+
+class Settings(GitSettings):
     """Service settings; see the module docstring for sources and secrets."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
@@ -142,6 +253,16 @@ class Settings(BaseSettings):
     kube_context: str | None = Field(None, description="Kubeconfig context to use.")
     helm_bin: str = Field("helm", description="The helm binary.")
     max_parallel: int = Field(4, ge=1, le=64, description="Independent components applied in parallel.")
+    namespaces: Names = Field(
+        (),
+        description="Namespaced RBAC: the only namespaces the manager has rights in (comma-separated); release "
+        "Secrets are then listed per namespace, never cluster-wide. Empty: cluster-wide rights.",
+    )
+
+    # --- bootstrap Job pods (JSON objects; default: the restricted Pod Security profile, see bootstrap/manifests) ---
+    job_pod_security_context: dict[str, Any] | None = Field(None, description="Pod securityContext of bootstrap Jobs.")
+    job_security_context: dict[str, Any] | None = Field(None, description="Container securityContext of Jobs.")
+    job_resources: dict[str, Any] | None = Field(None, description="Container resources of bootstrap Jobs.")
 
     # --- HTTP ---
     host: str = Field("0.0.0.0", description="Address to listen on (a pod listens on all interfaces).")
@@ -195,6 +316,19 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_tokens(cls, value: Any) -> Any:
         return _split_tokens(value)
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _parse_names(cls, value: Any) -> Any:
+        return _split_tokens(value)
+
+    @field_validator("namespaces", mode="after")
+    @classmethod
+    def _dns_labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name):
+                raise ValueError(f"DM_NAMESPACES: {name!r} is not a namespace name")
+        return value
 
     @field_validator("github_webhook_secret", "jenkins_token", mode="before")
     @classmethod
@@ -258,25 +392,10 @@ class Settings(BaseSettings):
             for item in value if isinstance(value, tuple) else (value,):
                 if item is not None:
                     out.append(item.get_secret_value())
+        out += self.git_credentials().secrets()
         return out + url_secrets(self.repo_url)  # https://<token>@host/..., https://user:pass@host/...
 
     @property
     def redacted_repo_url(self) -> str:
         """DM_REPO_URL without its credentials, for messages."""
         return redacted_url(self.repo_url)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, FileEnvSettingsSource(settings_cls)]
-        # Only when asked for: pydantic-settings warns about a secrets_dir that does not exist.
-        secrets_dir = os.environ.get(f"{ENV_PREFIX}SECRETS_DIR")
-        if secrets_dir:
-            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
-        return tuple(sources)

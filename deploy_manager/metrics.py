@@ -68,6 +68,12 @@ class ServiceMetrics:
             ["trigger", "result"],
             registry=r,
         )
+        self.dependency_up = Gauge(
+            "deploy_manager_dependency_up",
+            "1 if the dependency answered the last /readyz check (store, kubernetes, git), else 0",
+            ["dependency"],
+            registry=r,
+        )
         self._releases: _ReleasesByStatus | None = None
 
     def watch_releases(self, statuses: Callable[[], Iterable[str]]) -> None:

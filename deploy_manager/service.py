@@ -309,9 +309,13 @@ class RunQueue:
 
     def resolve_revision(self, rev: str) -> str:
         """Fetch, then resolve `rev` in the mirror (serialised with the worker), so a trigger naming a revision
-        is checked before anything is queued. Raises `UnknownRevision` when the mirror does not have it after a
-        successful fetch; when the fetch failed and the mirror does not have it, the fetch error (temporary)."""
+        is checked before anything is queued; a full commit id the mirror already has needs no fetch. Raises
+        `UnknownRevision` when the mirror does not have it after a successful fetch; when the fetch failed and
+        the mirror does not have it, the fetch error (temporary)."""
         with self.git_lock:
+            if is_full_sha(rev):  # a commit id the mirror already has cannot change: no fetch needed
+                with contextlib.suppress(UnknownRevision):
+                    return self.source.resolve(rev)
             fetch_error: Exception | None = None
             try:
                 self.source.fetch()

@@ -6,6 +6,7 @@ the store, and the chart cache under the state directory. The service passes its
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from deploy_manager.pipeline import Pipeline
 from deploy_manager.store.sqlite import RunStore
 
 if TYPE_CHECKING:
+    from deploy_manager.bootstrap.manifests import JobPodPolicy
     from deploy_manager.metrics import ServiceMetrics
 
 
@@ -40,19 +42,22 @@ def build_pipeline(
     state_dir: Path,
     max_parallel: int = 4,
     metrics: ServiceMetrics | None = None,
+    namespaces: Sequence[str] | None = None,
+    pod_policy: JobPodPolicy | None = None,
 ) -> Pipeline:
-    """The real pipeline: bootstrap steps run as Jobs around each install/upgrade."""
+    """The real pipeline: bootstrap steps run as Jobs around each install/upgrade. `namespaces`: list release
+    Secrets per namespace (namespaced RBAC); `pod_policy`: bootstrap Job pods' security context and resources."""
     helm = (
         HelmRunner(helm_bin, kubeconfig=kubeconfig, kube_context=kube_context)
         if metrics is None
         else MeteredHelmRunner(helm_bin, kubeconfig=kubeconfig, kube_context=kube_context, metrics=metrics)
     )
-    kube = KubeClient(kubeconfig=kubeconfig, context=kube_context)
+    kube = KubeClient(kubeconfig=kubeconfig, context=kube_context, namespaces=namespaces or None)
     return Pipeline(
         helm=helm,
         kube=kube,
         store=store,
         max_parallel=max_parallel,
-        hook=BootstrapEngine(helm=helm, kube=kube),
+        hook=BootstrapEngine(helm=helm, kube=kube, pod_policy=pod_policy),
         cache_dir=state_dir / "charts",
     )

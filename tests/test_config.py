@@ -154,3 +154,25 @@ def test_credentials_in_the_repo_url_are_secrets(env: pytest.MonkeyPatch) -> Non
     assert s.redacted_repo_url == "https://***@ghe.example.com:8443/cloud/values.git"
     env.setenv("DM_REPO_URL", "file:///srv/values.git")
     assert Settings().redacted_repo_url == "file:///srv/values.git"
+
+
+def test_namespaces_and_job_pod_settings(env: pytest.MonkeyPatch) -> None:
+    env.setenv("DM_NAMESPACES", "openstack, openstack-infra,")
+    env.setenv("DM_JOB_RESOURCES", '{"requests": {"cpu": "1"}}')
+    settings = Settings()
+    assert settings.namespaces == ("openstack", "openstack-infra")
+    assert settings.job_resources == {"requests": {"cpu": "1"}} and settings.job_security_context is None
+    env.setenv("DM_NAMESPACES", "OpenStack")
+    with pytest.raises(ValidationError, match="not a namespace name"):
+        Settings()
+
+
+def test_job_pod_policy_replaces_only_the_parts_given(env: pytest.MonkeyPatch) -> None:
+    from deploy_manager.api.app import job_pod_policy
+    from deploy_manager.bootstrap.manifests import DEFAULT_POD_SECURITY_CONTEXT, DEFAULT_SECURITY_CONTEXT
+
+    env.setenv("DM_JOB_RESOURCES", '{"requests": {"cpu": "1"}}')
+    policy = job_pod_policy(Settings())
+    assert policy.resources == {"requests": {"cpu": "1"}}
+    assert policy.pod_security_context == DEFAULT_POD_SECURITY_CONTEXT
+    assert policy.security_context == DEFAULT_SECURITY_CONTEXT

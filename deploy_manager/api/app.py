@@ -25,7 +25,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -44,6 +44,9 @@ from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.models.errors import QueueStopping
 from deploy_manager.scheduler import ServiceScheduler
 from deploy_manager.service import PipelineLike, RunQueue, SourceLike, StoreLike
+
+if TYPE_CHECKING:
+    from deploy_manager.bootstrap.manifests import JobPodPolicy
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +162,18 @@ async def _send_json(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
+def job_pod_policy(settings: Settings) -> JobPodPolicy:
+    """Bootstrap Job pods: the restricted defaults, each part replaced by its DM_JOB_* setting when given."""
+    from deploy_manager.bootstrap.manifests import JobPodPolicy
+
+    given = {
+        "pod_security_context": settings.job_pod_security_context,
+        "security_context": settings.job_security_context,
+        "resources": settings.job_resources,
+    }
+    return JobPodPolicy(**{k: v for k, v in given.items() if v is not None})
+
+
 def build_lease(settings: Settings) -> tuple[ClusterLease, Callable[[], None]]:
     backend = KubernetesLeaseBackend(
         name=settings.effective_lease_name,
@@ -205,6 +220,8 @@ def create_app(
             state_dir=settings.state_dir,
             max_parallel=settings.max_parallel,
             metrics=metrics,
+            namespaces=settings.namespaces or None,
+            pod_policy=job_pod_policy(settings),
         )
         pipeline, kube_ping = real, kube_ping or real.kube.ping
     if lease is AUTO:
@@ -219,7 +236,7 @@ def create_app(
     def make_source() -> SourceLike:
         from deploy_manager.source.git import GitSource
 
-        return GitSource(settings.repo_url, mirror_dir=settings.mirror_dir)
+        return GitSource(settings.repo_url, mirror_dir=settings.mirror_dir, credentials=settings.git_credentials())
 
     queue = RunQueue(
         cluster=settings.cluster,

@@ -1,5 +1,9 @@
-"""`GET /healthz` (the process answers) and `GET /readyz` (store, Kubernetes API and git mirror usable).
+"""`GET /healthz` (the process answers) and `GET /readyz` (the process and its store can serve).
 
+Readiness depends on the process and the store only: with one replica, a GitHub or API-server outage must not
+take the webhook endpoint and the status page out of the Service (webhooks queue; the run then reports the
+outage). The Kubernetes API and the git mirror are still checked on every probe: reported in the body
+(`checks`) and as `deploy_manager_dependency_up{dependency=…}`.
 Both are unauthenticated (kubelet probes); they reveal nothing but which dependency is down.
 """
 
@@ -43,6 +47,8 @@ def readyz(ctx: Ctx) -> JSONResponse:
         checks["queue"] = "draining: the service is shutting down"
     if checks["git"] == "ok" and q.last_fetch_error:
         checks["git"] = ctx.redact.cut(f"error: last fetch failed: {q.last_fetch_error}", CHECK_CHARS)
-    ready = all(v == "ok" for v in checks.values())
+    for name, value in checks.items():
+        ctx.metrics.dependency_up.labels(name).set(1 if value == "ok" else 0)
+    ready = checks["store"] == "ok"  # git and the API are reported, never a reason to leave the Service
     body = ReadyOut(status="ready" if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

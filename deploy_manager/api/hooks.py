@@ -175,7 +175,9 @@ async def _superseded(ctx: AppContext, commit: str) -> str | None:
         with queue.git_lock:
             if not is_ancestor(commit, deployed):
                 return False
-            return bool(is_ancestor(deployed, queue.source.resolve(queue.branch)))
+        head = queue.fetch_head()  # the branch as the remote has it now (the commit itself may not need a fetch)
+        with queue.git_lock:
+            return bool(is_ancestor(deployed, head))
 
     try:
         if not await run_in_threadpool(check):

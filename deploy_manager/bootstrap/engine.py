@@ -104,8 +104,10 @@ class BootstrapEngine:
         store: RunStore | None = None,
         history: int = 3,
         backoff: Backoff = Backoff(),
+        pod_policy: m.JobPodPolicy | None = None,
     ) -> None:
         self.helm = helm
+        self.pod_policy = pod_policy or m.JobPodPolicy()
         self.api = JobsApi(kube)
         self.store = store  # unused: the run owner records the steps this engine reports (kept for callers)
         self.history = max(1, history)
@@ -234,6 +236,7 @@ class BootstrapEngine:
             commit=ctx.cluster.commit,
             run_id=ctx.run_id,
             sequence=sequence,
+            policy=self.pod_policy,
         )
         created = self._create_job(comp.namespace, body)
         self._script(comp.namespace, name, m.script_configmap(name, created, step.rendered))

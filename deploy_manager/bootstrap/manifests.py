@@ -8,6 +8,12 @@
 - Secret `<release>-bootstrap-etc`: the chart's config files (rendered by the engine with `helm template`,
   because on a fresh install `before` steps run before the chart's own `<release>-etc` exists),
   mounted at /etc/<component>/.
+- Pods pass the Kubernetes *restricted* Pod Security profile and carry resources (`JobPodPolicy`: the
+  manager's defaults from `DM_JOB_*`, then a component's `bootstrap.podSecurityContext`,
+  `bootstrap.securityContext`, `bootstrap.resources` values key by key), so a restricted or quota-limited
+  namespace admits them instead of the step failing at its deadline with no log. The root filesystem stays
+  writable by default (OpenStack tools write below /var and /tmp); with `readOnlyRootFilesystem: true` the
+  pod gets an emptyDir at /tmp.
 - Env `SECRET_<NAME>` from every Secret reference in `values.secrets` and `values.bootstrap.secrets`
   (the chart convention, `common.secretEnvName`): scripts never contain secrets.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from deploy_manager.models.desired import BootstrapStep, DesiredComponent
@@ -39,6 +46,45 @@ DIGEST_IN_NAME = 10
 DIGEST_LABEL_LEN = 40  # label values are at most 63 characters; 160 bits tell steps apart
 SCRIPT_DIR = "/bootstrap"
 SCRIPT_KEY = "script.sh"
+
+
+# The restricted profile (https://kubernetes.io/docs/concepts/security/pod-security-standards/): seccomp
+# RuntimeDefault, non-root, no privilege escalation, every capability dropped. A numeric non-root user, because
+# the kubelet cannot verify `runAsNonRoot` against an image whose USER is a name (as OpenStack images' are).
+DEFAULT_POD_SECURITY_CONTEXT: Obj = {
+    "runAsNonRoot": True,
+    "runAsUser": 65534,
+    "runAsGroup": 65534,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+DEFAULT_SECURITY_CONTEXT: Obj = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+DEFAULT_RESOURCES: Obj = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+
+
+@dataclass(frozen=True)
+class JobPodPolicy:
+    """securityContext (pod and container) and resources of every bootstrap Job's pod."""
+
+    pod_security_context: Obj = field(default_factory=lambda: dict(DEFAULT_POD_SECURITY_CONTEXT))
+    security_context: Obj = field(default_factory=lambda: dict(DEFAULT_SECURITY_CONTEXT))
+    resources: Obj = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
+
+    def for_component(self, values: dict[str, Any]) -> JobPodPolicy:
+        """A component's `bootstrap.{podSecurityContext,securityContext,resources}` override keys one by one."""
+        bootstrap = values.get("bootstrap") if isinstance(values.get("bootstrap"), dict) else {}
+
+        def merged(base: Obj, key: str) -> Obj:
+            extra = (bootstrap or {}).get(key)
+            return {**base, **extra} if isinstance(extra, dict) else dict(base)
+
+        return JobPodPolicy(
+            pod_security_context=merged(self.pod_security_context, "podSecurityContext"),
+            security_context=merged(self.security_context, "securityContext"),
+            resources=merged(self.resources, "resources"),
+        )
 
 
 def digest_label(digest: str) -> str:
@@ -100,7 +146,9 @@ def job_manifest(
     commit: str,
     run_id: int | None,
     sequence: int | None = None,
+    policy: JobPodPolicy | None = None,
 ) -> Obj:
+    pod_policy = (policy or JobPodPolicy()).for_component(comp.values)
     labels = step_labels(cluster, comp.name, step)
     if sequence is not None:
         labels[LABEL_SEQUENCE] = str(sequence)
@@ -109,6 +157,10 @@ def job_manifest(
         annotations[ANNOTATION_RUN] = str(run_id)
     mounts: list[Obj] = [{"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True}]
     volumes: list[Obj] = [{"name": "script", "configMap": {"name": name, "defaultMode": 0o555}}]
+    if pod_policy.security_context.get("readOnlyRootFilesystem"):
+        # Scripts and tools still need somewhere to write temporary files.
+        mounts.append({"name": "tmp", "mountPath": "/tmp"})
+        volumes.append({"name": "tmp", "emptyDir": {}})
     if etc_secret is not None:
         mounts.append({"name": "etc", "mountPath": f"/etc/{comp.name}/", "readOnly": True})
         volumes.append({"name": "etc", "secret": {"secretName": etc_secret, "defaultMode": 0o444}})
@@ -120,9 +172,12 @@ def job_manifest(
         "command": ["/bin/bash", f"{SCRIPT_DIR}/{SCRIPT_KEY}"],
         "env": secret_env(comp.values),
         "volumeMounts": mounts,
+        "securityContext": pod_policy.security_context,
+        "resources": pod_policy.resources,
     }
     pod_spec: Obj = {
         "restartPolicy": "Never",
+        "securityContext": pod_policy.pod_security_context,
         "containers": [container],
         "volumes": volumes,
     }

@@ -29,6 +29,7 @@ from deploy_manager.commands.options import (
 
 if TYPE_CHECKING:
     from deploy_manager.pipeline import Pipeline
+    from deploy_manager.source.credentials import GitCredentials
     from deploy_manager.source.git import GitSource
     from deploy_manager.store.sqlite import RunStore
 
@@ -68,10 +69,26 @@ def _store(state_dir: Path | None) -> RunStore:
     return RunStore.in_dir(_state_dir(state_dir))
 
 
+def _git_credentials() -> GitCredentials:
+    """DM_GIT_* (and their _FILE forms) from the environment, as the service reads them."""
+    from pydantic import ValidationError
+
+    from deploy_manager.config import ENV_PREFIX, GitSettings
+    from deploy_manager.models.errors import SourceError
+
+    try:
+        return GitSettings().git_credentials()  # type: ignore[call-arg]  # fields come from the environment
+    except ValidationError as exc:
+        # Never the input: it may be the token or the key.
+        err = exc.errors(include_input=False, include_url=False)[0]
+        name = f"{ENV_PREFIX}{str(err['loc'][0]).upper()}" if err["loc"] else "git settings"
+        raise SourceError(f"{name}: {err['msg']}") from None
+
+
 def _source(repo: str, state_dir: Path | None) -> GitSource:
     from deploy_manager.source.git import GitSource
 
-    src = GitSource(repo, mirror_dir=_state_dir(state_dir) / "mirrors")
+    src = GitSource(repo, mirror_dir=_state_dir(state_dir) / "mirrors", credentials=_git_credentials())
     src.fetch()
     return src
 

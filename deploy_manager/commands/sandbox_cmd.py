@@ -25,7 +25,14 @@ def sandbox(
     ] = 0.2,
 ) -> None:
     """Serve the Kubernetes API sandbox (test and demo infrastructure) until SIGTERM/SIGINT."""
-    from kubesim.main import serve_forever
+    try:
+        from kubesim.main import serve_forever
+    except ImportError as exc:  # the service image leaves the sandbox out
+        typer.echo(
+            f"error: the sandbox is not installed ({exc.name} missing): pip install 'deploy-manager[sandbox]'",
+            err=True,
+        )
+        raise typer.Exit(2) from None
 
     serve_forever(
         host=host, port=port, kubeconfig_out=kubeconfig_out, state_file=state_file, ready_delay=ready_delay

@@ -8,6 +8,7 @@ Every failure to reach or use the API becomes `KubeUnavailable` with the server 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,7 +26,13 @@ _TIMEOUT = (5, 60)  # connect, read (seconds)
 
 
 class KubeClient:
-    def __init__(self, *, kubeconfig: Path | None = None, context: str | None = None) -> None:
+    """`namespaces`: when the manager's RBAC is namespaced (Roles in those namespaces only), release Secrets are
+    listed namespace by namespace, never cluster-wide (which such RBAC forbids); None: one cluster-wide list."""
+
+    def __init__(
+        self, *, kubeconfig: Path | None = None, context: str | None = None, namespaces: Sequence[str] | None = None
+    ) -> None:
+        self.namespaces = tuple(dict.fromkeys(namespaces)) if namespaces else None
         try:
             if kubeconfig is None and context is None and _in_cluster():
                 k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
@@ -68,6 +75,18 @@ class KubeClient:
         request however many releases and revisions there are.
         """
         what = "listing Helm release Secrets"
+        if self.namespaces is not None:
+            # Namespaced RBAC: one list per namespace (the ones asked for, else every one we have rights in).
+            found: list[Secret] = []
+            for namespace in dict.fromkeys(namespaces if namespaces is not None else self.namespaces):
+                data = self._call(
+                    f"{what} in {namespace}",
+                    self.core.list_namespaced_secret,
+                    namespace,
+                    label_selector=HELM_SECRET_SELECTOR,
+                )
+                found += cast(list[Secret], list(data.get("items") or []))
+            return found
         if namespaces is not None and len(namespaces) == 1:
             data = self._call(
                 what, self.core.list_namespaced_secret, namespaces[0], label_selector=HELM_SECRET_SELECTOR

@@ -24,6 +24,7 @@ from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchP
 
 from deploy_manager.models.errors import SourceError, SymlinkError, UnknownRevision
 from deploy_manager.redaction import Redactor, cut, redacted_url, url_secrets
+from deploy_manager.source.credentials import GitAuth, GitCredentials
 
 T = TypeVar("T")
 _SHA = re.compile(r"[0-9a-f]{40}")
@@ -59,32 +60,58 @@ class TreeEntry:
 class GitSource:
     """Read-only view of a repository's commits."""
 
-    def __init__(self, repo: str, *, mirror_dir: Path | None = None) -> None:
-        self.url = repo
-        # Messages name the remote without its credentials; what git prints is masked with the same secrets.
-        self.display_url = redacted_url(repo)
-        self._redact = Redactor(url_secrets(repo))
+    def __init__(
+        self, repo: str, *, mirror_dir: Path | None = None, credentials: GitCredentials | None = None
+    ) -> None:
         self._lock = threading.RLock()
         self._memo: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self.remote = _is_url(repo)
-        if self.remote:
-            root = mirror_dir if mirror_dir is not None else default_state_dir() / "mirrors"
-            self.path = root / hashlib.sha256(repo.encode()).hexdigest()[:16]
-            if not (self.path / "HEAD").exists():
-                self._clone_mirror(root)
-        else:
-            self.path = Path(repo).expanduser().resolve()
+        # Credentials leave the URL here: self.url (used in every message) and the mirror never hold them.
+        self._auth = GitAuth.for_url(repo, credentials) if self.remote else None
+        self.url = self._auth.url if self._auth is not None else repo
+        # Messages name the remote without its credentials; what git prints is masked with the same secrets.
+        self.display_url = redacted_url(self.url)
+        self._redact = Redactor(url_secrets(repo) + (self._auth.secrets if self._auth is not None else []))
         try:
+            if self.remote:
+                root = mirror_dir if mirror_dir is not None else default_state_dir() / "mirrors"
+                # Keyed by the clean URL: rotating a token keeps the mirror.
+                self.path = root / hashlib.sha256(self.url.encode()).hexdigest()[:16]
+                if not (self.path / "HEAD").exists():
+                    self._clone_mirror(root)
+            else:
+                self.path = Path(repo).expanduser().resolve()
             self._repo = git.Repo(self.path)
         except (InvalidGitRepositoryError, NoSuchPathError) as exc:
+            self._close_auth()
             raise SourceError(f"{self.display_url}: not a git repository") from exc
+        except BaseException:
+            self._close_auth()
+            raise
+        if self.remote:
+            self._clean_remote_config()
+
+    def _clean_remote_config(self) -> None:
+        """A mirror cloned by an older version from a URL with a token kept it in its config: drop it."""
+        with self._repo.config_reader() as reader:
+            stored = reader.get_value('remote "origin"', "url", default="")
+        if stored != self.url:
+            with self._repo.config_writer() as writer:
+                writer.set_value('remote "origin"', "url", self.url)
+
+    def _git_env(self) -> dict[str, str]:
+        return self._auth.env if self._auth is not None else {}
+
+    def _close_auth(self) -> None:
+        if self._auth is not None:
+            self._auth.close()
 
     def _clone_mirror(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         # Clone next to the final place, then rename: a crash never leaves a half-cloned mirror in use.
         tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=root))
         try:
-            git.Repo.clone_from(self.url, tmp / "repo.git", mirror=True)
+            git.Repo.clone_from(self.url, tmp / "repo.git", env=self._git_env(), mirror=True)
             os.replace(tmp / "repo.git", self.path)
         except GitCommandError as exc:
             raise SourceError(f"{self.display_url}: clone failed: {self._git_error(exc)}") from exc
@@ -114,6 +141,7 @@ class GitSource:
     def close(self) -> None:
         with self._lock:
             self._repo.close()
+            self._close_auth()
 
     def fetch(self) -> None:
         """Update the mirror from its remote (no-op for a local path)."""
@@ -121,7 +149,7 @@ class GitSource:
             return
         with self._lock:
             try:
-                self._repo.git.fetch("--prune", "origin", "+refs/*:refs/*")
+                self._repo.git.fetch("--prune", "origin", "+refs/*:refs/*", env=self._git_env())
             except GitCommandError as exc:
                 raise SourceError(f"{self.display_url}: fetch failed: {self._git_error(exc)}") from exc
 
@@ -351,5 +379,9 @@ def git_error_text(exc: GitCommandError) -> str:
         text = text[:-1] if text.endswith("'") else text
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and ln.strip() != "'"]
     said = [ln for ln in lines if ln.lower().startswith(("fatal:", "error:", "remote:", "ssh:"))]
+    if said:
+        # What ssh or TLS printed just before git's first complaint is the cause ("Host key verification failed.").
+        first = lines.index(said[0])
+        said = [ln for ln in lines[max(0, first - 2) : first] if not ln.startswith(("Cloning into", "cmdline:"))] + said
     picked = said or [ln for ln in lines if not ln.startswith(("Cloning into", "cmdline:"))] or lines
     return "; ".join(picked[-4:]) or f"git exited with status {exc.status}"

@@ -50,10 +50,30 @@ def test_readyz_reports_an_unreachable_dependency(service: Service) -> None:
         raise ConnectionError("connection refused")
 
     service.server.app.state.dm.kube_ping = down
-    with service.server.client() as c:
+    with service.server.client(READ_TOKEN) as c:
         r = c.get("/readyz")
-    assert r.status_code == 503
+        metrics = c.get("/metrics").text
+    # Reported, but not a reason to leave the Service: webhooks and the status page keep answering.
+    assert r.status_code == 200 and r.json()["status"] == "ready"
     assert r.json()["checks"]["kubernetes"].startswith("error: ConnectionError")
+    assert 'deploy_manager_dependency_up{dependency="kubernetes"} 0.0' in metrics
+    assert 'deploy_manager_dependency_up{dependency="store"} 1.0' in metrics
+
+
+def test_readyz_fails_when_the_store_fails(service: Service) -> None:
+    class BrokenStore:
+        def list_runs(self, **kwargs: object) -> list[object]:
+            raise OSError("disk I/O error")
+
+    ctx = service.server.app.state.dm
+    store, ctx.store = ctx.store, BrokenStore()
+    try:
+        with service.server.client() as c:
+            r = c.get("/readyz")
+    finally:
+        ctx.store = store
+    assert r.status_code == 503 and r.json()["status"] == "unavailable"
+    assert r.json()["checks"]["store"].startswith("error: OSError")
 
 
 def test_metrics_in_prometheus_format(service: Service) -> None:
@@ -111,7 +131,7 @@ def test_readiness_masks_credentials_of_the_repo_url(make_service: ServiceFactor
     with svc.server.client() as c:
         r = c.get("/readyz")
     # The clone of an unreachable remote fails; the answer says so without the token.
-    assert r.status_code == 503 and r.json()["checks"]["git"].startswith("error")
+    assert r.status_code == 200 and r.json()["checks"]["git"].startswith("error")
     assert "ghp_0123456789abcdefghij" not in r.text
 
 
@@ -119,3 +139,24 @@ def test_the_mirror_of_the_values_repo_lives_in_settings_mirror_dir(service: Ser
     service.queue.fetch_head()
     path = service.queue.source.path  # type: ignore[attr-defined]
     assert path.parent == service.settings.mirror_dir and (path / "HEAD").is_file()
+
+
+def test_the_service_reads_its_values_repo_over_https_with_dm_git_settings(
+    make_service: ServiceFactory, values_repo: Path, tmp_path: Path
+) -> None:
+    """DM_GIT_TOKEN and DM_GIT_CA_BUNDLE reach the service's mirror (a real TLS git server on loopback)."""
+    import subprocess
+
+    from tests.source.gitservers import https_server
+
+    token = "ghp_serviceToken0123456789abcdefghij"
+    served = tmp_path / "served"
+    served.mkdir()
+    subprocess.run(["git", "clone", "-q", "--bare", str(values_repo), str(served / "values.git")], check=True)
+    with https_server(served, username="x-access-token", token=token) as server:
+        svc = make_service(repo_url=f"{server.url_prefix}/values.git", git_token=token, git_ca_bundle=server.ca_bundle)
+        with svc.server.client() as c:
+            ready = c.get("/readyz").json()
+        assert ready["checks"]["git"] == "ok", ready
+        mirror = svc.queue.source.path  # type: ignore[attr-defined]
+        assert token not in (mirror / "config").read_text()

@@ -8,6 +8,7 @@ import pytest
 
 from deploy_manager.bootstrap import manifests as m
 from deploy_manager.models.desired import BootstrapStep, ChartSpec, DesiredComponent
+from tests.podsecurity import restricted_violations
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DIGEST = "0123456789abcdef" * 4
@@ -159,3 +160,34 @@ def test_failure_message_and_creation_order() -> None:
     b = {"metadata": {"name": "b", "creationTimestamp": "2026-01-01T00:00:01Z", "resourceVersion": "9"}}
     c = {"metadata": {"name": "c", "creationTimestamp": "2026-01-01T00:00:00Z", "resourceVersion": "30"}}
     assert [o["metadata"]["name"] for o in sorted([a, b, c], key=m.creation_key)] == ["c", "b", "a"]
+
+
+def _job(values: dict[str, object] | None = None, policy: m.JobPodPolicy | None = None) -> dict[str, object]:
+    return m.job_manifest(
+        name="n", cluster="dev", comp=component(values), step=STEP, image="i", etc_secret=None,
+        service_account=None, commit="c", run_id=None, policy=policy,
+    )  # fmt: skip
+
+
+def test_job_pods_pass_the_restricted_profile_and_carry_resources() -> None:
+    import kubernetes_validate
+
+    job = _job()
+    kubernetes_validate.validate(job, "1.35.0", strict=True)
+    pod = job["spec"]["template"]["spec"]  # type: ignore[index]
+    assert restricted_violations(pod) == []
+    assert pod["containers"][0]["resources"]["limits"]["memory"]
+
+
+def test_job_pod_policy_from_settings_then_component_values_key_by_key() -> None:
+    policy = m.JobPodPolicy(resources={"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}})
+    values = {"bootstrap": {"podSecurityContext": {"runAsUser": 42424, "runAsGroup": 42424},
+                            "securityContext": {"readOnlyRootFilesystem": True}}}  # fmt: skip
+    pod = _job(values, policy)["spec"]["template"]["spec"]  # type: ignore[index]
+    assert pod["securityContext"]["runAsUser"] == 42424
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}  # kept from the default
+    [container] = pod["containers"]
+    assert container["resources"] == {"requests": {"cpu": "1"}, "limits": {"memory": "1Gi"}}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]  # read-only root keeps a /tmp
+    assert restricted_violations(pod) == []

@@ -50,3 +50,19 @@ def test_unreachable_and_bad_kubeconfig(tmp_path: Path) -> None:
         KubeClient(kubeconfig=tmp_path / "missing")
     with pytest.raises(KubeUnavailable, match="cannot load kubeconfig"):
         KubeClient(kubeconfig=kc, context="nope")
+
+
+def test_namespaced_rbac_lists_each_namespace_never_cluster_wide(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DM_NAMESPACES (the chart's namespaced RBAC mode): Roles in those namespaces only, so no cluster-wide list."""
+    kube = KubeClient(kubeconfig=Path(sandbox.kubeconfig), namespaces=["kn-a", "kn-b"])
+    for ns in ("kn-a", "kn-b", "kn-other"):
+        _create(kube, helm_secret("r1", 1, "deployed", ns=ns))
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("cluster-wide list of Secrets in namespaced mode")
+
+    monkeypatch.setattr(kube.core, "list_secret_for_all_namespaces", forbidden)
+    sandbox.reset_stats()
+    assert {s["metadata"]["namespace"] for s in kube.list_release_secrets(None)} == {"kn-a", "kn-b"}
+    assert sandbox.stats()["by_verb"] == {"list": 2}
+    assert {s["metadata"]["namespace"] for s in kube.list_release_secrets(["kn-b"])} == {"kn-b"}
