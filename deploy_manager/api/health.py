@@ -43,12 +43,13 @@ def readyz(ctx: Ctx) -> JSONResponse:
         # Local only: the mirror resolves the branch; a failing fetch is reported, not retried per probe.
         "git": _check(lambda: q.source.resolve(ctx.settings.branch), ctx),
     }
-    if q.stopping:  # draining after SIGTERM: take this instance out of the Service's endpoints
-        checks["queue"] = "draining: the service is shutting down"
     if checks["git"] == "ok" and q.last_fetch_error:
         checks["git"] = ctx.redact.cut(f"error: last fetch failed: {q.last_fetch_error}", CHECK_CHARS)
     for name, value in checks.items():
         ctx.metrics.dependency_up.labels(name).set(1 if value == "ok" else 0)
     ready = checks["store"] == "ok"  # git and the API are reported, never a reason to leave the Service
+    if q.stopping:  # draining after SIGTERM: leave the Service's endpoints (triggers would get 503 anyway)
+        checks["queue"] = "draining: the service is shutting down"
+        ready = False
     body = ReadyOut(status="ready" if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
