@@ -169,10 +169,8 @@ class HelmRunner:
         secrets = list(secrets)
         start = time.monotonic()
         try:
-            # Its own session: a signal to our process group (Ctrl-C) does not reach helm; we decide when it ends.
-            proc = subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env, start_new_session=True
-            )
+            # In our process group: whatever kills the group (a pod's teardown) kills helm too, as it should.
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
         except FileNotFoundError as exc:
             raise HelmNotFound(f"helm binary not found: {self.helm_bin}", release=release) from exc
         deadline = start + timeout
