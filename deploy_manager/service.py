@@ -49,7 +49,7 @@ from typing import Any, Literal, Protocol
 from deploy_manager.lease import ClusterLease, LeaseRejected
 from deploy_manager.logging_setup import log_context
 from deploy_manager.metrics import ServiceMetrics
-from deploy_manager.models.errors import QueueStopping, UnknownRevision
+from deploy_manager.models.errors import DeployManagerError, QueueStopping, UnknownRevision
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
 from deploy_manager.reconcile.cancel import RunCancel
@@ -192,6 +192,8 @@ class RunQueue:
         self._cancel: RunCancel | None = None  # the running run's, set under `_cond`
         self._supersede_wake = threading.Event()
         self._superseder: threading.Thread | None = None
+        # The last pending request checked: ((run id, rev, commit), its commit, component -> digest there).
+        self._supersede_seen: tuple[tuple[int, str | None, str | None], str, dict[str, str]] | None = None
 
     @property
     def source(self) -> SourceLike:
@@ -583,13 +585,23 @@ class RunQueue:
         desired_of = getattr(self.pipeline, "desired", None)
         if not in_helm or desired_of is None:
             return True
-        # What the pending run will deploy: its revision, else the commit it named, else the branch head.
-        newer = self.resolve_revision(pending.rev) if pending.rev is not None else pending.commit or self.fetch_head()
-        if newer in (running.resolved, running.commit):
-            return True
-        with self.git_lock:
-            desired = desired_of(self.source, self.cluster, newer)
-        changed = superseded_components(in_helm, {n: c.digest for n, c in desired.components.items()})
+        key = (pending.run_id, pending.rev, pending.commit)
+        if self._supersede_seen is None or self._supersede_seen[0] != key:
+            # Resolved and loaded once per pending request (not every second): what the pending run will deploy,
+            # its revision, else the commit it named, else the branch head; and each component's digest there.
+            rev = pending.rev
+            newer = self.resolve_revision(rev) if rev is not None else pending.commit or self.fetch_head()
+            digests: dict[str, str] = {}
+            if newer not in (running.resolved, running.commit):
+                try:
+                    with self.git_lock:
+                        desired = desired_of(self.source, self.cluster, newer)
+                    digests = {n: c.digest for n, c in desired.components.items()}
+                except DeployManagerError as exc:  # a broken newer commit supersedes nothing; its run reports it
+                    log.warning("supersede: commit %s does not load: %s", newer[:12], exc)
+            self._supersede_seen = (key, newer, digests)
+        _, newer, digests = self._supersede_seen
+        changed = superseded_components(in_helm, digests)
         if not changed:
             return True
         reason = f"superseded by commit {newer[:12]}, which changes {', '.join(sorted(changed))}"
