@@ -70,7 +70,7 @@ class GitSource:
         self._auth = GitAuth.for_url(repo, credentials) if self.remote else None
         self.url = self._auth.url if self._auth is not None else repo
         # Messages name the remote without its credentials; what git prints is masked with the same secrets.
-        self.display_url = redacted_url(self.url)
+        self.display_url = redacted_url(repo)  # `***@host` says credentials were given, never what they are
         self._redact = Redactor(url_secrets(repo) + (self._auth.secrets if self._auth is not None else []))
         try:
             if self.remote:
