@@ -9,6 +9,9 @@ Lease acts on the verdict (`deploy_manager.lease`).
   the process with its pid started at another time (the pid was reused). One name is one pid namespace: in a
   pod the service is the pod's only deploy-manager container, and outside a cluster one host name is one host.
 - Another name, in a cluster: the holder is gone when its pod no longer exists (GET the pod: 404).
+- A dead holder's helm may outlive it (only the python process was killed): while a helm process that is not
+  our child runs in this kernel's view (`foreign_helm_running`), a `gone` holder on the same boot counts as
+  `unknown`, and the Lease is taken once that helm has ended. In a pod only the pod's own processes are seen.
 - Anything else (an identity of another shape, another host outside a cluster, the pod lookup failing) is
   `unknown`: the Lease's expiry stays the rule. A wrong `gone` would let two managers write the same
   releases, so every doubt answers `unknown`.
@@ -70,6 +73,25 @@ def process_start(pid: int) -> int | None:
         return None
 
 
+def foreign_helm_running() -> bool:
+    """A helm process runs that this process did not start (it may still be writing a release)."""
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0]
+            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        if os.path.basename(argv0) != b"helm":
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] != str(me):  # field 4 overall: the parent pid
+            return True
+    return False
+
+
 def local_identity(name: str | None = None, pid: int | None = None) -> str:
     """This process's Lease identity; the plain `<name>_<pid>` where /proc cannot tell the rest."""
     facts = HostFacts.read()
@@ -111,6 +133,7 @@ class HolderLiveness:
 
     host: HostFacts
     pod_exists: Callable[[str], bool | None] | None = None
+    helm_running: Callable[[], bool] = foreign_helm_running
 
     def check(self, holder_text: str | None) -> tuple[Verdict, str]:
         holder = HolderIdentity.parse(holder_text)
@@ -120,4 +143,7 @@ class HolderLiveness:
             pid_start = process_start(holder.pid)
         elif holder is not None and self.host.in_cluster and self.pod_exists is not None:
             pod = self.pod_exists(holder.name)
-        return judge(holder, self.host, pid_start=pid_start, pod_exists=pod)
+        verdict, why = judge(holder, self.host, pid_start=pid_start, pod_exists=pod)
+        if verdict is Verdict.gone and holder is not None and holder.boot == self.host.boot and self.helm_running():
+            return Verdict.unknown, f"{why}, but a helm process it may have started still runs"
+        return verdict, why

@@ -165,7 +165,7 @@ def test_a_provably_dead_holder_is_taken_over_at_once() -> None:
         duration_seconds=30,
         renew_seconds=10,
         retry_seconds=0.05,
-        liveness=HolderLiveness(facts),
+        liveness=HolderLiveness(facts, helm_running=lambda: False),  # no helm of other tests counts here
     )
     started = time.monotonic()
     assert b.acquire(timeout=5)
@@ -206,7 +206,9 @@ def test_a_holder_whose_pod_is_gone_is_taken_over_on_the_sandbox(sandbox_module:
         identity="deploy-manager-5d9c-new_1_0123abcd.77",
         duration_seconds=30,
         renew_seconds=10,
-        liveness=HolderLiveness(HostFacts("deploy-manager-5d9c-new", "0123abcd", True), backend.pod_exists),
+        liveness=HolderLiveness(
+            HostFacts("deploy-manager-5d9c-new", "0123abcd", True), backend.pod_exists, helm_running=lambda: False
+        ),
     )
     assert b.try_acquire()
     assert b.last_takeover is not None and "pod deploy-manager-5d9c-gone no longer exists" in b.last_takeover

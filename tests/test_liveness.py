@@ -69,3 +69,12 @@ def test_our_identity_proves_a_dead_process_gone_and_a_live_one_alive() -> None:
     # Our own pid with another start time: the pid was reused.
     reused = str(HolderIdentity("host-x", os.getpid(), facts.boot or "", (process_start(os.getpid()) or 0) + 1))
     assert checker.check(reused)[0] is Verdict.gone
+
+
+def test_a_dead_holder_whose_helm_may_still_run_is_not_taken_over_yet() -> None:
+    facts = HostFacts(name="pod-a", boot="0123abcd", in_cluster=True)
+    dead = str(holder(name="pod-b"))
+    assert HolderLiveness(facts, lambda name: False, helm_running=lambda: False).check(dead)[0] is Verdict.gone
+    assert HolderLiveness(facts, lambda name: False, helm_running=lambda: True).check(dead)[0] is Verdict.unknown
+    other_node = str(holder(name="pod-b", boot="ffffffff"))  # another kernel: its processes are not ours to see
+    assert HolderLiveness(facts, lambda name: False, helm_running=lambda: True).check(other_node)[0] is Verdict.gone
