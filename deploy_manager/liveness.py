@@ -74,7 +74,8 @@ def process_start(pid: int) -> int | None:
 
 
 def foreign_helm_running() -> bool:
-    """A helm process runs that this process did not start (it may still be writing a release)."""
+    """An orphaned helm process runs (its parent died: it was re-parented to init or a subreaper, not a python
+    process such as a live deploy-manager or a test run): it may still be writing the dead holder's release."""
     me = os.getpid()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -87,7 +88,14 @@ def foreign_helm_running() -> bool:
         if os.path.basename(argv0) != b"helm":
             continue
         fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 1 and fields[1] != str(me):  # field 4 overall: the parent pid
+        parent = fields[1] if len(fields) > 1 else ""  # field 4 overall: the parent pid
+        if parent == str(me):
+            continue
+        try:
+            parent_argv = Path(f"/proc/{parent}/cmdline").read_bytes()
+        except OSError:
+            return True
+        if parent == "1" or b"python" not in parent_argv and b"deploy-manager" not in parent_argv:
             return True
     return False
 
