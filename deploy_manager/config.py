@@ -137,8 +137,11 @@ def lease_name_for(cluster: str) -> str:
 
 
 def default_identity() -> str:
-    """Lease holder identity: the pod name (the hostname inside a pod) plus the pid."""
-    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{os.getpid()}"
+    """Lease holder identity: the pod name (else the host name), the pid, the boot id and the process start
+    time, so a restarted service can prove the holder dead (`deploy_manager.liveness`)."""
+    from deploy_manager.liveness import local_identity
+
+    return local_identity(os.environ.get("POD_NAME") or socket.gethostname())
 
 
 Tokens = Annotated[tuple[SecretStr, ...], NoDecode]
@@ -302,7 +305,16 @@ class Settings(GitSettings):
     lease_renew_seconds: float = Field(10.0, gt=0)
     identity: str = Field(default_factory=default_identity, description="Lease holder identity.")
     shutdown_grace_seconds: float = Field(
-        840.0, ge=0, description="On SIGTERM, wait this long for a running run (helm is never killed)."
+        840.0,
+        ge=0,
+        description="On SIGTERM, running helm commands and bootstrap Jobs get this long to finish (nothing new"
+        " starts); then helm is ended with SIGTERM (the release is left `failed`, recoverable) and the run is"
+        " recorded `interrupted`. Keep the pod's terminationGracePeriodSeconds at least 60 s above it.",
+    )
+    supersede: bool = Field(
+        True,
+        description="A newer commit that changes a component waiting in helm's --wait ends that wait (helm gets"
+        " SIGTERM) and the running run is recorded `superseded`; bootstrap Jobs are never ended.",
     )
 
     # --- retries of failed runs (issue 10; the same run path retries temporary API errors within a run) ---

@@ -4,9 +4,11 @@ Contract:
 - `ClusterLease.acquire(stop)` blocks until this instance holds the Lease (or `stop` is set) and then renews it
   in a background thread every `renew_seconds`; `release()` stops renewing and clears the holder so a waiting
   instance can start at once. `hold(stop)` wraps both as a context manager.
-- Takeover only after expiry, judged like client-go's leaderelection: a Lease whose record (holder, renewTime,
+- Takeover after expiry, judged like client-go's leaderelection: a Lease whose record (holder, renewTime,
   resourceVersion) has not changed for `leaseDurationSeconds` *as observed by our own monotonic clock* is
   expired. No wall-clock comparison across machines, so clock skew cannot cause two holders.
+- Takeover at once when the holder is provably dead (`liveness`: its pod no longer exists, or its process is
+  gone from this host); when that cannot be known, expiry stays the rule.
 - Every write carries the resourceVersion we read (optimistic concurrency): of two instances racing for a
   free Lease, the API server lets exactly one win; the other gets 409 and keeps waiting.
 - If renewal fails for longer than the lease duration the lease counts as lost: `lost` turns true and an
@@ -29,6 +31,7 @@ from typing import Any, Protocol
 
 from deploy_manager.clock import utcnow
 from deploy_manager.kube.lease import KubernetesLeaseBackend
+from deploy_manager.liveness import HolderLiveness, Verdict
 from deploy_manager.models.errors import LeaseConflict, LeaseRejected, LeaseUnavailable
 from deploy_manager.models.lease import LeaseRecord
 
@@ -63,6 +66,7 @@ class ClusterLease:
         renew_seconds: float = 10.0,
         retry_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        liveness: HolderLiveness | None = None,
     ) -> None:
         if renew_seconds >= duration_seconds:
             raise ValueError("renew_seconds must be shorter than duration_seconds")
@@ -80,6 +84,8 @@ class ClusterLease:
         self._renewer: threading.Thread | None = None
         self._record: LeaseRecord | None = None
         self._mutex = threading.Lock()
+        self.liveness = liveness
+        self.last_takeover: str | None = None  # why the last takeover of a live record happened (logs, tests)
 
     @property
     def held(self) -> bool:
@@ -96,6 +102,17 @@ class ClusterLease:
             self._observed_at = now
         return now - self._observed_at > record.duration_seconds
 
+    def _dead_holder(self, holder: str | None) -> str | None:
+        """Why the (unexpired) holder is provably dead, or None when it is alive or that cannot be known."""
+        if self.liveness is None:
+            return None
+        try:
+            verdict, why = self.liveness.check(holder)
+        except Exception:  # a failed check proves nothing: fall back to expiry
+            log.exception("checking whether lease holder %s is alive failed", holder)
+            return None
+        return f"holder is dead: {why}" if verdict is Verdict.gone else None
+
     def try_acquire(self) -> bool:
         """One attempt: True if we hold the Lease now."""
         with self._mutex:
@@ -111,14 +128,19 @@ class ClusterLease:
                     self._record = self.backend.create(mine)
                 else:
                     free = not current.holder or current.holder == self.identity
+                    why = "expired"
                     if not free and not self._expired(current):
-                        return False
+                        dead = self._dead_holder(current.holder)
+                        if dead is None:
+                            return False
+                        why = dead
                     transitions = current.transitions + (0 if current.holder == self.identity else 1)
                     self._record = self.backend.update(
                         dataclasses.replace(mine, transitions=transitions, resource_version=current.resource_version)
                     )
                     if current.holder and current.holder != self.identity:
-                        log.warning("took over expired lease from %s", current.holder)
+                        self.last_takeover = why
+                        log.warning("took over the lease from %s: %s", current.holder, why)
             except LeaseConflict:
                 return False
             self._held = True

@@ -16,6 +16,7 @@ from deploy_manager.models.desired import DesiredCluster
 from deploy_manager.models.errors import DeployManagerError
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
+from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import ComponentHook
 from deploy_manager.run import Run, RunOutcome, Snapshot, release_statuses, resolve
 from deploy_manager.source.git import GitSource, default_state_dir
@@ -91,9 +92,19 @@ class Pipeline:
             raise
 
     # -- writes ---------------------------------------------------------------------------------------
-    def run(self, source: GitSource, cluster: str, rev: str, *, trigger: str, run_id: int | None = None) -> RunOutcome:
-        """One recorded run; the caller stores `releases`. Pre-flight errors are recorded on the run, then raised."""
-        return self._run()(source, cluster, rev, trigger=trigger, run_id=run_id)
+    def run(
+        self,
+        source: GitSource,
+        cluster: str,
+        rev: str,
+        *,
+        trigger: str,
+        run_id: int | None = None,
+        cancel: RunCancel | None = None,
+    ) -> RunOutcome:
+        """One recorded run; the caller stores `releases`. Pre-flight errors are recorded on the run, then raised.
+        `cancel` lets the caller stop it early (shutdown, a superseding commit)."""
+        return self._run()(source, cluster, rev, trigger=trigger, run_id=run_id, cancel=cancel)
 
     def apply(self, source: GitSource, cluster: str, rev: str, *, trigger: str, run_id: int | None = None) -> RunRecord:
         """`run`, storing the releases after it (the CLI's `apply`)."""

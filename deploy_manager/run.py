@@ -39,6 +39,7 @@ from deploy_manager.planner.bootstrap import plan_bootstrap
 from deploy_manager.planner.graph import topo_waves
 from deploy_manager.planner.plan import make_plan
 from deploy_manager.planner.state import determine_state
+from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.executor import component_status, dispatch, execute
 from deploy_manager.reconcile.hooks import ComponentHook
 from deploy_manager.reconcile.step import RunContext
@@ -46,6 +47,7 @@ from deploy_manager.source.git import GitSource, is_full_sha
 from deploy_manager.store.sqlite import RunStore
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -110,7 +112,14 @@ class Run:
 
     # -- one recorded run -----------------------------------------------------------------------------
     def __call__(
-        self, source: GitSource, cluster: str, rev: str, *, trigger: str, run_id: int | None = None
+        self,
+        source: GitSource,
+        cluster: str,
+        rev: str,
+        *,
+        trigger: str,
+        run_id: int | None = None,
+        cancel: RunCancel | None = None,
     ) -> RunOutcome:
         """Resolve, plan and execute `rev`; record the run. Pre-flight errors are recorded on the run, then raised."""
         if run_id is None:
@@ -148,13 +157,16 @@ class Run:
             hook=self.hook,
             jobs=snap.jobs,
             emit=record,
+            cancel=cancel,
         )
         try:
-            steps = execute(snap.plan, dispatch(ctx), max_parallel=self.max_parallel, on_step=record)
+            steps = execute(snap.plan, dispatch(ctx), max_parallel=self.max_parallel, on_step=record, cancel=cancel)
         except BaseException as exc:
             self.store.finish_run(run_id, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
             raise
         status, error = outcome(steps)
+        if cancel is not None and cancel.stopped:
+            status, error = stopped_outcome(snap.plan, steps, cancel, status, error)
         self.store.finish_run(run_id, status, error=error)
         releases = self.releases_after(snap, steps)
         run = self.store.get_run(run_id)
@@ -256,9 +268,19 @@ def only_temporary(steps: list[StepRecord]) -> bool:
     return bool(failed) and all(s.temporary for s in failed)
 
 
-def _status(
-    component: str, obs: ObservedRelease, state: ReleaseState, commit: str | None
-) -> ReleaseStatus:
+def stopped_outcome(
+    plan: Plan, steps: list[StepRecord], cancel: RunCancel, status: RunStatus, error: str
+) -> tuple[RunStatus, str]:
+    """A stopped run that did not finish everything is `interrupted` or `superseded`, naming what did not start."""
+    done = {s.component for s in steps}
+    not_started = sorted(a.component for a in plan.actions if a.component not in done)
+    if status is RunStatus.succeeded and not not_started:
+        return status, error  # it finished all the same
+    parts = [cancel.reason, error, f"not started: {', '.join(not_started)}" if not_started else ""]
+    return cancel.status, "; ".join(p for p in parts if p)
+
+
+def _status(component: str, obs: ObservedRelease, state: ReleaseState, commit: str | None) -> ReleaseStatus:
     return ReleaseStatus(
         component=component,
         release=obs.name,
@@ -315,4 +337,3 @@ def statuses_after_run(
             quiet = state is ReleaseState.in_sync
         out.append(_status(action.component, obs, state, snap.desired.commit if quiet else obs.commit))
     return out
-

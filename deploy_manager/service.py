@@ -29,6 +29,15 @@ Contract:
   (`retry`) with exponential backoff and jitter; any failed run (a remediated one included) is retried at a
   slow interval even without a push; both capped per commit (`retry.next_run_retry`, pure). A success or
   the next run of any trigger replaces the pending retry. Counted in `deploy_manager_retries_total{reason}`.
+- `stop()` drains (SIGTERM): triggers are refused at once (`QueueStopping`: the HTTP layer answers 503 with
+  Retry-After), the running run starts no new component, helm command or bootstrap phase (`RunCancel`), and
+  the running helm commands and bootstrap Jobs finish, up to `grace_seconds`. Past it the helm commands are
+  ended with SIGTERM (helm 4 then marks the release `failed`, which the next run recovers) and the run is
+  recorded `interrupted`. The Lease is released as the worker leaves the run; nothing else is started.
+- Supersede (`supersede=True`, DM_SUPERSEDE): while a run has a component inside `helm upgrade --wait` and a
+  newer commit is pending that changes that component (another digest), the run is stopped (`superseded`),
+  that helm command is ended as above, and the pending run starts as soon as the running steps are done.
+  Bootstrap Jobs are never ended: a migration runs to its end, then nothing further starts.
 """
 
 from __future__ import annotations
@@ -46,9 +55,10 @@ from typing import Any, Literal, Protocol
 from deploy_manager.lease import ClusterLease, LeaseRejected
 from deploy_manager.logging_setup import log_context
 from deploy_manager.metrics import ServiceMetrics
-from deploy_manager.models.errors import QueueStopping, UnknownRevision
+from deploy_manager.models.errors import DeployManagerError, QueueStopping, UnknownRevision
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
+from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.retry import RunRetryPolicy, next_run_retry
 from deploy_manager.source.git import is_full_sha
 
@@ -85,7 +95,14 @@ class PipelineLike(Protocol):
     """What the queue needs of the pipeline (`deploy_manager.pipeline.Pipeline`)."""
 
     def run(
-        self, source: Any, cluster: str, rev: str, *, trigger: str, run_id: int | None = None
+        self,
+        source: Any,
+        cluster: str,
+        rev: str,
+        *,
+        trigger: str,
+        run_id: int | None = None,
+        cancel: RunCancel | None = None,
     ) -> RunOutcomeLike: ...
     def observe(self, cluster: str, source: Any, rev: str) -> list[ReleaseStatus]: ...
     def plan(self, source: Any, cluster: str, rev: str) -> Plan: ...
@@ -114,6 +131,17 @@ def _status_value(status: Any) -> str:
     return str(getattr(status, "value", status))
 
 
+def superseded_components(in_helm: dict[str, str], newer: dict[str, str]) -> set[str]:
+    """The components waiting in helm (component -> digest being written) that the newer commit changes
+    (component -> its digest there). A component the newer commit drops is left to finish."""
+    return {name for name, digest in in_helm.items() if name in newer and newer[name] != digest}
+
+
+# After the grace period, the time helm gets to record its release as failed before the worker is abandoned.
+END_HELM_SECONDS = 30.0
+SUPERSEDE_CHECK_SECONDS = 1.0
+
+
 class RunQueue:
     """One cluster's run queue and its worker thread (see module docstring)."""
 
@@ -131,6 +159,7 @@ class RunQueue:
         grace_seconds: float = 600.0,
         quiet_seconds: float = 0.0,
         max_delay_seconds: float = 60.0,
+        supersede: bool = True,
         clock: Callable[[], float] = time.monotonic,
         retry: RunRetryPolicy | None = None,
     ) -> None:
@@ -171,6 +200,12 @@ class RunQueue:
         # Bumped whenever the stored releases (or their last runs) may have changed: /releases caches by it.
         self.releases_version = 0
         self.metrics.watch_releases(self._release_statuses)
+        self.supersede = supersede
+        self._cancel: RunCancel | None = None  # the running run's, set under `_cond`
+        self._supersede_wake = threading.Event()
+        self._superseder: threading.Thread | None = None
+        # The last pending request checked: ((run id, rev, commit), its commit, component -> digest there).
+        self._supersede_seen: tuple[tuple[int, str | None, str | None], str, dict[str, str]] | None = None
 
     @property
     def source(self) -> SourceLike:
@@ -196,6 +231,11 @@ class RunQueue:
     @property
     def deployed_commit(self) -> str | None:
         return self._deployed
+
+    @property
+    def stopping(self) -> bool:
+        """Draining: new triggers are refused (503), nothing new starts."""
+        return self._stopping.is_set()
 
     def _release_statuses(self) -> list[str]:
         try:
@@ -251,6 +291,7 @@ class RunQueue:
             if pending is not None:
                 # Newest trigger wins: the one pending run now deploys what this trigger asked for.
                 pending.rev, pending.commit = rev, commit
+                self._supersede_wake.set()
                 return self._coalesced(kind, pending.run_id, "joined the pending run")
             run_id = self.store.create_run(cluster=self.cluster, commit=commit, trigger=kind, status="queued")
             # Leading edge: after a quiet spell a trigger starts at once; inside a burst it waits for the end.
@@ -259,6 +300,8 @@ class RunQueue:
             self.metrics.queue_depth.set(1)
             self.metrics.triggers.labels(kind, "queued").inc()
             self._cond.notify_all()
+            if running is not None:
+                self._supersede_wake.set()
         log.info("run queued", extra={"run_id": run_id, "trigger": kind, "commit": commit, "rev": rev})
         return TriggerResult(run_id, "queued")
 
@@ -329,19 +372,39 @@ class RunQueue:
         self._starting = True
         self._worker = threading.Thread(target=self._work, name=f"run-queue-{self.cluster}", daemon=True)
         self._worker.start()
+        if self.supersede:
+            self._superseder = threading.Thread(
+                target=self._watch_supersede, name=f"supersede-{self.cluster}", daemon=True
+            )
+            self._superseder.start()
 
     def stop(self) -> None:
-        """Stop taking triggers; wait for a running run (helm is never killed) up to grace_seconds."""
+        """Drain (see the module docstring): refuse triggers, start nothing new, let running helm commands and
+        bootstrap Jobs finish up to grace_seconds, then end helm and record the run `interrupted`."""
         with self._cond:
             self._stopping.set()
             self._cond.notify_all()
             if self._retry_timer is not None:
                 self._retry_timer.cancel()
-        if self._worker is not None:
-            self._worker.join(timeout=self.grace_seconds)
-            if self._worker.is_alive():
-                log.error("a run is still executing after %ss; leaving it to the process exit", self.grace_seconds)
-            self._worker = None
+            cancel = self._cancel
+        self._supersede_wake.set()
+        if cancel is not None:
+            log.info("shutting down: the running run starts nothing new; running helm commands finish")
+            cancel.stop(RunStatus.interrupted, "the service is shutting down")
+        worker = self._worker
+        if worker is None:
+            return
+        worker.join(timeout=self.grace_seconds)
+        if worker.is_alive():
+            log.error("a run is still executing after %ss: ending its helm commands (SIGTERM)", self.grace_seconds)
+            with self._cond:
+                cancel = self._cancel
+            if cancel is not None:
+                cancel.end_helm()
+            worker.join(timeout=END_HELM_SECONDS)
+            if worker.is_alive():
+                log.error("the run did not end after its helm commands were ended; leaving it to the process exit")
+        self._worker = None
 
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing runs or waits (tests, benchmarks, graceful shutdown)."""
@@ -382,16 +445,20 @@ class RunQueue:
                 if request is None:
                     return
                 self._running = request
+                self._cancel = cancel = RunCancel()
                 self.metrics.queue_depth.set(0)
                 self.metrics.run_in_progress.set(1)
+                if self._pending is not None:
+                    self._supersede_wake.set()
             try:
                 with log_context(run_id=request.run_id):
-                    self._execute(request)
+                    self._execute(request, cancel)
             except Exception:
                 log.exception("run crashed", extra={"run_id": request.run_id})
             finally:
                 with self._cond:
                     self._running = None
+                    self._cancel = None
                     self.metrics.run_in_progress.set(0)
                     self._cond.notify_all()
 
@@ -432,10 +499,10 @@ class RunQueue:
         self._deployed = head
         self.refresh_releases()
 
-    def _execute(self, request: _Request) -> None:
+    def _execute(self, request: _Request, cancel: RunCancel | None = None) -> None:
         started = self._clock()
         try:
-            result = self._deploy_holding_lease(request)
+            result = self._deploy_holding_lease(request, cancel)
         except LeaseRejected as exc:
             log.error("%s", exc)
             self._fail(request.run_id, str(exc))
@@ -450,22 +517,22 @@ class RunQueue:
             self.metrics.last_success.set_to_current_time()
         log.info("run finished: %s in %.2fs", result, elapsed, extra={"commit": request.resolved})
 
-    def _deploy_holding_lease(self, request: _Request) -> str | None:
+    def _deploy_holding_lease(self, request: _Request, cancel: RunCancel | None = None) -> str | None:
         """Deploy while holding the cluster Lease; None if stopped while waiting for it."""
         if self.lease is None:
-            return self._deploy(request)
+            return self._deploy(request, cancel)
         with self.lease.hold(self._stopping) as held:
             if not held:
                 log.warning("stopped while waiting for the cluster lease; the run stays queued")
                 return None
-            return self._deploy(request)
+            return self._deploy(request, cancel)
 
     def _fail(self, run_id: int, error: str) -> None:
         run = self.store.get_run(run_id)
         if run is not None and _status_value(run.status) in ("queued", "running"):
             self.store.finish_run(run_id, RunStatus.failed, error=error)
 
-    def _deploy(self, request: _Request) -> str:
+    def _deploy(self, request: _Request, cancel: RunCancel | None = None) -> str:
         """Fetch, resolve and apply one request; returns the run's final status."""
         self.store.start_run(request.run_id, commit=None)  # fetching is part of the run: it has started
         try:
@@ -483,7 +550,7 @@ class RunQueue:
         log.info("run started", extra={"commit": commit, "trigger": request.trigger})
         try:  # the commit is resolved: the run does not resolve it again
             result = self.pipeline.run(
-                self.source, self.cluster, commit, trigger=request.trigger, run_id=request.run_id
+                self.source, self.cluster, commit, trigger=request.trigger, run_id=request.run_id, cancel=cancel
             )
         except Exception as exc:
             # The run records its own pre-flight failures before raising; only fill in what it did not.
@@ -549,3 +616,59 @@ class RunQueue:
             result = self.trigger("retry", force=True)
             self.metrics.retries.labels(reason).inc()
             log.info("retry of a failed run (%s) %s", reason, result.status, extra={"run_id": result.run_id})
+
+    # ---- supersede -----------------------------------------------------------------------------------------
+
+    def _watch_supersede(self) -> None:
+        """While a run is running and a newer one is pending, check whether the newer commit changes a component
+        that waits in helm; if so stop the run (`superseded`) and end that helm command."""
+        while not self._stopping.is_set():
+            self._supersede_wake.wait()
+            self._supersede_wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                keep_checking = self._check_supersede()
+            except Exception as exc:  # a failed check must not end the watcher: the run goes on normally
+                log.warning("supersede check failed: %s: %s", type(exc).__name__, exc)
+                keep_checking = True
+            if keep_checking:  # a component may enter helm's wait later: look again
+                self._supersede_wake.set()
+                self._stopping.wait(SUPERSEDE_CHECK_SECONDS)
+
+    def _check_supersede(self) -> bool:
+        """One check; True while there is something to watch (a run and a newer pending request)."""
+        with self._cond:
+            running, pending, cancel = self._running, self._pending, self._cancel
+        if running is None or pending is None or cancel is None:
+            return False
+        if cancel.stopped:
+            return False
+        in_helm = cancel.in_helm()
+        desired_of = getattr(self.pipeline, "desired", None)
+        if not in_helm or desired_of is None:
+            return True
+        key = (pending.run_id, pending.rev, pending.commit)
+        if self._supersede_seen is None or self._supersede_seen[0] != key:
+            # Resolved and loaded once per pending request (not every second): what the pending run will deploy,
+            # its revision, else the commit it named, else the branch head; and each component's digest there.
+            rev = pending.rev
+            newer = self.resolve_revision(rev) if rev is not None else pending.commit or self.fetch_head()
+            digests: dict[str, str] = {}
+            if newer not in (running.resolved, running.commit):
+                try:
+                    with self.git_lock:
+                        desired = desired_of(self.source, self.cluster, newer)
+                    digests = {n: c.digest for n, c in desired.components.items()}
+                except DeployManagerError as exc:  # a broken newer commit supersedes nothing; its run reports it
+                    log.warning("supersede: commit %s does not load: %s", newer[:12], exc)
+            self._supersede_seen = (key, newer, digests)
+        _, newer, digests = self._supersede_seen
+        changed = superseded_components(in_helm, digests)
+        if not changed:
+            return True
+        reason = f"superseded by commit {newer[:12]}, which changes {', '.join(sorted(changed))}"
+        log.warning("run %s %s: ending its helm wait", running.run_id, reason, extra={"run_id": running.run_id})
+        cancel.stop(RunStatus.superseded, reason)
+        cancel.end_helm(changed)
+        return False

@@ -101,7 +101,9 @@ class StandInPipeline:
         self.applied: list[tuple[str, str]] = []  # (trigger, commit)
         self.started = threading.Event()
 
-    def apply(self, source: Any, cluster: str, rev: str, *, trigger: str, run_id: int | None = None) -> RunRecord:
+    def apply(
+        self, source: Any, cluster: str, rev: str, *, trigger: str, run_id: int | None = None, cancel: Any = None
+    ) -> RunRecord:
         assert run_id is not None
         commit = source.resolve(rev)
         self.store.start_run(run_id, commit=commit)
@@ -121,7 +123,9 @@ class StandInPipeline:
         assert record is not None
         return record
 
-    def run(self, source: Any, cluster: str, rev: str, *, trigger: str, run_id: int | None = None) -> RunOutcome:
+    def run(
+        self, source: Any, cluster: str, rev: str, *, trigger: str, run_id: int | None = None, cancel: Any = None
+    ) -> RunOutcome:
         """Like the real pipeline's: the run's record and the releases after it (the caller stores them)."""
         record = self.apply(source, cluster, rev, trigger=trigger, run_id=run_id)
         return RunOutcome(record, self.store.list_releases(cluster))

@@ -7,6 +7,8 @@ the Kubernetes backend runs against the sandbox at the end (and in tests/api/tes
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend, LeaseConflict, LeaseRejected
+from deploy_manager.liveness import HolderLiveness, HostFacts, boot_id, local_identity
 from tests.servicelib import MemoryLeaseBackend
 
 
@@ -145,3 +148,68 @@ def test_the_kubernetes_lease_on_the_sandbox(sandbox_module: Any) -> None:
         KubernetesLeaseBackend(
             name="Not_A_Valid_Name", namespace="default", kubeconfig=Path(sandbox_module.kubeconfig)
         ).create(record)
+
+
+def test_a_provably_dead_holder_is_taken_over_at_once() -> None:
+    backend = MemoryLeaseBackend()
+    facts = HostFacts(name="host-x", boot=boot_id(), in_cluster=False)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = ClusterLease(backend, identity=local_identity("host-x", child.pid), duration_seconds=30, renew_seconds=10)
+    assert dead.try_acquire()
+    dead._stop_renew.set()  # the process dies with kill -9: no renewals, no release
+    child.kill()
+    child.wait()
+    b = ClusterLease(
+        backend,
+        identity=local_identity("host-x"),
+        duration_seconds=30,
+        renew_seconds=10,
+        retry_seconds=0.05,
+        liveness=HolderLiveness(facts, helm_running=lambda: False),  # no helm of other tests counts here
+    )
+    started = time.monotonic()
+    assert b.acquire(timeout=5)
+    assert time.monotonic() - started < 1.0  # not the 30 s lease duration
+    assert b.last_takeover is not None and "no longer runs" in b.last_takeover
+    assert backend.record is not None and backend.record.transitions == 1
+    b.release()
+
+
+def test_a_live_or_unknown_holder_is_still_waited_for() -> None:
+    backend = MemoryLeaseBackend()
+    facts = HostFacts(name="host-x", boot=boot_id(), in_cluster=False)
+    alive = ClusterLease(backend, identity=local_identity("host-x"), duration_seconds=30, renew_seconds=10)
+    assert alive.try_acquire()
+    for identity in ("host-x_1", local_identity("host-y")):  # another shape; another host
+        other = ClusterLease(
+            backend, identity=identity, duration_seconds=30, renew_seconds=10, liveness=HolderLiveness(facts)
+        )
+        assert not other.try_acquire()
+    alive.release()
+
+
+def test_a_holder_whose_pod_is_gone_is_taken_over_on_the_sandbox(sandbox_module: Any) -> None:
+    name = f"dm-test-{time.monotonic_ns()}"
+    kubeconfig = Path(sandbox_module.kubeconfig)
+    gone = ClusterLease(
+        KubernetesLeaseBackend(name=name, namespace="default", kubeconfig=kubeconfig),
+        identity="deploy-manager-5d9c-gone_1_0123abcd.42",
+        duration_seconds=30,
+        renew_seconds=10,
+    )
+    assert gone.try_acquire()
+    gone._stop_renew.set()
+    backend = KubernetesLeaseBackend(name=name, namespace="default", kubeconfig=kubeconfig)
+    assert backend.pod_exists("deploy-manager-5d9c-gone") is False
+    b = ClusterLease(
+        backend,
+        identity="deploy-manager-5d9c-new_1_0123abcd.77",
+        duration_seconds=30,
+        renew_seconds=10,
+        liveness=HolderLiveness(
+            HostFacts("deploy-manager-5d9c-new", "0123abcd", True), backend.pod_exists, helm_running=lambda: False
+        ),
+    )
+    assert b.try_acquire()
+    assert b.last_takeover is not None and "pod deploy-manager-5d9c-gone no longer exists" in b.last_takeover
+    b.release()

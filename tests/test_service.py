@@ -19,7 +19,7 @@ import pytest
 from deploy_manager.lease import ClusterLease
 from deploy_manager.models.errors import SourceError, UnknownRevision
 from deploy_manager.models.run import RunStatus
-from deploy_manager.service import QueueStopping, RunQueue
+from deploy_manager.service import QueueStopping, RunQueue, superseded_components
 from deploy_manager.source.git import GitSource
 from deploy_manager.store.sqlite import RunStore
 from tests.corelib import commit, git, init_repo, write
@@ -344,3 +344,17 @@ def test_after_a_quiet_spell_a_trigger_starts_at_once_inside_a_burst_it_waits(
         assert queue.wait_idle(20)
         assert time.monotonic() - started >= 1.4
         assert queue.deployed_commit == second
+
+
+@pytest.mark.parametrize(
+    ("in_helm", "newer", "expected"),
+    [
+        ({"ks": "d1"}, {"ks": "d2", "gl": "g"}, {"ks"}),  # the newer commit changes it: end its wait
+        ({"ks": "d1"}, {"ks": "d1", "gl": "g2"}, set()),  # changes something else only: let it finish
+        ({"ks": "d1"}, {"gl": "g"}, set()),  # dropped from the newer commit: let it finish
+        ({}, {"ks": "d2"}, set()),  # nothing waits in helm (e.g. a bootstrap Job runs): never interrupted
+        ({"ks": "d1", "gl": "g1"}, {"ks": "d2", "gl": "g2"}, {"ks", "gl"}),
+    ],
+)
+def test_superseded_components(in_helm: dict[str, str], newer: dict[str, str], expected: set[str]) -> None:
+    assert superseded_components(in_helm, newer) == expected

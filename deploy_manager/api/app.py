@@ -39,6 +39,7 @@ from deploy_manager.api.auth import TokenAuth
 from deploy_manager.api.deps import AppContext, Redactor
 from deploy_manager.config import Settings
 from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
+from deploy_manager.liveness import HolderLiveness, HostFacts
 from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.models.errors import QueueStopping
 from deploy_manager.retry import RunRetryPolicy
@@ -181,11 +182,14 @@ def build_lease(settings: Settings) -> tuple[ClusterLease, Callable[[], None]]:
         kubeconfig=settings.kubeconfig,
         context=settings.kube_context,
     )
+    # The holder's pod is looked up in the pod's own namespace (the Lease's by default).
+    pod_namespace = os.environ.get("POD_NAMESPACE") or settings.lease_namespace
     lease = ClusterLease(
         backend,
         identity=settings.identity,
         duration_seconds=settings.lease_duration_seconds,
         renew_seconds=settings.lease_renew_seconds,
+        liveness=HolderLiveness(HostFacts.read(), lambda name: backend.pod_exists(name, pod_namespace)),
     )
     return lease, backend.ping
 
@@ -254,6 +258,7 @@ def create_app(
             failed_interval=settings.retry_failed_interval_seconds,
             failed_max=settings.retry_failed_max,
         ),
+        supersede=settings.supersede,
     )
     scheduler = ServiceScheduler(
         queue,
@@ -295,6 +300,14 @@ def create_app(
         redact=Redactor(settings.secret_values()),
     )
     app.state.scheduler = scheduler
+
+    def drain() -> None:
+        """SIGTERM (see `deploy_manager.commands.serve_cmd`): while the HTTP server keeps answering (503 to new
+        triggers), stop polling and drain the run queue; the Lease is released as the run ends."""
+        scheduler.shutdown()
+        queue.stop()
+
+    app.state.drain = drain
     app.add_middleware(ContentLengthLimit, limit=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: the 413/400 answers of ContentLengthLimit get them too
 

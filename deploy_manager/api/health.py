@@ -48,5 +48,8 @@ def readyz(ctx: Ctx) -> JSONResponse:
     for name, value in checks.items():
         ctx.metrics.dependency_up.labels(name).set(1 if value == "ok" else 0)
     ready = checks["store"] == "ok"  # git and the API are reported, never a reason to leave the Service
+    if q.stopping:  # draining after SIGTERM: leave the Service's endpoints (triggers would get 503 anyway)
+        checks["queue"] = "draining: the service is shutting down"
+        ready = False
     body = ReadyOut(status="ready" if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Annotated, Any
 
 import typer
 
 from deploy_manager.cli import app
 from deploy_manager.commands.options import HelmBinOpt, KubeconfigOpt, KubeContextOpt
+
+log = logging.getLogger(__name__)
 
 
 @app.command()
@@ -21,7 +27,9 @@ def serve(
     """Serve webhooks, polling, runs (one at a time per cluster), /releases and /metrics until SIGTERM.
 
     Settings come from DM_* variables (secrets also from DM_<NAME>_FILE or DM_SECRETS_DIR); see
-    deploy_manager/config.py. On SIGTERM a running helm command is allowed to finish.
+    deploy_manager/config.py. On SIGTERM (or Ctrl-C) the service drains: new triggers get 503 with Retry-After,
+    the running helm commands and bootstrap Jobs finish (up to DM_SHUTDOWN_GRACE_SECONDS), nothing new starts,
+    the Lease is released, and the process exits 0.
     """
     from pydantic import ValidationError
 
@@ -52,12 +60,52 @@ def serve(
     except DeployManagerError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    uvicorn.run(
+    config = uvicorn.Config(
         service,
         host=settings.host,
         port=settings.port,
         log_config=None,  # keep our JSON handler
         access_log=False,
-        # uvicorn stops accepting connections at once; the lifespan then waits for a running run.
         timeout_graceful_shutdown=10,
     )
+    DrainingServer(config, drain=service.state.drain).run()
+
+
+class DrainingServer:
+    """uvicorn's server, but SIGTERM/SIGINT first drain the run queue while HTTP keeps answering (a trigger gets
+    503 + Retry-After, not a refused connection), then the server stops; the signal is not re-raised, so the
+    process exits 0. A second signal stops the HTTP server at once (the drain still ends the run properly)."""
+
+    def __init__(self, config: Any, *, drain: Callable[[], None]) -> None:
+        import uvicorn
+
+        outer = self
+
+        class _Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+                outer.on_signal(sig)
+
+        self.server = _Server(config)
+        self._drain = drain
+        self._draining: threading.Thread | None = None
+
+    def on_signal(self, sig: int) -> None:
+        if self._draining is None:
+            log.info("received signal %s: draining", sig)
+            self._draining = threading.Thread(target=self._drain_then_exit, name="drain", daemon=True)
+            self._draining.start()
+        else:
+            self.server.should_exit = True
+
+    def _drain_then_exit(self) -> None:
+        try:
+            self._drain()
+        except Exception:
+            log.exception("draining the run queue failed")
+        finally:
+            self.server.should_exit = True
+
+    def run(self) -> None:
+        self.server.run()
+        if self._draining is not None:
+            self._draining.join()

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -30,6 +31,9 @@ from deploy_manager.redaction import REDACTED, Redactor, cut
 from deploy_manager.retry import RetryPolicy, call_with_retries, is_transient, retry_after
 
 TAIL_LINES = 50
+# After SIGTERM, helm needs a moment to record the release as failed; then it is killed.
+END_GRACE_SECONDS = 15.0
+POLL_SECONDS = 0.2
 # The error kept in a step's message: helm's whole last `Error:` block (template, line, key, why), masked, then cut.
 ERROR_CHARS = 1500
 __all__ = ["REDACTED", "redact", "tail"]
@@ -64,6 +68,13 @@ class HelmTimeout(HelmError):
 
 
 class ReleaseLocked(HelmError):
+    temporary = True
+
+
+class HelmEnded(HelmError):
+    """We ended the helm command (shutdown past its grace, or a superseding commit): SIGTERM, so helm 4 cancels
+    its wait and marks the release `failed` rather than leaving it `pending-*`."""
+
     temporary = True
 
 
@@ -152,25 +163,63 @@ class HelmRunner:
                 os.unlink(path)
 
     def run(
-        self, args: list[str], *, timeout: float, secrets: Iterable[str] = (), release: str | None = None
+        self,
+        args: list[str],
+        *,
+        timeout: float,
+        secrets: Iterable[str] = (),
+        release: str | None = None,
+        end: Callable[[], bool] | None = None,
     ) -> HelmResult:
-        """Run `helm <args>`; raise HelmError/HelmTimeout on failure, return the result on exit 0."""
+        """Run `helm <args>`; raise HelmError/HelmTimeout on failure, return the result on exit 0.
+
+        `end`: polled while helm runs; once it answers True helm is sent SIGTERM (then SIGKILL after
+        END_GRACE_SECONDS) and `HelmEnded` is raised."""
         argv = [self.helm_bin, *args]
         secrets = list(secrets)
         start = time.monotonic()
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env, check=False)
+            # In our process group: whatever kills the group (a pod's teardown) kills helm too, as it should.
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
         except FileNotFoundError as exc:
             raise HelmNotFound(f"helm binary not found: {self.helm_bin}", release=release) from exc
-        except subprocess.TimeoutExpired as exc:
-            out = _text(exc.stdout) + _text(exc.stderr)
-            raise HelmTimeout(
-                f"helm {args[0]} {release or ''} did not finish within {timeout:.0f}s".replace("  ", " "),
-                output_tail=tail(redact(out, secrets)),
+        deadline = start + timeout
+        ended = False
+        stdout = stderr = ""
+        with proc:
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    stdout, stderr = proc.communicate(timeout=max(0.01, min(left, POLL_SECONDS)))
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if time.monotonic() >= deadline:
+                    proc.kill()
+                    out, err = proc.communicate()
+                    raise HelmTimeout(
+                        f"helm {args[0]} {release or ''} did not finish within {timeout:.0f}s".replace("  ", " "),
+                        output_tail=tail(redact(_text(out) + _text(err), secrets)),
+                        release=release,
+                    )
+                if end is not None and not ended and end():
+                    ended = True
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        stdout, stderr = proc.communicate(timeout=END_GRACE_SECONDS)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        stdout, stderr = proc.communicate()
+                    break
+        if ended:
+            raise HelmEnded(
+                f"helm {args[0]} {release + ' ' if release else ''}ended by deploy-manager (SIGTERM)",
+                exit_code=proc.returncode,
+                output_tail=masked_tail((stdout or "") + (stderr or ""), Redactor(secrets, assignments=True)),
                 release=release,
-            ) from exc
+            )
         duration = time.monotonic() - start
-        stdout, stderr = proc.stdout or "", proc.stderr or ""
+        stdout, stderr = stdout or "", stderr or ""
         shown = stderr if _looks_json(stdout) else stdout + stderr
         masker = Redactor(secrets, assignments=True)
         out_tail = masked_tail(shown, masker)
@@ -212,6 +261,7 @@ class HelmRunner:
         repo: str | None = None,
         secrets: Iterable[str] = (),
         wait: bool = True,
+        end: Callable[[], bool] | None = None,
     ) -> HelmResult:
         """`helm upgrade --install` one release; on failure, classify by the release's recorded state."""
         secrets = list(secrets)
@@ -230,7 +280,9 @@ class HelmRunner:
 
             def attempt() -> HelmResult:
                 try:
-                    return self.run(args, timeout=timeout + self.timeout_margin, secrets=secrets, release=release)
+                    return self.run(
+                        args, timeout=timeout + self.timeout_margin, secrets=secrets, release=release, end=end
+                    )
                 except HelmNotFound:
                     raise
                 except HelmError as exc:
@@ -262,7 +314,9 @@ class HelmRunner:
         status = str(info.get("status") or "")
         description = str(info.get("description") or "")
         kind: type[HelmError] = default
-        if status.startswith("pending-"):
+        if default is HelmEnded:
+            kind = HelmEnded  # ours: the record shows what helm left (`failed`, or `pending-*` if it was killed)
+        elif status.startswith("pending-"):
             kind = ReleaseLocked
         elif default in (HelmError, HelmTransient) and _is_deadline(description + "\n" + exc.output_tail):
             kind = HelmTimeout

@@ -33,6 +33,7 @@ class KubernetesLeaseBackend:
         self._client = client
         self._api = client.CoordinationV1Api(api_client)
         self._version = client.VersionApi(api_client)
+        self._core = client.CoreV1Api(api_client)
         self._timeout = 10
 
     def _to_record(self, lease: Any) -> LeaseRecord:
@@ -97,6 +98,16 @@ class KubernetesLeaseBackend:
         if lease is None:
             raise LeaseConflict(f"lease {self.namespace}/{self.name} was deleted")
         return self._to_record(lease)
+
+    def pod_exists(self, name: str, namespace: str | None = None) -> bool | None:
+        """Whether pod `name` exists (in the Lease's namespace by default); None when the API cannot say."""
+        try:
+            self._core.read_namespaced_pod(name, namespace or self.namespace, _request_timeout=self._timeout)
+        except ApiException as exc:
+            return False if exc.status == 404 else None
+        except (HTTPError, OSError):
+            return None
+        return True
 
     def ping(self) -> None:
         """Raise LeaseUnavailable unless the API server answers (used by /readyz)."""

@@ -15,6 +15,7 @@ class RunStatus(enum.StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     interrupted = "interrupted"
+    superseded = "superseded"  # stopped early for a newer commit that changes what it was waiting on
 
 
 class StepStatus(enum.StrEnum):

@@ -18,6 +18,8 @@ def run_phase(phase: HookPhase, action: Action, ctx: RunContext) -> None:
     if ctx.hook is None:
         return
     comp = ctx.cluster.components[action.component]
+    if ctx.cancel is not None and any(step.when == phase.value for step in comp.bootstrap):
+        ctx.cancel.check(f"bootstrap ({phase.value})")  # a stopped run starts no new bootstrap phase
     jobs = tuple(
         j for j in ctx.jobs if ((j.get("metadata") or {}).get("labels") or {}).get(m.LABEL_COMPONENT) == comp.name
     )

@@ -17,6 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from deploy_manager.clock import now
 from deploy_manager.models.plan import REMEDIATIONS, Action, ActionKind, Plan, Reason
 from deploy_manager.models.run import StepRecord, StepStatus
+from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.rollback import rollback
 from deploy_manager.reconcile.step import MSG_NEED_FAILED, RunContext, StepKind
 from deploy_manager.reconcile.uninstall import uninstall
@@ -90,8 +91,11 @@ def execute(
     *,
     max_parallel: int = 4,
     on_step: Callable[[StepRecord], None] | None = None,
+    cancel: RunCancel | None = None,
 ) -> list[StepRecord]:
-    """Execute `plan`; return one StepRecord per action, in completion order."""
+    """Execute `plan`; return one StepRecord per action, in completion order.
+
+    Once `cancel` is stopped no further component starts: the running ones finish, the others get no step."""
     heights = chain_heights(plan.actions)
     order = {a.component: i for i, a in enumerate(plan.actions)}
     # Dicts keep insertion order: iterate the longest chains first, then plan order.
@@ -133,7 +137,7 @@ def execute(
                         continue
                     elif action.action is ActionKind.none:
                         finish(_passive(action, StepStatus.skipped))
-                    elif len(running) >= slots:
+                    elif len(running) >= slots or (cancel is not None and cancel.stopped):
                         continue  # ready, but wait for a slot: a longer chain may become ready first
                     else:
                         # The worker thread carries the caller's log context (run id, cluster).
@@ -141,6 +145,8 @@ def execute(
                     del pending[name]
                     progressed = True
             if not running:
+                if cancel is not None and cancel.stopped:
+                    break  # stopped: what did not start gets no step (the run records it as not started)
                 if pending:  # only possible with needs outside the plan: a planner bug, not user input
                     raise RuntimeError(f"plan cannot progress: {sorted(pending)} wait for unknown needs")
                 break

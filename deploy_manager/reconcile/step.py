@@ -27,6 +27,7 @@ from deploy_manager.kube.types import Job
 from deploy_manager.models.desired import DesiredCluster
 from deploy_manager.models.plan import Action
 from deploy_manager.models.run import StepRecord
+from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import ComponentHook
 
 # Reasons and errors a step records (stable strings: the API and the status page show them).
@@ -52,6 +53,7 @@ class RunContext:
     hook: ComponentHook | None = None  # runs around each write: the bootstrap engine
     jobs: tuple[Job, ...] = ()  # the snapshot's bootstrap Jobs (every component of the cluster)
     emit: Callable[[StepRecord], None] = field(default=_ignore)  # the run owner's recorder
+    cancel: RunCancel | None = None  # the queue's way to stop the run early (shutdown, superseded)
 
 
 class StepKind(Protocol):

@@ -18,15 +18,16 @@ from dataclasses import replace
 
 from deploy_manager.clock import now
 from deploy_manager.desired.values import secret_values
-from deploy_manager.helm.runner import HelmError, HelmResult
+from deploy_manager.helm.runner import HelmEnded, HelmError, HelmResult
 from deploy_manager.logging_setup import log_context
 from deploy_manager.models.desired import DesiredCluster, DesiredComponent
 from deploy_manager.models.errors import DeployManagerError, TemporaryError
 from deploy_manager.models.labels import LABEL_PREFIX
 from deploy_manager.models.plan import Action, ActionKind, Reason
-from deploy_manager.models.run import StepRecord, StepStatus
+from deploy_manager.models.run import RunStatus, StepRecord, StepStatus
 from deploy_manager.planner.remediation import remediation_for
 from deploy_manager.reconcile.bootstrap import run_phase
+from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import HookPhase
 from deploy_manager.reconcile.rollback import rollback
 from deploy_manager.reconcile.step import MSG_RETRIED, RunContext
@@ -59,6 +60,8 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
     exit_code: int | None = None
     tail = ""
     retried: list[Reason] = []
+    cancel = ctx.cancel or RunCancel()
+    extra: tuple[Reason, ...] = ()
 
     def note_retries(messages: tuple[str, ...]) -> None:
         for message in messages:
@@ -71,7 +74,7 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
             namespace=action.namespace,
             action=action.action.value,
             status=status,
-            reasons=action.reasons + tuple(retried),
+            reasons=action.reasons + tuple(retried) + extra,
             helm_revision=revision,
             duration=time.monotonic() - t0,
             exit_code=exit_code,
@@ -84,26 +87,35 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
 
     with log_context(component=comp.name, release=comp.release):
         try:
+            # A stopped run starts no new bootstrap phase (run_phase checks) or helm command; running ones finish.
             run_phase(HookPhase.before, action, ctx)
 
             def write() -> HelmResult:
-                return ctx.helm.upgrade_install(
-                    release=comp.release,
-                    namespace=comp.namespace,
-                    chart=ctx.charts[comp.name],
-                    values=comp.values,
-                    labels=release_labels(ctx.cluster, comp, upgrade=action.action is ActionKind.upgrade),
-                    timeout=comp.timeout,
-                    version=comp.chart.version,
-                    repo=comp.chart.repo,
-                    secrets=secrets,
-                )
+                cancel.check(f"helm {action.action.value}")
+                cancel.helm_started(comp.name, comp.digest)
+                try:
+                    return ctx.helm.upgrade_install(
+                        release=comp.release,
+                        namespace=comp.namespace,
+                        chart=ctx.charts[comp.name],
+                        values=comp.values,
+                        labels=release_labels(ctx.cluster, comp, upgrade=action.action is ActionKind.upgrade),
+                        timeout=comp.timeout,
+                        version=comp.chart.version,
+                        repo=comp.chart.repo,
+                        secrets=secrets,
+                        end=lambda: cancel.helm_ended(comp.name),
+                    )
+                finally:
+                    cancel.helm_finished(comp.name)
 
             attempts = 1 + comp.remediation.retries
             for attempt in range(1, attempts + 1):
                 try:
                     result = write()
                     break
+                except HelmEnded:
+                    raise  # a stopped run neither retries nor remediates: the next run recovers the release
                 except HelmError as exc:
                     note_retries(exc.retried)
                     revision, exit_code, tail = exc.revision, exc.exit_code, exc.output_tail
@@ -114,6 +126,11 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
             note_retries(result.retried)
             revision, exit_code, tail = result.revision, result.exit_code, result.output_tail
             run_phase(HookPhase.after, action, ctx)
+        except HelmEnded as exc:
+            revision, exit_code, tail = exc.revision, exc.exit_code, exc.output_tail
+            if cancel.status is RunStatus.superseded:
+                extra = (Reason("superseded", cancel.reason),)
+            return step(StepStatus.failed, f"{exc}: {cancel.reason}".rstrip(": "))
         except DeployManagerError as exc:  # a failed bootstrap step carries its Job's log tail
             tail = getattr(exc, "output_tail", "") or tail
             return step(StepStatus.failed, str(exc), isinstance(exc, TemporaryError))

@@ -316,3 +316,79 @@ def test_the_read_api_answers_correctly_under_load_during_a_run(
         assert svc.releases()["keystone"]["commit"] == sha
     finally:
         sandbox_module.set_ready_delay(0.05)
+
+
+def hangable_keystone(remote: Remote, timeout: int) -> None:
+    """keystone with helm timeout `timeout` and a rollout that never becomes ready while its values say
+    `broken: "true"` (the sandbox's annotation on the pod template: a change of it is a rollout)."""
+    components: dict[str, Any] = {}
+    for name, needs in COMPONENTS.items():
+        components[name] = {"chart": f"charts/openstack/{name}"} | ({"needs": needs} if needs else {})
+    components["keystone"]["timeout"] = timeout
+    annotation = '{kubesim.io/never-ready: {{ .Values.broken | default "false" | quote }}, values-hash:'
+    template = DEPLOYMENT_TEMPLATE.replace("{values-hash:", annotation)
+    assert template != DEPLOYMENT_TEMPLATE
+    write_chart(remote.root, "charts/openstack/keystone", template=CONFIGMAP_TEMPLATE + template)
+    write_cluster(remote.root, "dev", {"namespace": remote.namespace, "components": components})
+    commit(remote.root, f"keystone timeout {timeout}s")
+
+
+def push_keystone(svc: Running, remote: Remote, value: int, *, broken: bool) -> tuple[str, int]:
+    write_values(remote.root, "dev", "keystone", {"replicas": 1, "broken": str(broken).lower(), "conf": {"w": value}})
+    sha = commit(remote.root, f"keystone {value} broken={broken}")
+    with svc.client() as c:
+        answer = svc.push(c, sha)
+    assert answer.status_code == 202 and answer.json()["status"] == "queued", answer.text
+    return sha, int(answer.json()["run_id"])
+
+
+def hang_keystone(svc: Running, remote: Remote, value: int) -> int:
+    """Push a keystone change whose rollout never becomes ready; returns the run id once helm waits on it."""
+    _, run_id = push_keystone(svc, remote, value, broken=True)
+    wait_for(lambda: svc.queue._cancel is not None and "keystone" in svc.queue._cancel.in_helm(), timeout=60)
+    time.sleep(0.5)  # inside helm's --wait
+    return run_id
+
+
+def test_a_fix_pushed_during_a_hanging_wait_supersedes_the_run_and_deploys_long_before_the_timeout(
+    start: Callable[..., Running], remote: Remote, sandbox_module: Any
+) -> None:
+    hangable_keystone(remote, 300)
+    svc = start()
+    assert svc.queue.wait_idle(120)
+    hanging = hang_keystone(svc, remote, 11)
+    pushed = time.monotonic()
+    fix, fix_run = push_keystone(svc, remote, 12, broken=False)
+    assert svc.queue.wait_idle(120)
+    took = time.monotonic() - pushed
+    print(f"fix pushed during a hanging --wait -> fix deployed: {took:.1f}s (helm timeout 300 s)")
+    assert took < 60  # helm's timeout is 300 s
+    with svc.client() as c:
+        old, new = c.get(f"/runs/{hanging}").json(), c.get(f"/runs/{fix_run}").json()
+    assert old["status"] == "superseded" and fix[:12] in old["error"], old
+    (step,) = [s for s in old["steps"] if s["component"] == "keystone"]
+    assert step["status"] == "failed" and "ended by deploy-manager" in step["error"]  # helm was ended
+    assert "superseded" in [r["code"] for r in step["reason_details"]]
+    assert new["status"] == "succeeded" and new["commit"] == fix
+    assert new["started_at"] >= old["finished_at"]  # never two runs at once
+    keystone = svc.releases()["keystone"]
+    assert keystone["status"] == "deployed" and keystone["commit"] == fix
+
+
+def test_with_supersede_off_a_hanging_run_is_left_to_finish(
+    start: Callable[..., Running], remote: Remote, sandbox_module: Any
+) -> None:
+    hangable_keystone(remote, 8)
+    svc = start(supersede=False)
+    assert svc.queue.wait_idle(120)
+    hanging = hang_keystone(svc, remote, 21)
+    fix, fix_run = push_keystone(svc, remote, 22, broken=False)
+    assert svc.queue.wait_idle(120)
+    with svc.client() as c:
+        old, new = c.get(f"/runs/{hanging}").json(), c.get(f"/runs/{fix_run}").json()
+    # Its helm wait was not ended: helm's own timeout failed it.
+    assert old["status"] == "failed" and "superseded" not in old["error"]
+    (step,) = [s for s in old["steps"] if s["component"] == "keystone"]
+    assert step["status"] == "failed" and "ended by deploy-manager" not in step["error"]
+    assert "superseded" not in [r["code"] for r in step["reason_details"]]
+    assert new["status"] == "succeeded" and new["commit"] == fix and new["started_at"] >= old["finished_at"]

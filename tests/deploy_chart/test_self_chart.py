@@ -268,3 +268,17 @@ def test_tmp_holding_values_and_git_credentials_is_in_memory() -> None:
 
     assert tmp() == {"medium": "Memory", "sizeLimit": "64Mi"}
     assert tmp("--set", "tmpVolume.medium=") == {"sizeLimit": "64Mi"}
+
+
+def test_the_pod_grace_period_covers_the_shutdown_grace_and_ending_helm() -> None:
+    """On SIGTERM the service waits DM_SHUTDOWN_GRACE_SECONDS, then ends helm (which needs a moment to record
+    the release failed) and releases the Lease: the kubelet must not SIGKILL it before that."""
+    from deploy_manager.helm.runner import END_GRACE_SECONDS
+
+    result = _template(*REQUIRED)
+    assert result.returncode == 0, result.stderr
+    deployment = next(d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    grace = float(env.get("DM_SHUTDOWN_GRACE_SECONDS") or Settings.model_fields["shutdown_grace_seconds"].default)
+    assert pod["terminationGracePeriodSeconds"] >= grace + END_GRACE_SECONDS + 10

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import signal
 import stat
+import subprocess
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from deploy_manager.helm.runner import (
     ChartRenderError,
+    HelmEnded,
     HelmError,
     HelmNotFound,
     HelmRunner,
@@ -17,10 +22,12 @@ from deploy_manager.helm.runner import (
     redact,
     tail,
 )
-from tests.corelib import write, write_chart
+from tests.corelib import CONFIGMAP_TEMPLATE, DEPLOYMENT_TEMPLATE, write, write_chart
 
 HELM = str(Path(__file__).resolve().parents[2] / ".tools" / "bin" / "helm")
 
+# A ConfigMap and a Deployment named `web`, so a fault can keep the rollout unready.
+WEB = CONFIGMAP_TEMPLATE + DEPLOYMENT_TEMPLATE.replace("{{ .Release.Name }}-api", "web")
 FAILING = '{{ fail (printf "bad password %s" .Values.db.password) }}\n'
 
 
@@ -123,3 +130,61 @@ def test_redact_and_tail() -> None:
     out = redact(text, ["hunter22"])
     assert "s3cr3t" not in out and "abc123" not in out and "hunter22" not in out and "admin" in out
     assert tail("\n".join(str(i) for i in range(100)), 50).splitlines() == [str(i) for i in range(50, 100)]
+
+
+@pytest.mark.helm
+def test_ending_helm_in_its_wait_leaves_the_release_failed_not_pending(tmp_path: Path, sandbox: Any) -> None:
+    """Why `end` sends SIGTERM: helm 4 cancels its wait and records the release `failed`, which a later
+    upgrade or rollback recovers; SIGKILL (below) leaves it `pending-upgrade`, locked."""
+    chart = write_chart(
+        tmp_path, "c", template=CONFIGMAP_TEMPLATE + DEPLOYMENT_TEMPLATE.replace("{{ .Release.Name }}-api", "web")
+    )
+    runner = HelmRunner(HELM, kubeconfig=Path(sandbox.kubeconfig))
+    args = dict(release="r1", namespace="ns-end", chart=str(chart), labels={}, timeout=300)
+    runner.upgrade_install(values={"v": 1}, **args)  # type: ignore[arg-type]
+    sandbox.inject_fault(type="never-ready", kind="Deployment", namespace="ns-end", name="web")
+    asked = time.monotonic() + 2.0  # end it once helm waits for the rollout
+    with pytest.raises(HelmEnded) as info:
+        runner.upgrade_install(values={"v": 2}, end=lambda: time.monotonic() > asked, **args)  # type: ignore[arg-type]
+    assert time.monotonic() - asked < 10  # not helm's 300 s timeout
+    assert info.value.status == "failed" and info.value.revision == 2
+    assert runner.status("r1", "ns-end")["info"]["status"] == "failed"  # type: ignore[index]
+    # The failed release is not locked: the next upgrade goes through.
+    sandbox.clear_faults()
+    assert runner.upgrade_install(values={"v": 3}, **args).status == "deployed"  # type: ignore[arg-type]
+
+
+@pytest.mark.helm
+def test_sigkill_in_helms_wait_leaves_the_release_pending(tmp_path: Path, sandbox: Any) -> None:
+    """The other signal, for comparison: what a kill -9 of helm (or of its container) leaves behind."""
+    chart = write_chart(
+        tmp_path, "c", template=CONFIGMAP_TEMPLATE + DEPLOYMENT_TEMPLATE.replace("{{ .Release.Name }}-api", "web")
+    )
+    runner = HelmRunner(HELM, kubeconfig=Path(sandbox.kubeconfig))
+    args = dict(release="r2", namespace="ns-kill", chart=str(chart), labels={}, timeout=300)
+    runner.upgrade_install(values={"v": 1}, **args)  # type: ignore[arg-type]
+    sandbox.inject_fault(type="never-ready", kind="Deployment", namespace="ns-kill", name="web")
+    with runner._values_file({"v": 2}) as values:
+        proc = subprocess.Popen(
+            [
+                HELM,
+                "upgrade",
+                "r2",
+                str(chart),
+                "-n",
+                "ns-kill",
+                "--values",
+                values,
+                "--wait=watcher",
+                "--timeout",
+                "300s",
+                "--kubeconfig",
+                str(sandbox.kubeconfig),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert runner.status("r2", "ns-kill")["info"]["status"] == "pending-upgrade"  # type: ignore[index]

@@ -5,9 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from deploy_manager.models.plan import Action, ActionKind, Plan, ReleaseState
-from deploy_manager.models.run import StepRecord, StepStatus
+from deploy_manager.models.run import RunStatus, StepRecord, StepStatus
+from deploy_manager.reconcile.cancel import RunCancel, RunStopped
 from deploy_manager.reconcile.executor import chain_heights, execute
+from deploy_manager.run import outcome, stopped_outcome
 
 NEEDS = {"rmq": (), "mc": (), "ks": ("rmq", "mc"), "gl": ("ks",), "pl": ("ks",), "nova": ("gl", "pl"), "x": ()}
 ORDER = ["mc", "rmq", "x", "ks", "gl", "pl", "nova"]
@@ -138,3 +142,46 @@ def test_worker_threads_carry_the_callers_log_context() -> None:
     assert set(seen) == set(ORDER)
     assert all(run_id == 42 and comp == name for name, (run_id, comp, _) in seen.items())
     assert all(thread.startswith("dm-exec") for _, _, thread in seen.values())  # really in the worker threads
+
+
+def test_a_stopped_run_starts_no_further_component_and_the_running_ones_finish() -> None:
+    cancel = RunCancel()
+    rec = Recorder(delay=0.05)
+
+    def stop_during_ks(action: Action) -> StepRecord:
+        if action.component == "ks":
+            cancel.stop(RunStatus.interrupted, "the service is shutting down")
+        return rec(action)
+
+    steps = execute(plan(), stop_during_ks, max_parallel=4, cancel=cancel)
+    assert {s.component for s in steps} == {"mc", "rmq", "x", "ks"}  # ks ran to its end
+    assert all(s.status is StepStatus.succeeded for s in steps)
+    status, error = stopped_outcome(plan(), steps, cancel, *outcome(steps))
+    assert status is RunStatus.interrupted
+    assert error == "the service is shutting down; not started: gl, nova, pl"
+
+
+def test_a_stopped_run_that_finished_everything_succeeded() -> None:
+    cancel = RunCancel()
+    steps = execute(plan(), Recorder(delay=0), cancel=cancel)
+    cancel.stop(RunStatus.superseded, "superseded by commit abc")
+    assert stopped_outcome(plan(), steps, cancel, *outcome(steps)) == (RunStatus.succeeded, "")
+
+
+def test_run_cancel_ends_helm_of_the_named_components_only() -> None:
+    cancel = RunCancel()
+    cancel.helm_started("ks", "d1")
+    cancel.helm_started("gl", "d2")
+    assert cancel.in_helm() == {"ks": "d1", "gl": "d2"}
+    cancel.end_helm({"ks"})
+    assert cancel.helm_ended("ks") and not cancel.helm_ended("gl")
+    cancel.end_helm()
+    assert cancel.helm_ended("gl")
+    cancel.helm_finished("ks")
+    assert cancel.in_helm() == {"gl": "d2"}
+    cancel.check("helm upgrade")  # not stopped: nothing raised
+    cancel.stop(RunStatus.superseded, "superseded by commit abc")
+    cancel.stop(RunStatus.interrupted, "later reasons do not overwrite the first")
+    assert cancel.status is RunStatus.superseded
+    with pytest.raises(RunStopped, match="helm upgrade not started: superseded by commit abc"):
+        cancel.check("helm upgrade")
