@@ -366,7 +366,7 @@ def test_a_fix_pushed_during_a_hanging_wait_supersedes_the_run_and_deploys_long_
     with svc.client() as c:
         old, new = c.get(f"/runs/{hanging}").json(), c.get(f"/runs/{fix_run}").json()
     assert old["status"] == "superseded" and fix[:12] in old["error"], old
-    (step,) = [s for s in old["steps"] if s["component"] == "keystone"]
+    (step,) = [s for s in old["steps"] if s["component"] == "keystone" and s["action"] == "upgrade"]
     assert step["status"] == "failed" and "ended by deploy-manager" in step["error"]  # helm was ended
     assert "superseded" in [r["code"] for r in step["reason_details"]]
     assert new["status"] == "succeeded" and new["commit"] == fix
@@ -388,7 +388,7 @@ def test_with_supersede_off_a_hanging_run_is_left_to_finish(
         old, new = c.get(f"/runs/{hanging}").json(), c.get(f"/runs/{fix_run}").json()
     # Its helm wait was not ended: helm's own timeout failed it.
     assert old["status"] == "failed" and "superseded" not in old["error"]
-    (step,) = [s for s in old["steps"] if s["component"] == "keystone"]
+    (step,) = [s for s in old["steps"] if s["component"] == "keystone" and s["action"] == "upgrade"]
     assert step["status"] == "failed" and "ended by deploy-manager" not in step["error"]
     assert "superseded" not in [r["code"] for r in step["reason_details"]]
     assert new["status"] == "succeeded" and new["commit"] == fix and new["started_at"] >= old["finished_at"]
