@@ -274,6 +274,7 @@ def lease_holder(kubeconfig: Path, name: str) -> str | None:
     return record.holder if record else None
 
 
+@pytest.mark.kubesim_only("holds helm in its wait with the sandbox's never-ready fault")
 def test_sigterm_mid_run_finishes_running_helm_starts_nothing_new_answers_503_and_exits_0(
     serve: Any, repo: Path, sandbox_module: Any, helm_bin: Path
 ) -> None:
@@ -326,6 +327,7 @@ def old_lease_name(svc: Serve) -> str:
     return str(svc.env["DM_LEASE_NAME"])
 
 
+@pytest.mark.kubesim_only("holds helm in its wait with the sandbox's never-ready fault")
 def test_sigterm_with_a_run_longer_than_the_grace_ends_helm_and_records_interrupted(
     serve: Any, repo: Path, sandbox_module: Any, helm_bin: Path
 ) -> None:
@@ -362,6 +364,7 @@ def test_sigterm_with_a_run_longer_than_the_grace_ends_helm_and_records_interrup
     assert keystone is not None and keystone["info"]["status"] == "deployed"
 
 
+@pytest.mark.kubesim_only("slows writes through /_sandbox/ to catch helm mid-run")
 def test_after_kill_9_the_restarted_service_takes_the_lease_over_at_once(
     serve: Any, repo: Path, sandbox_module: Any, helm_bin: Path
 ) -> None:
