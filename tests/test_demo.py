@@ -91,7 +91,8 @@ def test_demo_once_tells_the_whole_story_and_cleans_up(helm_bin: Path, kubectl_b
     assert index(lines, r"keystone\s+bootstrap:fernet-setup\s+succeeded") < index(lines, r"keystone\s+install\s+succ")
     assert index(lines, r"keystone\s+install\s+succeeded") < index(lines, r"glance\s+bootstrap:db-sync\s+succeeded")
     assert index(lines, r"nova\s+install\s+succeeded") < index(lines, r"horizon\s+install\s+succeeded")
-    assert "10 releases installed, 21 bootstrap Jobs run" in lines
+    # 26: the OpenStack tier added db-init, upgrade-check and online-data-migration steps (issue 17)
+    assert "10 releases installed, 26 bootstrap Jobs run" in lines
     # The push: the webhook queues a run, whose plan names the value path; only keystone-api rolls.
     webhook = index(lines, r'^remote: webhook: push refs/heads/main \w{12} -> 202 \{"run_id":2,"status":"queued"')
     upgrade = index(lines, r"keystone\s+upgrade\s+succeeded rev 2  \(values changed: conf.keystone.token.expiration\)")
