@@ -223,6 +223,7 @@ def create_app(
             metrics=metrics,
             namespaces=settings.namespaces or None,
             pod_policy=job_pod_policy(settings),
+            suspend_namespace=settings.lease_namespace,
         )
         pipeline, kube_ping = real, kube_ping or real.kube.ping
     if lease is AUTO:
