@@ -68,7 +68,7 @@ SUSPEND = {"db": [], "api": ["db"], "web": [], "solo": []}
 @pytest.fixture
 def suspend_repo(tmp_path: Path) -> Path:
     root = init_repo(tmp_path / "repo")
-    for name, needs in SUSPEND.items():
+    for name in SUSPEND:
         write_chart(root, f"charts/{name}")
         write_values(root, "dev", name, {"conf": {"n": 0}})
     spec = {
