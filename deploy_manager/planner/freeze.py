@@ -95,9 +95,11 @@ def plan_orphans(
     previous_needs = previous_needs or {}
     frozen = cluster_suspension(desired, suspensions)
     rows: dict[str, Action] = {}
+    # A release a desired component writes (a component renamed, its release kept) is that component's now.
+    claimed = {(c.namespace, c.release) for c in desired.components.values()}
     for obs in sorted(orphans, key=lambda o: (o.labels.get("component", o.name), o.namespace, o.name)):
         component = obs.labels.get("component") or obs.name
-        if component in rows or component in desired.components:
+        if component in rows or component in desired.components or (obs.namespace, obs.name) in claimed:
             continue  # two releases claiming one component: only the first is planned (the other stays)
         reasons = [
             Reason(

@@ -243,6 +243,8 @@ def test_a_removed_component_is_orphaned_then_pruned_after_the_rest_dependents_f
     assert ("fz-prune", "worker") not in rel and ("fz-prune", "queue") not in rel
     assert ("fz-foreign", "worker") in rel and ("fz-prune", "legacy") in rel  # never a release without our labels
     assert json.loads(kube_cli.kubectl("get", "jobs", "-n", NS, "-o", "json").stdout)["items"] == []
+    scripts = kube_cli.kubectl("get", "configmaps", "-n", NS, "-l", "deploy-manager.io/component=worker", "-o", "json")
+    assert json.loads(scripts.stdout)["items"] == []  # the Jobs' script ConfigMaps went with them
 
     again = cli.json("plan")["actions"]
     assert [(a["component"], a["action"]) for a in again] == [("keep", "none")]

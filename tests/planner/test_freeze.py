@@ -231,3 +231,13 @@ def test_cluster_yaml_suspension_holds_off_prune() -> None:
     desired = replace(pruning(), suspended=True)
     plan = plan_orphans(make_plan(desired, observed()), desired, [orphan("old")])
     assert plan.action_for("old").action is ActionKind.none
+
+
+def test_a_release_a_desired_component_writes_is_never_an_orphan() -> None:
+    """Component `mq` renamed `rabbitmq`, keeping its release name: the release is upgraded, not pruned."""
+    desired = pruning()
+    comps = dict(desired.components)
+    comps["rabbitmq"] = replace(comps.pop("x"), name="rabbitmq", release="mq")
+    desired = replace(desired, components=comps)
+    plan = plan_orphans(make_plan(desired, {}), desired, [replace(orphan("mq"), name="mq")])
+    assert [a.component for a in plan.actions if a.state is ReleaseState.orphaned] == []
