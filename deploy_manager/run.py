@@ -329,7 +329,8 @@ def release_statuses(snap: Snapshot) -> list[ReleaseStatus]:
             continue
         obs = snap.observed.get(rid)
         if obs is not None:
-            quiet = action.action is ActionKind.none
+            # A suspended release is at the commit it was last written at, whatever the new commit says.
+            quiet = action.action is ActionKind.none and action.state is not ReleaseState.suspended
             out.append(_status(action.component, obs, action.state, snap.desired.commit if quiet else obs.commit))
     return out
 
@@ -360,7 +361,7 @@ def statuses_after_run(
         step = by_component.get(action.component)
         state: ReleaseState
         if step is None or step.status in (StepStatus.skipped, StepStatus.blocked):
-            state, quiet = action.state, action.action is ActionKind.none
+            state, quiet = action.state, action.action is ActionKind.none and action.state is not ReleaseState.suspended
         else:
             comp = snap.desired.components[action.component]
             state, _ = determine_state(comp, obs)

@@ -122,6 +122,7 @@ def test_suspend_over_http_survives_a_restart_with_the_database_deleted(
         assert objects(kube_cli, "sv-db") == db_before  # 0 writes for db while web deploys
         releases = svc.releases()
         assert releases["db"]["state"] == "suspended" and releases["db"]["revision"] == 1
+        assert releases["db"]["commit"] == releases["db"]["deployed_commit"] != run["commit"]  # not at the new one
         assert releases["web"]["revision"] == 2
         with svc.client(READ_TOKEN) as c:
             page = c.get("/").text
