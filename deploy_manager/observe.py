@@ -13,11 +13,13 @@ import binascii
 import contextlib
 import gzip
 import json
+from collections.abc import Collection
 from typing import Any
 
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.kube.jobs import JobsApi
 from deploy_manager.kube.types import Job, Secret
+from deploy_manager.models.errors import KubeRejected
 from deploy_manager.models.labels import LABEL_PREFIX
 from deploy_manager.models.observed import ObservedRelease, ReleaseId
 
@@ -139,3 +141,45 @@ def cluster_releases(kube: KubeClient, cluster: str) -> list[ObservedRelease]:
     """Releases deploy-manager recorded for `cluster` (label `deploy-manager.io/cluster`), any namespace."""
     found = observe(kube, None).values()
     return sorted((r for r in found if r.labels.get("cluster") == cluster), key=lambda r: (r.namespace, r.name))
+
+
+def _observed_all(secrets: list[Secret]) -> dict[ReleaseId, ObservedRelease]:
+    deployed = last_deployed_revisions(secrets)
+    by_revision = _revision_labels(secrets)
+    out: dict[ReleaseId, ObservedRelease] = {}
+    for rid, secret in newest_revisions(secrets).items():
+        version = str(((secret.get("metadata") or {}).get("labels") or {}).get("version"))
+        previous = by_revision.get((rid, int(version) - 1)) if version.isdigit() else None
+        out[rid] = to_observed(secret, deployed.get(rid), previous)
+    return out
+
+
+def is_orphan(release: ObservedRelease, cluster: str, components: Collection[str]) -> bool:
+    """Ours for `cluster` (its cluster and component labels and our digest), its component no longer desired,
+    and still installed. A release without our labels is never an orphan: we never installed it."""
+    labels = release.labels
+    return (
+        labels.get("cluster") == cluster
+        and "digest" in labels
+        and bool(labels.get("component"))
+        and labels["component"] not in components
+        and release.status not in ("uninstalled", "uninstalling")
+    )
+
+
+def observe_with_orphans(
+    kube: KubeClient, cluster: str, namespaces: list[str], components: Collection[str]
+) -> tuple[dict[ReleaseId, ObservedRelease], list[ObservedRelease]]:
+    """`observe(kube, namespaces)` and the cluster's orphaned releases (issue 13), from ONE list of the release
+    records: every namespace (or, under namespaced RBAC, every namespace we have rights in), since a removed
+    component may have lived in a namespace the cluster no longer uses. If the API refuses a cluster-wide list
+    (RBAC without DM_NAMESPACES), only `namespaces` are listed and searched."""
+    try:
+        secrets = kube.list_release_secrets(None)
+    except KubeRejected:
+        secrets = kube.list_release_secrets(namespaces)
+    found = _observed_all(secrets)
+    wanted = set(namespaces)
+    observed = {rid: r for rid, r in found.items() if rid.namespace in wanted}
+    orphans = [r for rid, r in sorted(found.items()) if is_orphan(r, cluster, components)]
+    return observed, orphans

@@ -37,6 +37,7 @@ class Pipeline:
         cache_dir: Path | None = None,
         preflight_render: bool = True,
         lease_held: bool = True,
+        suspend_namespace: str | None = None,
     ) -> None:
         self.helm = helm
         self.kube = kube
@@ -46,6 +47,8 @@ class Pipeline:
         self.cache_dir = cache_dir if cache_dir is not None else default_state_dir() / "charts"
         self.preflight_render = preflight_render
         self.lease_held = lease_held
+        # The namespace of the suspend ConfigMap (the Lease's; issue 13); None: suspensions are not read.
+        self.suspend_namespace = suspend_namespace
 
     def _run(self) -> Run:
         return Run(
@@ -59,6 +62,7 @@ class Pipeline:
             bootstrap_jobs=bool(getattr(self.hook, "reads_jobs", False)),
             preflight_render=self.preflight_render,
             lease_held=self.lease_held,
+            suspend_namespace=self.suspend_namespace,
         )
 
     # -- read-only ------------------------------------------------------------------------------------

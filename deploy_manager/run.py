@@ -24,18 +24,22 @@ from pathlib import Path
 
 from deploy_manager.desired.charts import chart_info, export_chart
 from deploy_manager.desired.loader import cluster_file, load_cluster
+from deploy_manager.desired.previous import previous_needs
 from deploy_manager.desired.values import secret_values
 from deploy_manager.helm.runner import ChartRenderError, HelmRunner
 from deploy_manager.kube.client import KubeClient
+from deploy_manager.kube.suspend import SuspendStore
 from deploy_manager.kube.types import Job
 from deploy_manager.models.desired import DesiredCluster, DesiredComponent
 from deploy_manager.models.errors import ChartError, DeployManagerError
 from deploy_manager.models.observed import ObservedRelease, ReleaseId
 from deploy_manager.models.plan import ActionKind, Plan, ReleaseState
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepRecord, StepStatus
+from deploy_manager.models.suspend import Suspensions
 from deploy_manager.observe import observe as observe_releases
-from deploy_manager.observe import observe_jobs
+from deploy_manager.observe import observe_jobs, observe_with_orphans
 from deploy_manager.planner.bootstrap import plan_bootstrap
+from deploy_manager.planner.freeze import plan_orphans
 from deploy_manager.planner.graph import topo_waves
 from deploy_manager.planner.plan import make_plan
 from deploy_manager.planner.state import determine_state
@@ -57,6 +61,9 @@ class Snapshot:
     observed: dict[ReleaseId, ObservedRelease]
     plan: Plan
     jobs: tuple[Job, ...] = ()
+    # Issue 13: our releases whose component left cluster.yaml, and the suspend ConfigMap (None: not read).
+    orphans: tuple[ObservedRelease, ...] = ()
+    suspensions: Suspensions | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,8 @@ class Run:
     # This manager holds (or, for a plan, would take) the cluster's Lease: a release left pending by one of
     # our own operations is then provably not being written, and the plan unlocks it.
     lease_held: bool = True
+    # Where the suspend ConfigMap lives (the Lease's namespace); None: suspensions are not read (library use).
+    suspend_namespace: str | None = None
 
     # -- observe and decide (never writes) ------------------------------------------------------------
     def desired(self, source: GitSource, cluster: str, commit: str) -> DesiredCluster:
@@ -99,16 +108,24 @@ class Run:
 
     def snapshot(self, source: GitSource, cluster: str, commit: str) -> Snapshot:
         desired = self.desired(source, cluster, commit)
-        observed = observe_releases(self.kube, desired.namespaces)
+        observed, orphans = observe_with_orphans(self.kube, desired.name, desired.namespaces, desired.components)
+        suspensions = None
+        if self.suspend_namespace is not None:  # read once per run: a suspend during a run applies to the next
+            suspensions = SuspendStore(self.kube, cluster=desired.name, namespace=self.suspend_namespace).read()
         jobs: list[Job] = []
         if self.bootstrap_jobs:
             namespaces = [c.namespace for c in desired.components.values() if c.bootstrap]
             if namespaces:
                 jobs = observe_jobs(self.kube, desired.name, namespaces)
-        plan = make_plan(desired, observed, lease_held=self.lease_held)
+        plan = make_plan(desired, observed, lease_held=self.lease_held, suspensions=suspensions)
         if self.bootstrap_jobs:
             plan = plan_bootstrap(desired, plan, jobs)
-        return Snapshot(desired, observed, plan, tuple(jobs))
+        if orphans:
+            declared: dict[str, tuple[str, ...] | None] = {}
+            if desired.prune:  # the order matters only for uninstalls: read each release's own cluster.yaml
+                declared = previous_needs(source, cluster, [(o.labels["component"], o.commit) for o in orphans])
+            plan = plan_orphans(plan, desired, orphans, previous_needs=declared, suspensions=suspensions)
+        return Snapshot(desired, observed, plan, tuple(jobs), tuple(orphans), suspensions)
 
     # -- one recorded run -----------------------------------------------------------------------------
     def __call__(
@@ -158,6 +175,7 @@ class Run:
             jobs=snap.jobs,
             emit=record,
             cancel=cancel,
+            kube=self.kube,
         )
         try:
             steps = execute(snap.plan, dispatch(ctx), max_parallel=self.max_parallel, on_step=record, cancel=cancel)
@@ -302,10 +320,17 @@ def release_statuses(snap: Snapshot) -> list[ReleaseStatus]:
     snapshot's commit, even if helm last wrote it at an older one (a push that does not touch it, README-only);
     `deployed_commit` keeps the commit helm recorded when it last wrote the release."""
     out: list[ReleaseStatus] = []
+    orphans = {o.id: o for o in snap.orphans}
     for action in snap.plan.actions:
-        obs = snap.observed.get(ReleaseId(action.namespace, action.release))
+        rid = ReleaseId(action.namespace, action.release)
+        if action.state is ReleaseState.orphaned:
+            if rid in orphans:  # at the commit it was last deployed at: this commit does not declare it
+                out.append(_status(action.component, orphans[rid], action.state, orphans[rid].commit))
+            continue
+        obs = snap.observed.get(rid)
         if obs is not None:
-            quiet = action.action is ActionKind.none
+            # A suspended release is at the commit it was last written at, whatever the new commit says.
+            quiet = action.action is ActionKind.none and action.state is not ReleaseState.suspended
             out.append(_status(action.component, obs, action.state, snap.desired.commit if quiet else obs.commit))
     return out
 
@@ -322,13 +347,21 @@ def statuses_after_run(
     """
     by_component: dict[str, StepRecord] = {s.component: s for s in steps}
     out: list[ReleaseStatus] = []
+    orphans = {o.id: o for o in snap.orphans}
     for action in snap.plan.actions:
-        obs = observed.get(ReleaseId(action.namespace, action.release))
+        rid = ReleaseId(action.namespace, action.release)
+        if action.state is ReleaseState.orphaned:
+            pruned = by_component.get(action.component)
+            if rid in orphans and (pruned is None or pruned.status is not StepStatus.succeeded):
+                out.append(_status(action.component, orphans[rid], action.state, orphans[rid].commit))
+            continue  # pruned: gone
+        obs = observed.get(rid)
         if obs is None:
             continue
         step = by_component.get(action.component)
+        state: ReleaseState
         if step is None or step.status in (StepStatus.skipped, StepStatus.blocked):
-            state, quiet = action.state, action.action is ActionKind.none
+            state, quiet = action.state, action.action is ActionKind.none and action.state is not ReleaseState.suspended
         else:
             comp = snap.desired.components[action.component]
             state, _ = determine_state(comp, obs)

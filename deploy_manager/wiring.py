@@ -44,9 +44,11 @@ def build_pipeline(
     metrics: ServiceMetrics | None = None,
     namespaces: Sequence[str] | None = None,
     pod_policy: JobPodPolicy | None = None,
+    suspend_namespace: str | None = None,
 ) -> Pipeline:
     """The real pipeline: bootstrap steps run as Jobs around each install/upgrade. `namespaces`: list release
-    Secrets per namespace (namespaced RBAC); `pod_policy`: bootstrap Job pods' security context and resources."""
+    Secrets per namespace (namespaced RBAC); `pod_policy`: bootstrap Job pods' security context and resources;
+    `suspend_namespace`: where the suspend ConfigMap is read (the Lease's namespace)."""
     helm = (
         HelmRunner(helm_bin, kubeconfig=kubeconfig, kube_context=kube_context)
         if metrics is None
@@ -60,4 +62,5 @@ def build_pipeline(
         max_parallel=max_parallel,
         hook=BootstrapEngine(helm=helm, kube=kube, pod_policy=pod_policy),
         cache_dir=state_dir / "charts",
+        suspend_namespace=suspend_namespace,
     )

@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from deploy_manager import __version__
 from deploy_manager.api import health, hooks, plan, releases, runs, status_page
 from deploy_manager.api import metrics as metrics_api
+from deploy_manager.api import suspend as suspend_api
 from deploy_manager.api.auth import TokenAuth
 from deploy_manager.api.deps import AppContext, Redactor
 from deploy_manager.config import Settings
@@ -48,6 +49,7 @@ from deploy_manager.service import PipelineLike, RunQueue, SourceLike, StoreLike
 
 if TYPE_CHECKING:
     from deploy_manager.bootstrap.manifests import JobPodPolicy
+    from deploy_manager.kube.suspend import SuspendStore
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +196,20 @@ def build_lease(settings: Settings) -> tuple[ClusterLease, Callable[[], None]]:
     return lease, backend.ping
 
 
+def suspend_store(settings: Settings, pipeline: Any) -> SuspendStore | None:
+    """The suspend ConfigMap next to the Lease (issue 13), on the pipeline's Kubernetes client (or one of its
+    own for a caller-supplied pipeline); None without a cluster."""
+    from deploy_manager.kube.client import KubeClient
+    from deploy_manager.kube.suspend import SuspendStore
+
+    kube = getattr(pipeline, "kube", None)
+    if not isinstance(kube, KubeClient):
+        if settings.kubeconfig is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return None
+        kube = KubeClient(kubeconfig=settings.kubeconfig, context=settings.kube_context)
+    return SuspendStore(kube, cluster=settings.cluster, namespace=settings.lease_namespace)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -223,6 +239,7 @@ def create_app(
             metrics=metrics,
             namespaces=settings.namespaces or None,
             pod_policy=job_pod_policy(settings),
+            suspend_namespace=settings.lease_namespace,
         )
         pipeline, kube_ping = real, kube_ping or real.kube.ping
     if lease is AUTO:
@@ -300,6 +317,7 @@ def create_app(
         redact=Redactor(settings.secret_values()),
     )
     app.state.scheduler = scheduler
+    suspend_api.build_state(app, suspend_store(settings, pipeline))
 
     def drain() -> None:
         """SIGTERM (see `deploy_manager.commands.serve_cmd`): while the HTTP server keeps answering (503 to new
@@ -320,6 +338,6 @@ def create_app(
         log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    for module in (hooks, runs, releases, plan, health, metrics_api, status_page):
+    for module in (hooks, runs, releases, plan, health, metrics_api, status_page, suspend_api):
         app.include_router(module.router)
     return app

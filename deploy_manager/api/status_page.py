@@ -71,6 +71,24 @@ def _run_in_progress(ctx: Ctx) -> str:
     return f"<h2>Run {run.id} in progress (commit {escape((run.commit or '')[:12])})</h2>\n{table}\n"
 
 
+def _suspended(request: Request, ctx: Ctx, releases: list[Any]) -> str:
+    """Issue 13: the suspensions (the suspend ConfigMap's, and the components planned `suspended` by cluster.yaml)."""
+    state = getattr(request.app.state, "suspend", None)
+    rows: list[list[Any]] = []
+    error = ""
+    if state is not None:
+        try:
+            rows = [[s.component or "(whole cluster)", s.by, s.at, s.reason] for s in state.current().all()]
+        except Exception as exc:  # the page still renders: say why the list may be incomplete
+            error = f"<p>the suspend ConfigMap cannot be read: {escape(ctx.redact(str(exc)) or '')}</p>"
+    listed = {r[0] for r in rows}
+    frozen = [r.component for r in releases if r.state == "suspended" and r.component not in listed]
+    rows += [[name, "cluster.yaml", "", ""] for name in frozen]
+    if not rows and not error:
+        return ""
+    return f"<h2>Suspended</h2>\n{error}{_table(['component', 'by', 'at', 'reason'], rows)}\n"
+
+
 @router.get("/", response_class=HTMLResponse, summary="HTML status page")
 def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
     require_configured(request, ctx)
@@ -111,7 +129,7 @@ def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
 <body><h1>deploy-manager: cluster {escape(s.cluster)}</h1>
 <p>branch <code>{escape(s.branch)}</code>, deployed commit <code>{escape(q.deployed_commit or "none")}</code>,
 running run {escape(str(q.running_run_id or "none"))}, queued runs {q.depth}</p>
-{in_progress}<h2>Releases</h2>
+{in_progress}{_suspended(request, ctx, releases)}<h2>Releases</h2>
 {
         _table(
             [

@@ -20,6 +20,7 @@ from deploy_manager.commands.options import (
     HelmBinOpt,
     KubeconfigOpt,
     KubeContextOpt,
+    LeaseNamespaceOpt,
     OutputFormat,
     OutputOpt,
     RepoOpt,
@@ -93,7 +94,16 @@ def _source(repo: str, state_dir: Path | None) -> GitSource:
     return src
 
 
-def _pipeline(kubeconfig: Path | None, kube_context: str | None, state_dir: Path | None, helm_bin: str) -> Pipeline:
+def _pipeline(
+    kubeconfig: Path | None,
+    kube_context: str | None,
+    state_dir: Path | None,
+    helm_bin: str,
+    lease_namespace: str | None = None,
+) -> Pipeline:
+    import os
+
+    from deploy_manager.config import default_lease_namespace
     from deploy_manager.wiring import build_pipeline
 
     return build_pipeline(
@@ -102,12 +112,18 @@ def _pipeline(kubeconfig: Path | None, kube_context: str | None, state_dir: Path
         kube_context=kube_context,
         store=_store(state_dir),
         state_dir=_state_dir(state_dir),
+        # The suspend ConfigMap lives next to the cluster's Lease (issue 13).
+        suspend_namespace=lease_namespace or os.environ.get("DM_LEASE_NAMESPACE") or default_lease_namespace(),
     )
 
 
 @contextmanager
 def _cluster_lease(
-    cluster: str, kubeconfig: Path | None, kube_context: str | None, wait_seconds: float
+    cluster: str,
+    kubeconfig: Path | None,
+    kube_context: str | None,
+    wait_seconds: float,
+    lease_namespace: str | None = None,
 ) -> Iterator[None]:
     """Hold the cluster's Lease (the one the service takes) for the whole apply, so a person's `apply` never
     races the service on the same releases. Waits up to `wait_seconds`, else exits 2 naming the holder."""
@@ -119,7 +135,7 @@ def _cluster_lease(
     from deploy_manager.models.errors import LeaseUnavailable
 
     name = os.environ.get("DM_LEASE_NAME") or lease_name_for(cluster)
-    namespace = os.environ.get("DM_LEASE_NAMESPACE") or default_lease_namespace()
+    namespace = lease_namespace or os.environ.get("DM_LEASE_NAMESPACE") or default_lease_namespace()
     backend = KubernetesLeaseBackend(name=name, namespace=namespace, kubeconfig=kubeconfig, context=kube_context)
     lease = ClusterLease(backend, identity=f"cli-{default_identity()}", retry_seconds=0.5)
     deadline = time.monotonic() + wait_seconds
@@ -174,10 +190,11 @@ def plan(
     kube_context: KubeContextOpt = None,
     state_dir: StateDirOpt = None,
     helm_bin: HelmBinOpt = "helm",
+    lease_namespace: LeaseNamespaceOpt = None,
 ) -> None:
     """Show what an apply of REV would do for the cluster. Never writes to the cluster."""
     with _errors():
-        pipe = _pipeline(kubeconfig, kube_context, state_dir, helm_bin)
+        pipe = _pipeline(kubeconfig, kube_context, state_dir, helm_bin, lease_namespace)
         data = pipe.plan(_source(repo, state_dir), cluster, rev).to_dict()
         _emit(
             data,
@@ -209,12 +226,13 @@ def apply(
         min=0,
         help="Seconds to wait for the cluster's Lease (held by the service or another apply).",
     ),
+    lease_namespace: LeaseNamespaceOpt = None,
 ) -> None:
     """Apply REV to the cluster: exactly the helm upgrades it needs, in dependency order. Exit 1 if any fails.
 
     Holds the cluster's Lease (the service's) while it runs; exit 2 if it is not free within --lease-wait."""
     with _errors():
-        pipe = _pipeline(kubeconfig, kube_context, state_dir, helm_bin)
+        pipe = _pipeline(kubeconfig, kube_context, state_dir, helm_bin, lease_namespace)
         pipe.max_parallel = max_parallel
         source = _source(repo, state_dir)
         from deploy_manager.run import resolve
@@ -222,7 +240,7 @@ def apply(
         commit = resolve(source, rev)
         # Bad input or an unreachable cluster is reported (and recorded) before waiting for the Lease.
         pipe.preflight_check(source, cluster, commit, trigger="cli")
-        with _cluster_lease(cluster, kubeconfig, kube_context, lease_wait):
+        with _cluster_lease(cluster, kubeconfig, kube_context, lease_wait, lease_namespace):
             # Holding the cluster's Lease, no other run of it is alive: one left `running` died with its process.
             pipe.store.mark_interrupted(cluster)
             run = pipe.apply(source, cluster, commit, trigger="cli")
@@ -262,13 +280,17 @@ def status(
     kube_context: KubeContextOpt = None,
     state_dir: StateDirOpt = None,
     helm_bin: HelmBinOpt = "helm",
+    lease_namespace: LeaseNamespaceOpt = None,
 ) -> None:
-    """Deployed releases of the cluster, read from Helm's release records (not from our database)."""
+    """Deployed releases of the cluster, read from Helm's release records (not from our database), and the
+    suspensions in the cluster's suspend ConfigMap."""
     with _errors():
+        from deploy_manager.commands.freeze_cmds import read_suspensions
         from deploy_manager.kube.client import KubeClient
         from deploy_manager.observe import cluster_releases
 
         kube = KubeClient(kubeconfig=kubeconfig, context=kube_context)
+        frozen = read_suspensions(kube, cluster, lease_namespace)
         rows: list[dict[str, Any]] = [
             {
                 "component": r.labels.get("component", r.name),
@@ -287,23 +309,30 @@ def status(
             }
             for r in cluster_releases(kube, cluster)
         ]
+        for row in rows:  # issue 13: who froze it and why (suspend/resume); null when it is not suspended
+            found = frozen.for_component(row["component"]) if frozen is not None else None
+            row["suspended"] = found.to_dict() if found is not None else None
+        notes = "".join(f"{s.describe()}\n" for s in (frozen.all() if frozen is not None else []))
         _emit(
             rows,
             output,
-            lambda: format_table(
-                ["component", "namespace", "release", "chart", "revision", "status", "commit"],
-                [
-                    (
-                        r["component"],
-                        r["namespace"],
-                        r["release"],
-                        f"{r['chart']}-{r['chart_version']}",
-                        r["revision"],
-                        r["status"],
-                        (r["commit"] or "")[:12],
-                    )
-                    for r in rows
-                ],
+            lambda: (
+                notes
+                + format_table(
+                    ["component", "namespace", "release", "chart", "revision", "status", "commit"],
+                    [
+                        (
+                            r["component"],
+                            r["namespace"],
+                            r["release"],
+                            f"{r['chart']}-{r['chart_version']}",
+                            r["revision"],
+                            r["status"],
+                            (r["commit"] or "")[:12],
+                        )
+                        for r in rows
+                    ],
+                )
             ),
         )
 

@@ -31,3 +31,11 @@ StateDirOpt = Annotated[
 ]
 HelmBinOpt = Annotated[str, typer.Option("--helm-bin", envvar="DM_HELM_BIN", help="The helm binary to run.")]
 OutputOpt = Annotated[OutputFormat, typer.Option("-o", "--output", help="Output format.")]
+LeaseNamespaceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--lease-namespace",
+        envvar="DM_LEASE_NAMESPACE",
+        help="Namespace of the cluster's Lease and suspend ConfigMap (default: the pod's namespace, else default).",
+    ),
+]

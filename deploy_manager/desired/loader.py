@@ -71,7 +71,14 @@ def load_cluster(source: GitSource, commit: str, cluster: str) -> DesiredCluster
                 )
         chart = _chart(source, commit, comp, charts, path, raw, name)
         components[name] = _component(source, commit, cluster, spec, name, comp, chart)
-    return DesiredCluster(name=cluster, commit=commit, namespace=spec.namespace, components=components)
+    return DesiredCluster(
+        name=cluster,
+        commit=commit,
+        namespace=spec.namespace,
+        components=components,
+        suspended=spec.suspend,
+        prune=spec.prune,
+    )
 
 
 def _validate(data: Any, raw: bytes, path: str) -> ClusterSpec:
@@ -207,6 +214,7 @@ def _component(
         values_digest=values_digest,
         bootstrap_digest=bootstrap_digest,
         remediation=_remediation(spec, comp),
+        suspended=comp.suspend,
     )
 
 

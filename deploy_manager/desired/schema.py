@@ -82,6 +82,9 @@ class ComponentSpec(BaseModel):
     )
     bootstrap: list[BootstrapStepSpec] = Field(default_factory=list)
     remediation: RemediationSpec | None = Field(None, description="Overrides the cluster's `remediation`, key by key.")
+    suspend: bool = Field(
+        False, description="Freeze this component: it is planned `suspended` and never written (issue 13)."
+    )
 
     _timeout = field_validator("timeout", mode="before")(classmethod(lambda cls, v: _seconds(v)))
 
@@ -114,6 +117,12 @@ class ClusterSpec(BaseModel):
         description="Component name -> settings."
     )
     remediation: RemediationSpec | None = Field(None, description="Default remediation of every component.")
+    suspend: bool = Field(False, description="Freeze the whole cluster: every component is planned `suspended`.")
+    prune: bool = Field(
+        False,
+        description="Uninstall releases of components removed from this file (they carry our cluster label), "
+        "dependents first, after every install/upgrade of the run succeeded; else they are reported `orphaned`.",
+    )
 
 
 def json_schema() -> str:

@@ -95,6 +95,31 @@ class JobsApi:
             f"replacing ConfigMap {namespace}/{name}", self.core.replace_namespaced_config_map, name, namespace, body
         )
 
+    def list_configmaps(self, namespace: str, selector: str) -> list[Obj]:
+        data = self._json(
+            f"listing ConfigMaps in {namespace}",
+            self.core.list_namespaced_config_map,
+            namespace,
+            label_selector=selector,
+        )
+        return list(data.get("items") or [])
+
+    def delete_configmap(self, namespace: str, name: str) -> bool:
+        """False if it was already gone."""
+        try:
+            self._raw(f"deleting ConfigMap {namespace}/{name}", self.core.delete_namespaced_config_map, name, namespace)
+        except KubeNotFound:
+            return False
+        return True
+
+    def delete_secret(self, namespace: str, name: str) -> bool:
+        """False if it was already gone."""
+        try:
+            self._raw(f"deleting Secret {namespace}/{name}", self.core.delete_namespaced_secret, name, namespace)
+        except KubeNotFound:
+            return False
+        return True
+
     def get_secret(self, namespace: str, name: str) -> Obj | None:
         try:
             return self._json(f"reading Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace)

@@ -73,6 +73,8 @@ class DesiredComponent:
     values_digest: str = ""
     bootstrap_digest: str = ""
     remediation: Remediation = field(default_factory=Remediation)
+    # `suspend: true` in cluster.yaml (not part of the digest: suspending changes nothing that is deployed).
+    suspended: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class DesiredCluster:
     commit: str
     namespace: str
     components: dict[str, DesiredComponent] = field(default_factory=dict)
+    suspended: bool = False  # `suspend: true` at the cluster level of cluster.yaml
+    prune: bool = False  # `prune: true`: uninstall the releases of removed components
 
     @property
     def namespaces(self) -> list[str]:

@@ -14,6 +14,11 @@ class ReleaseState(enum.StrEnum):
     drifted = "drifted"  # changed behind our back (rollback, manual upgrade, not ours)
     failed = "failed"
     locked = "locked"  # pending-install/upgrade/rollback: another operation is (or was) in progress
+    # Issue 13: frozen by `suspend` (CLI/API ConfigMap or cluster.yaml): planned `none`, never written.
+    suspended = "suspended"
+    # Issue 13: our release (cluster label) of a component no longer in cluster.yaml: `none`, or `uninstall`
+    # when the cluster sets `prune: true`.
+    orphaned = "orphaned"
 
 
 class ActionKind(enum.StrEnum):

@@ -16,6 +16,8 @@ from deploy_manager.clock import utcnow
 from deploy_manager.models.desired import DesiredCluster
 from deploy_manager.models.observed import ObservedRelease, ReleaseId
 from deploy_manager.models.plan import Action, ActionKind, Plan, Reason, ReleaseState
+from deploy_manager.models.suspend import Suspensions
+from deploy_manager.planner.freeze import freeze, pending_change, suspended_needs, suspension_for
 from deploy_manager.planner.graph import topo_waves
 from deploy_manager.planner.state import determine_state, unlock_verdict
 
@@ -37,13 +39,16 @@ def make_plan(
     *,
     now: datetime | None = None,
     lease_held: bool = True,
+    suspensions: Suspensions | None = None,
 ) -> Plan:
     """`now` dates pending revisions (default: the clock); `lease_held`: this manager holds the cluster Lease
-    (or will, before it writes: `plan` shows what an `apply` would do)."""
+    (or will, before it writes: `plan` shows what an `apply` would do); `suspensions`: the suspend ConfigMap's
+    (cluster.yaml's `suspend: true` comes with `desired`), see `planner.freeze`."""
     now = now if now is not None else utcnow()
     needs = {name: list(c.needs) for name, c in desired.components.items()}
     waves = topo_waves(needs)
     actions: dict[str, Action] = {}
+    frozen_changes: set[str] = set()  # suspended components that would have changed
     for wave_no, wave in enumerate(waves):
         for name in wave:
             comp = desired.components[name]
@@ -54,8 +59,17 @@ def make_plan(
                 unlock, why = unlock_verdict(comp, obs, now=now, lease_held=lease_held)
                 kind = ActionKind.unlock if unlock else ActionKind.blocked
                 reasons = [*reasons, *why]
+            suspension = suspension_for(desired, comp, suspensions)
+            if suspension is not None:  # frozen: never written, never blocked (issue 13)
+                if pending_change(kind, state):
+                    frozen_changes.add(name)
+                kind, state, reasons = freeze(suspension, kind, reasons)
+            elif kind in (ActionKind.install, ActionKind.upgrade, ActionKind.unlock) and (
+                waiting := suspended_needs(comp.needs, frozen_changes)
+            ):
+                reasons, kind = waiting + reasons, ActionKind.blocked
             blocked_by = [n for n in comp.needs if actions[n].action is ActionKind.blocked]
-            if blocked_by and kind is not ActionKind.blocked:
+            if blocked_by and kind is not ActionKind.blocked and suspension is None:
                 reasons = [Reason("need_blocked", MSG_NEED_BLOCKED.format(need=n)) for n in blocked_by] + reasons
                 kind = ActionKind.blocked
             actions[name] = Action(

@@ -18,9 +18,9 @@ from deploy_manager.clock import now
 from deploy_manager.models.plan import REMEDIATIONS, Action, ActionKind, Plan, Reason
 from deploy_manager.models.run import StepRecord, StepStatus
 from deploy_manager.reconcile.cancel import RunCancel
+from deploy_manager.reconcile.prune import PRUNED, prune
 from deploy_manager.reconcile.rollback import rollback
 from deploy_manager.reconcile.step import MSG_NEED_FAILED, RunContext, StepKind
-from deploy_manager.reconcile.uninstall import uninstall
 from deploy_manager.reconcile.unlock import unlock
 from deploy_manager.reconcile.upgrade import upgrade
 
@@ -30,14 +30,15 @@ STEP_KINDS: dict[ActionKind, StepKind] = {
     ActionKind.upgrade: upgrade,
     ActionKind.unlock: unlock,
     ActionKind.rollback: rollback,
-    ActionKind.uninstall: uninstall,
+    # A planned uninstall is a prune (issue 13); the remediation uninstall is called by the upgrade step kind.
+    ActionKind.uninstall: prune,
 }
 
 
 def component_status(step: StepRecord) -> StepStatus:
     """What a component's final step means for its dependents and the run: a remediation (rollback,
     uninstall) undid a failed write, so the component failed even when the remediation itself succeeded."""
-    if step.action in REMEDIATIONS:
+    if step.action in REMEDIATIONS and not any(r.code == PRUNED for r in step.reasons):
         return StepStatus.failed
     return step.status
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from deploy_manager.helm.runner import HelmRunner
+from deploy_manager.kube.client import KubeClient
 from deploy_manager.kube.types import Job
 from deploy_manager.models.desired import DesiredCluster
 from deploy_manager.models.plan import Action
@@ -54,6 +55,7 @@ class RunContext:
     jobs: tuple[Job, ...] = ()  # the snapshot's bootstrap Jobs (every component of the cluster)
     emit: Callable[[StepRecord], None] = field(default=_ignore)  # the run owner's recorder
     cancel: RunCancel | None = None  # the queue's way to stop the run early (shutdown, superseded)
+    kube: KubeClient | None = None  # for step kinds that act on objects besides helm's (prune: bootstrap Jobs)
 
 
 class StepKind(Protocol):

@@ -241,6 +241,8 @@ OWN_CALLS = [
     ("", "configmaps", "create"), ("", "configmaps", "update"), ("", "pods", "list"), ("", "pods/log", "get"),
 ]  # fmt: skip
 LEASE_CALLS = [("coordination.k8s.io", "leases", verb) for verb in ("get", "create", "update")]
+# The suspend ConfigMap next to the Lease (kube/suspend.py).
+LEASE_CALLS += [("", "configmaps", verb) for verb in ("get", "create", "update")]
 
 
 def _allows(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -> bool:
