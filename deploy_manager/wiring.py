@@ -19,6 +19,7 @@ from deploy_manager.store.sqlite import RunStore
 if TYPE_CHECKING:
     from deploy_manager.bootstrap.manifests import JobPodPolicy
     from deploy_manager.metrics import ServiceMetrics
+    from deploy_manager.planner.selfmanage import SelfRelease
 
 
 class MeteredHelmRunner(HelmRunner):
@@ -44,9 +45,11 @@ def build_pipeline(
     metrics: ServiceMetrics | None = None,
     namespaces: Sequence[str] | None = None,
     pod_policy: JobPodPolicy | None = None,
+    self_release: SelfRelease | None = None,
 ) -> Pipeline:
     """The real pipeline: bootstrap steps run as Jobs around each install/upgrade. `namespaces`: list release
-    Secrets per namespace (namespaced RBAC); `pod_policy`: bootstrap Job pods' security context and resources."""
+    Secrets per namespace (namespaced RBAC); `pod_policy`: bootstrap Job pods' security context and resources;
+    `self_release`: the manager's own release, written last without waiting on itself (issue 15)."""
     helm = (
         HelmRunner(helm_bin, kubeconfig=kubeconfig, kube_context=kube_context)
         if metrics is None
@@ -60,4 +63,5 @@ def build_pipeline(
         max_parallel=max_parallel,
         hook=BootstrapEngine(helm=helm, kube=kube, pod_policy=pod_policy),
         cache_dir=state_dir / "charts",
+        self_release=self_release,
     )
