@@ -44,7 +44,7 @@ from deploy_manager.planner.state import determine_state
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.executor import component_status, dispatch, execute
 from deploy_manager.reconcile.hooks import ComponentHook
-from deploy_manager.reconcile.selfmanage import HandoverResult, execute_with_handover, verify_step
+from deploy_manager.reconcile.selfmanage import HandoverResult, execute_with_handover, verify_step, write_own_release
 from deploy_manager.reconcile.step import RunContext
 from deploy_manager.source.git import GitSource, is_full_sha
 from deploy_manager.store.sqlite import RunStore
@@ -168,7 +168,13 @@ class Run:
         try:
             if self.self_release is not None:  # the manager's own release is written last, handed over (issue 15)
                 handover = execute_with_handover(
-                    snap.plan, ctx, self.self_release, max_parallel=self.max_parallel, on_step=record, cancel=cancel
+                    snap.plan,
+                    self.self_release,
+                    run_action=dispatch(ctx),
+                    write_own=lambda action: write_own_release(action, ctx),
+                    max_parallel=self.max_parallel,
+                    on_step=record,
+                    cancel=cancel,
                 )
                 steps = handover.steps
             else:

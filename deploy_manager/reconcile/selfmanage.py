@@ -35,7 +35,7 @@ from deploy_manager.planner.selfmanage import (
     verify_self,
 )
 from deploy_manager.reconcile.cancel import RunCancel
-from deploy_manager.reconcile.executor import STEP_KINDS, component_status, dispatch, execute
+from deploy_manager.reconcile.executor import STEP_KINDS, component_status, execute
 from deploy_manager.reconcile.step import RunContext
 
 log = logging.getLogger(__name__)
@@ -60,19 +60,20 @@ def write_own_release(action: Action, ctx: RunContext) -> StepRecord:
 
 def execute_with_handover(
     plan: Plan,
-    ctx: RunContext,
     own: SelfRelease | None,
     *,
+    run_action: Callable[[Action], StepRecord],
+    write_own: Callable[[Action], StepRecord],
     max_parallel: int = 4,
     on_step: Callable[[StepRecord], None] | None = None,
     cancel: RunCancel | None = None,
 ) -> HandoverResult:
-    """Execute `plan`, writing the own release last and handing the run over once it is written."""
+    """Execute `plan` (`run_action`: each action's step kind), writing the own release last (`write_own`, e.g.
+    `write_own_release` bound to the run's context) and handing the run over once it is written."""
     split = split_for_handover(plan, own)
-    run = dispatch(ctx)
     if split.own is None:
-        return HandoverResult(execute(plan, run, max_parallel=max_parallel, on_step=on_step, cancel=cancel))
-    steps = execute(split.first, run, max_parallel=max_parallel, on_step=on_step, cancel=cancel)
+        return HandoverResult(execute(plan, run_action, max_parallel=max_parallel, on_step=on_step, cancel=cancel))
+    steps = execute(split.first, run_action, max_parallel=max_parallel, on_step=on_step, cancel=cancel)
     outcome = {s.component: component_status(s) for s in steps}
     # Last, alone: nothing else runs while (or after) the Deployment controller replaces this pod.
     own_plan = Plan(plan.cluster, plan.commit, (split.own,))
@@ -81,9 +82,7 @@ def execute_with_handover(
         split.own.namespace,
         split.own.release,
     )
-    own_steps = execute(
-        own_plan, lambda a: write_own_release(a, ctx), max_parallel=1, on_step=on_step, cancel=cancel, settled=outcome
-    )
+    own_steps = execute(own_plan, write_own, max_parallel=1, on_step=on_step, cancel=cancel, settled=outcome)
     steps += own_steps
     handed_over = any(
         s.status is StepStatus.succeeded and any(r.code == HANDED_OVER for r in s.reasons) for s in own_steps
@@ -94,7 +93,7 @@ def execute_with_handover(
     # Not handed over (its need failed, helm failed, the run was stopped): the dependents go by the usual rules.
     outcome.update({s.component: component_status(s) for s in own_steps})
     rest = Plan(plan.cluster, plan.commit, split.deferred)
-    steps += execute(rest, run, max_parallel=max_parallel, on_step=on_step, cancel=cancel, settled=outcome)
+    steps += execute(rest, run_action, max_parallel=max_parallel, on_step=on_step, cancel=cancel, settled=outcome)
     return HandoverResult(steps)
 
 
