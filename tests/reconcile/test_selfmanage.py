@@ -13,7 +13,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -381,3 +384,49 @@ def test_a_pod_that_is_not_replaced_finishes_the_handed_over_run_itself_and_goes
     assert not queue.handed_over
     with old.client(WRITE_TOKEN) as c:
         assert c.post("/runs", json={}).status_code == 202  # runs are taken again
+
+
+@pytest.mark.helm
+@pytest.mark.slow
+@pytest.mark.kubesim_only("slows writes through /_sandbox/ to catch helm mid-write")
+def test_an_own_release_left_pending_by_a_killed_pod_is_unlocked_and_handed_over(
+    services: Any, tmp_path: Path, sandbox_module: Any, helm_bin: Path, kubectl_bin: Path
+) -> None:
+    """The pod was killed while helm wrote its own release (no wait: seconds, yet possible): the release is left
+    `pending-upgrade`. The next pod's run unlocks it (rollback) and writes it again, neither waiting on itself."""
+    cluster = Cluster(tmp_path)
+    start, log = services
+    install_first(cluster, tmp_path, sandbox_module, helm_bin)
+    cluster.values(1, log_level="DEBUG", never_ready=False)
+    sha = commit(cluster.root, "change")
+    sandbox_module.inject_fault(type="slow", kind="Deployment", namespace=cluster.system, name=cluster.release,
+                                seconds=60)  # fmt: skip
+    env = {**os.environ, "HELM_CACHE_HOME": str(tmp_path / "helm-cache")}
+    proc = subprocess.Popen(
+        [str(helm_bin), "upgrade", cluster.release, str(cluster.root / "charts/deploy-manager"), "-n", cluster.system,
+         "--reuse-values", "--set", "config.logLevel=WARNING", "--kubeconfig", str(sandbox_module.kubeconfig),
+         "--labels", f"deploy-manager.io/digest=0123,deploy-manager.io/commit={sha}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env,
+    )  # fmt: skip
+    cli = KubeCLI(helm_bin, kubectl_bin, sandbox_module.kubeconfig, tmp_path / "home")
+    try:
+        wait_for(lambda: releases(cli, cluster)["deploy-manager"][0] == "pending-upgrade", timeout=30, interval=0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    sandbox_module.clear_faults()
+    # The next pod (a fresh store: the start-up plan finds the release pending, ours, and this pod holds the Lease).
+    new, queue = start(cluster, state="state-next", revision=2, identity=f"next_{cluster.system}")
+    run = wait_for(lambda: next((r for r in get_run_list(new) if r["status"] == "handed_over"), None), timeout=120)
+    own = [(s["action"], s["status"]) for s in get_run(new, run["id"])["steps"] if s["component"] == "deploy-manager"]
+    assert own == [("unlock", "succeeded"), ("upgrade", "succeeded")]
+    calls = [c for c in log.read_text().splitlines() if f" {cluster.release} " in f" {c} " and
+             c.split()[0] in ("rollback", "upgrade")]  # fmt: skip
+    assert [c.split()[0] for c in calls] == ["rollback", "upgrade"] and not [c for c in calls if "--wait" in c]
+    assert releases(cli, cluster)["deploy-manager"] == ("deployed", 4)  # 2 pending, 3 the rollback, 4 the upgrade
+    assert queue.handed_over
+
+
+def get_run_list(server: LiveServer) -> list[dict[str, Any]]:
+    with server.client(READ_TOKEN) as c:
+        return list(c.get("/runs").json())
