@@ -120,10 +120,19 @@ class Pipeline:
         return self._run()(source, cluster, rev, trigger=trigger, run_id=run_id, cancel=cancel)
 
     def finish_handover(
-        self, source: GitSource, cluster: str, commit: str, *, run_id: int | None, cancel: RunCancel | None = None
+        self,
+        source: GitSource,
+        cluster: str,
+        commit: str,
+        *,
+        run_id: int | None,
+        cancel: RunCancel | None = None,
+        handed_over_at: str | None = None,
     ) -> RunOutcome:
         """The new pod finishes a handed-over run (see `Run.finish_handover`); the caller stores `releases`."""
-        return self._run().finish_handover(source, cluster, commit, run_id=run_id, cancel=cancel)
+        return self._run().finish_handover(
+            source, cluster, commit, run_id=run_id, cancel=cancel, handed_over_at=handed_over_at
+        )
 
     def apply(self, source: GitSource, cluster: str, rev: str, *, trigger: str, run_id: int | None = None) -> RunRecord:
         """`run`, storing the releases after it (the CLI's `apply`)."""

@@ -194,11 +194,18 @@ class Run:
         return RunOutcome(run, releases, temporary=status is RunStatus.failed and only_temporary(steps))
 
     def finish_handover(
-        self, source: GitSource, cluster: str, commit: str, *, run_id: int | None, cancel: RunCancel | None = None
+        self,
+        source: GitSource,
+        cluster: str,
+        commit: str,
+        *,
+        run_id: int | None,
+        cancel: RunCancel | None = None,
+        handed_over_at: str | None = None,
     ) -> RunOutcome:
         """The new pod's half of a handed-over run (`run_id`; None: record a new `handover` run, the store lost
-        it): verify the own release, then run what the run has not started yet, at the run's commit. The run's
-        status comes from all its steps, the old pod's included."""
+        it): verify the own release (at `handed_over_at`, default `commit`), then run what the run has not
+        started yet, at `commit`. The run's status comes from all its steps, the old pod's included."""
         own = self.self_release
         if own is None:
             raise ValueError("finish_handover needs the manager's own release (DM_SELF_RELEASE)")
@@ -210,7 +217,7 @@ class Run:
             before = self.store.get_run(run_id)
             earlier = list(before.steps) if before is not None else []
             own_action = next((a for a in snap.plan.actions if ReleaseId(a.namespace, a.release) == own.id), None)
-            verified = verify_step(own, own_action, snap.observed.get(own.id), commit)
+            verified = verify_step(own, own_action, snap.observed.get(own.id), handed_over_at or commit)
             self.store.add_step(run_id, verified)
             log.info(
                 "cluster=%s handed-over run %s: own release %s %s", cluster, run_id, own.id, verified.reasons[0].message

@@ -133,6 +133,7 @@ class _Request:
     resolved: str | None = None  # the commit actually deployed, once known
     temporary: bool = False  # the run failed only on temporary errors (a quick retry may succeed)
     handover: bool = False  # finish a handed-over run (the manager's own release, issue 15), not a new run
+    handed_over_at: str | None = None  # the commit the own release was handed over at, when not `rev` (no store)
 
 
 def _status_value(status: Any) -> str:
@@ -509,13 +510,13 @@ class RunQueue:
             return
         if target is None:
             return
-        run_id = target.run_id
-        if run_id is None:
-            run_id = self.store.create_run(
-                cluster=self.cluster, commit=target.commit, trigger=TRIGGER_HANDOVER, status="queued"
-            )
-        log.info("finishing run %s, handed over at %s", run_id, target.commit[:12])
-        self._run_request(_Request(run_id, TRIGGER_HANDOVER, target.commit, target.commit, handover=True))
+        if target.run_id is not None:  # the store's run: finished at its own commit
+            request = _Request(target.run_id, TRIGGER_HANDOVER, target.commit, target.commit, handover=True)
+        else:  # known from the release's label only: verify at that commit, deploy the branch head
+            run_id = self.store.create_run(cluster=self.cluster, commit=None, trigger=TRIGGER_HANDOVER, status="queued")
+            request = _Request(run_id, TRIGGER_HANDOVER, None, None, handover=True, handed_over_at=target.commit)
+        log.info("finishing the run handed over at %s (run %s)", target.commit[:12], request.run_id)
+        self._run_request(request)
 
     def _run_request(self, request: _Request) -> None:
         """Execute one request in the worker, as the running run."""
@@ -631,7 +632,12 @@ class RunQueue:
         try:  # the commit is resolved: the run does not resolve it again
             if request.handover:
                 result = self.pipeline.finish_handover(  # type: ignore[attr-defined]
-                    self.source, self.cluster, commit, run_id=request.run_id, cancel=cancel
+                    self.source,
+                    self.cluster,
+                    commit,
+                    run_id=request.run_id,
+                    cancel=cancel,
+                    handed_over_at=request.handed_over_at,
                 )
             else:
                 result = self.pipeline.run(

@@ -137,8 +137,10 @@ def verify_self(own: SelfRelease, observed: ObservedRelease | None, *, commit: s
 
 @dataclass(frozen=True)
 class HandoverTarget:
-    """The run a starting pod is to finish: an existing `handed_over` run of its store, or (run_id None) a new
-    `handover` run to record, when the store does not know the handover its own release's label names."""
+    """The run a starting pod is to finish: an existing `handed_over` run of its store (finished at its commit), or
+    (run_id None) a new `handover` run to record, when the store does not know the handover its own release's
+    label names: it verifies the release at `commit` (the label's) and deploys the branch head, never that older
+    commit (the cluster may have moved past it since)."""
 
     commit: str
     run_id: int | None = None
@@ -148,9 +150,11 @@ def handover_target(runs: Iterable[RunRecord], own: ObservedRelease | None) -> H
     """Which handed-over run this pod finishes, if any (`runs`: the cluster's recent runs, newest first).
 
     The store is the record when it has the run (same volume). An emptyDir store lost it: the own release's
-    labels say a handover wrote it (run id, commit); if the store knows no run of that commit that is either
-    that run or a `handover` run, one is recorded now. A store replaced since (ids restart) cannot mistake
-    another run for it: the commit must match too.
+    newest revision says a handover wrote it (its `handover` label, set by us on that revision, not inherited
+    from an earlier one as a person's `helm upgrade` would); if the store knows no run of that commit that is
+    either that run or a `handover` run, one is recorded now. A store replaced since (ids restart) cannot
+    mistake another run for it: the commit must match too. (A pod replaced with a fresh store but no upgrade, a
+    drained node, records one such run: it verifies its release and re-plans, as any start-up does.)
     """
     runs = list(runs)
     for run in runs:
@@ -159,7 +163,7 @@ def handover_target(runs: Iterable[RunRecord], own: ObservedRelease | None) -> H
     if own is None:
         return None
     label, commit = own.labels.get(HANDOVER_LABEL, ""), own.commit
-    if not label.isdigit() or not commit:
+    if not label.isdigit() or not commit or not own.ours:
         return None
     for run in runs:
         if run.commit == commit and (run.id == int(label) or run.trigger == TRIGGER_HANDOVER):

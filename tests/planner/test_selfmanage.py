@@ -140,6 +140,8 @@ def run(run_id: int, status: RunStatus, commit: str | None = COMMIT, trigger: st
         ([], observed(labels={"commit": COMMIT}), None),
         ([], None, None),
         ([], observed(labels={"handover": "7"}), None),
+        # A person's `helm upgrade` of the manager: helm merged our labels into their revision (not ours).
+        ([], observed(inherited_labels=True), None),
     ],
 )
 def test_handover_target(runs: list[RunRecord], release: ObservedRelease | None, target: HandoverTarget | None) -> None:

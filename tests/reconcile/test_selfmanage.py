@@ -306,6 +306,9 @@ def test_the_manager_upgrades_itself_and_its_new_pod_finishes_the_run(
     cluster = Cluster(tmp_path)
     run_id, sha, cli = hand_over(cluster, services, tmp_path, sandbox_module, helm_bin, kubectl_bin)
     start, _ = services
+    # Meanwhile a newer commit changes web again (pushed while the pods were being swapped).
+    write_values(cluster.root, "selfhost", "web", {"conf": {"web": {"workers": 2}}})
+    newer = commit(cluster.root, "web workers=2")
     # The new pod: revision 2 of the release; its store is the old pod's volume, or an emptyDir (fresh).
     new, queue = start(
         cluster,
@@ -314,23 +317,34 @@ def test_the_manager_upgrades_itself_and_its_new_pod_finishes_the_run(
         identity=f"new_{cluster.system}",
     )
     assert queue.wait_idle(120)
-    if store == "fresh-store":  # the store lost the run: the release's handover label brings it back
-        with new.client(READ_TOKEN) as c:
-            listed = c.get("/runs").json()
-        assert [(r["trigger"], r["commit"]) for r in listed] == [("handover", sha)], listed
+    with new.client(READ_TOKEN) as c:
+        listed = c.get("/runs").json()
+    if store == "same-store":  # the handed-over run is finished at its commit, then the start-up run deploys head
+        assert [(r["trigger"], r["commit"], r["status"]) for r in listed[:2]] == [
+            ("startup", newer, "succeeded"),
+            ("manual", sha, "succeeded"),
+        ], listed
+        web_revisions = 3
+    else:  # the store lost the run: the release's handover label brings it back; it deploys the head
+        assert [(r["trigger"], r["commit"]) for r in listed] == [("handover", newer)], listed
         run_id = listed[0]["id"]
+        web_revisions = 2
     run = get_run(new, run_id)
     assert run["status"] == "succeeded", run
     verify = next(s for s in run["steps"] if s["action"] == "verify")
     assert verify["status"] == "succeeded" and verify["component"] == "deploy-manager"
     assert verify["reason_details"][0]["code"] == "self_verified"
-    assert "deployed at revision 2" in verify["reasons"][0]
+    assert "deployed at revision 2" in verify["reasons"][0] and sha[:12] in verify["reasons"][0]
     web = next(s for s in run["steps"] if s["component"] == "web")
     assert web["action"] == "upgrade" and web["status"] == "succeeded" and web["started_at"] >= verify["finished_at"]
-    assert releases(cli, cluster) == {"db": ("deployed", 2), "deploy-manager": ("deployed", 2), "web": ("deployed", 2)}
+    assert releases(cli, cluster) == {
+        "db": ("deployed", 2),
+        "deploy-manager": ("deployed", 2),
+        "web": ("deployed", web_revisions),
+    }
     with new.client(READ_TOKEN) as c:
         shown = {r["component"]: r for r in c.get("/releases").json()}
-    assert {r["deployed_commit"] for r in shown.values()} == {sha}
+    assert shown["web"]["deployed_commit"] == newer and shown["deploy-manager"]["deployed_commit"] == sha
     assert not queue.handed_over and len(get_run(new, run_id)["steps"]) == len(run["steps"])  # finished once
 
 
@@ -404,13 +418,16 @@ def test_an_own_release_left_pending_by_a_killed_pod_is_unlocked_and_handed_over
     env = {**os.environ, "HELM_CACHE_HOME": str(tmp_path / "helm-cache")}
     proc = subprocess.Popen(
         [str(helm_bin), "upgrade", cluster.release, str(cluster.root / "charts/deploy-manager"), "-n", cluster.system,
-         "--reuse-values", "--set", "config.logLevel=WARNING", "--kubeconfig", str(sandbox_module.kubeconfig),
+         "--reuse-values", "--set", "config.logLevel=WARNING", "--wait", "--timeout", "60s",
+         "--kubeconfig", str(sandbox_module.kubeconfig),
          "--labels", f"deploy-manager.io/digest=0123,deploy-manager.io/commit={sha}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env,
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "helm-by-hand.log").open("w"), start_new_session=True, env=env,
     )  # fmt: skip
     cli = KubeCLI(helm_bin, kubectl_bin, sandbox_module.kubeconfig, tmp_path / "home")
     try:
-        wait_for(lambda: releases(cli, cluster)["deploy-manager"][0] == "pending-upgrade", timeout=30, interval=0.1)
+        pending = lambda: releases(cli, cluster)["deploy-manager"][0] == "pending-upgrade"  # noqa: E731
+        wait_for(lambda: pending() or proc.poll() is not None, timeout=90, interval=0.3)
+        assert pending(), (tmp_path / "helm-by-hand.log").read_text()
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
