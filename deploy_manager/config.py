@@ -40,6 +40,7 @@ from pydantic_settings import (
 from deploy_manager.redaction import redacted_url, url_secrets
 
 if TYPE_CHECKING:
+    from deploy_manager.planner.selfmanage import SelfRelease
     from deploy_manager.source.credentials import GitCredentials
 
 ENV_PREFIX = "DM_"
@@ -317,6 +318,27 @@ class Settings(GitSettings):
         " SIGTERM) and the running run is recorded `superseded`; bootstrap Jobs are never ended.",
     )
 
+    # --- the manager's own release as a component of its cluster (issue 15; the chart sets all three) ---
+    self_release: str | None = Field(
+        None,
+        pattern=DNS_NAME,
+        max_length=53,
+        description="The manager's own Helm release. A run that writes it writes it last, without waiting on itself,"
+        " and ends `handed_over`; the new pod verifies it at start-up and finishes the run.",
+    )
+    self_namespace: str | None = Field(
+        None, pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", description="Its namespace; default: the pod's."
+    )
+    self_revision: int | None = Field(
+        None, ge=1, description="The release revision this pod was started from (the new pod checks it)."
+    )
+    self_handover_wait_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="After handing over, this pod takes no run until it is replaced; if it is not replaced within"
+        " this long (the new revision's pod never came), it records the handed-over run as failed and goes on.",
+    )
+
     # --- retries of failed runs (issue 10; the same run path retries temporary API errors within a run) ---
     retry_initial_seconds: float = Field(
         30.0, gt=0, description="Re-queue a run that failed on a temporary error after this long, doubling each time."
@@ -378,6 +400,16 @@ class Settings(GitSettings):
         if duration is not None and value >= duration:
             raise ValueError("DM_LEASE_RENEW_SECONDS must be shorter than DM_LEASE_DURATION_SECONDS")
         return value
+
+    @property
+    def own_release(self) -> SelfRelease | None:
+        """DM_SELF_RELEASE in DM_SELF_NAMESPACE (default: the pod's namespace), or None."""
+        from deploy_manager.planner.selfmanage import SelfRelease
+
+        if not self.self_release:
+            return None
+        namespace = self.self_namespace or default_lease_namespace()
+        return SelfRelease(namespace=namespace, name=self.self_release, revision=self.self_revision)
 
     @property
     def effective_lease_name(self) -> str:

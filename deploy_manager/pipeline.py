@@ -14,8 +14,11 @@ from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.models.desired import DesiredCluster
 from deploy_manager.models.errors import DeployManagerError
+from deploy_manager.models.observed import ObservedRelease
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
+from deploy_manager.observe import observe as observe_releases
+from deploy_manager.planner.selfmanage import SelfRelease
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import ComponentHook
 from deploy_manager.run import Run, RunOutcome, Snapshot, release_statuses, resolve
@@ -38,6 +41,7 @@ class Pipeline:
         preflight_render: bool = True,
         lease_held: bool = True,
         suspend_namespace: str | None = None,
+        self_release: SelfRelease | None = None,
     ) -> None:
         self.helm = helm
         self.kube = kube
@@ -49,6 +53,7 @@ class Pipeline:
         self.lease_held = lease_held
         # The namespace of the suspend ConfigMap (the Lease's; issue 13); None: suspensions are not read.
         self.suspend_namespace = suspend_namespace
+        self.self_release = self_release  # the manager's own release: written last, handed over (issue 15)
 
     def _run(self) -> Run:
         return Run(
@@ -63,6 +68,7 @@ class Pipeline:
             preflight_render=self.preflight_render,
             lease_held=self.lease_held,
             suspend_namespace=self.suspend_namespace,
+            self_release=self.self_release,
         )
 
     # -- read-only ------------------------------------------------------------------------------------
@@ -95,6 +101,13 @@ class Pipeline:
             self.store.finish_run(run_id, RunStatus.failed, error=str(exc))
             raise
 
+    def own_release(self) -> ObservedRelease | None:
+        """The newest record of the manager's own release (one list call in its namespace); None if not set."""
+        own = self.self_release
+        if own is None:
+            return None
+        return observe_releases(self.kube, [own.namespace]).get(own.id)
+
     # -- writes ---------------------------------------------------------------------------------------
     def run(
         self,
@@ -109,6 +122,21 @@ class Pipeline:
         """One recorded run; the caller stores `releases`. Pre-flight errors are recorded on the run, then raised.
         `cancel` lets the caller stop it early (shutdown, a superseding commit)."""
         return self._run()(source, cluster, rev, trigger=trigger, run_id=run_id, cancel=cancel)
+
+    def finish_handover(
+        self,
+        source: GitSource,
+        cluster: str,
+        commit: str,
+        *,
+        run_id: int | None,
+        cancel: RunCancel | None = None,
+        handed_over_at: str | None = None,
+    ) -> RunOutcome:
+        """The new pod finishes a handed-over run (see `Run.finish_handover`); the caller stores `releases`."""
+        return self._run().finish_handover(
+            source, cluster, commit, run_id=run_id, cancel=cancel, handed_over_at=handed_over_at
+        )
 
     def apply(self, source: GitSource, cluster: str, rev: str, *, trigger: str, run_id: int | None = None) -> RunRecord:
         """`run`, storing the releases after it (the CLI's `apply`)."""

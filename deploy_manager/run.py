@@ -16,6 +16,7 @@ executor or a bootstrap step reports it, and finishes it once. Data flows forwar
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -42,10 +43,12 @@ from deploy_manager.planner.bootstrap import plan_bootstrap
 from deploy_manager.planner.freeze import plan_orphans
 from deploy_manager.planner.graph import topo_waves
 from deploy_manager.planner.plan import make_plan
+from deploy_manager.planner.selfmanage import TRIGGER_HANDOVER, SelfRelease, handover_summary
 from deploy_manager.planner.state import determine_state
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.executor import component_status, dispatch, execute
 from deploy_manager.reconcile.hooks import ComponentHook
+from deploy_manager.reconcile.selfmanage import HandoverResult, execute_with_handover, verify_step, write_own_release
 from deploy_manager.reconcile.step import RunContext
 from deploy_manager.source.git import GitSource, is_full_sha
 from deploy_manager.store.sqlite import RunStore
@@ -99,6 +102,8 @@ class Run:
     lease_held: bool = True
     # Where the suspend ConfigMap lives (the Lease's namespace); None: suspensions are not read (library use).
     suspend_namespace: str | None = None
+    # The manager's own release (the service in its chart's pod): written last without waiting on itself.
+    self_release: SelfRelease | None = None
 
     # -- observe and decide (never writes) ------------------------------------------------------------
     def desired(self, source: GitSource, cluster: str, commit: str) -> DesiredCluster:
@@ -177,16 +182,104 @@ class Run:
             cancel=cancel,
             kube=self.kube,
         )
+        handover = HandoverResult([])
         try:
-            steps = execute(snap.plan, dispatch(ctx), max_parallel=self.max_parallel, on_step=record, cancel=cancel)
+            if self.self_release is not None:  # the manager's own release is written last, handed over (issue 15)
+                handover = execute_with_handover(
+                    snap.plan,
+                    self.self_release,
+                    run_action=dispatch(ctx),
+                    write_own=lambda action: write_own_release(action, ctx),
+                    max_parallel=self.max_parallel,
+                    on_step=record,
+                    cancel=cancel,
+                )
+                steps = handover.steps
+            else:
+                steps = execute(snap.plan, dispatch(ctx), max_parallel=self.max_parallel, on_step=record, cancel=cancel)
         except BaseException as exc:
             self.store.finish_run(run_id, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
             raise
         status, error = outcome(steps)
-        if cancel is not None and cancel.stopped:
+        if handover.handed_over and self.self_release is not None:
+            status, error = RunStatus.handed_over, handover_summary(self.self_release.id, handover.deferred, error)
+        elif cancel is not None and cancel.stopped:
             status, error = stopped_outcome(snap.plan, steps, cancel, status, error)
         self.store.finish_run(run_id, status, error=error)
         releases = self.releases_after(snap, steps)
+        run = self.store.get_run(run_id)
+        assert run is not None
+        return RunOutcome(run, releases, temporary=status is RunStatus.failed and only_temporary(steps))
+
+    def finish_handover(
+        self,
+        source: GitSource,
+        cluster: str,
+        commit: str,
+        *,
+        run_id: int | None,
+        cancel: RunCancel | None = None,
+        handed_over_at: str | None = None,
+    ) -> RunOutcome:
+        """The new pod's half of a handed-over run (`run_id`; None: record a new `handover` run, the store lost
+        it): verify the own release (at `handed_over_at`, default `commit`), then run what the run has not
+        started yet, at `commit`. The run's status comes from all its steps, the old pod's included."""
+        own = self.self_release
+        if own is None:
+            raise ValueError("finish_handover needs the manager's own release (DM_SELF_RELEASE)")
+        if run_id is None:
+            run_id = self.store.create_run(cluster=cluster, commit=commit, trigger=TRIGGER_HANDOVER, status="running")
+        try:
+            self.store.start_run(run_id, commit=commit)
+            snap = self.snapshot(source, cluster, commit)
+            before = self.store.get_run(run_id)
+            earlier = list(before.steps) if before is not None else []
+            own_action = next((a for a in snap.plan.actions if ReleaseId(a.namespace, a.release) == own.id), None)
+            verified = verify_step(own, own_action, snap.observed.get(own.id), handed_over_at or commit)
+            self.store.add_step(run_id, verified)
+            log.info(
+                "cluster=%s handed-over run %s: own release %s %s", cluster, run_id, own.id, verified.reasons[0].message
+            )
+            done = {s.component: component_status(s) for s in earlier}
+            done[verified.component] = verified.status  # a release that did not come up fails its dependents
+            rest = Plan(
+                snap.plan.cluster, snap.plan.commit, tuple(a for a in snap.plan.actions if a.component not in done)
+            )
+            full, snap = snap, dataclasses.replace(snap, plan=rest)
+            charts = self.preflight(source, snap)
+        except DeployManagerError as exc:
+            self.store.finish_run(run_id, RunStatus.failed, error=str(exc))
+            raise
+        except BaseException as exc:
+            self.store.finish_run(run_id, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
+            raise
+
+        def record(step: StepRecord) -> None:
+            self.store.add_step(run_id, step)
+
+        ctx = RunContext(
+            helm=self.helm,
+            cluster=snap.desired,
+            charts=charts,
+            run_id=run_id,
+            hook=self.hook,
+            jobs=snap.jobs,
+            emit=record,
+            cancel=cancel,
+            kube=self.kube,
+        )
+        try:  # the own release is verified: the rest runs with the usual waits
+            steps = execute(
+                rest, dispatch(ctx), max_parallel=self.max_parallel, on_step=record, cancel=cancel, settled=done
+            )
+        except BaseException as exc:
+            self.store.finish_run(run_id, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
+            raise
+        status, error = outcome([*earlier, verified, *steps])
+        if cancel is not None and cancel.stopped:
+            status, error = stopped_outcome(rest, steps, cancel, status, error)
+        self.store.finish_run(run_id, status, error=error)
+        releases = self.releases_after(full, [verified, *steps])
         run = self.store.get_run(run_id)
         assert run is not None
         return RunOutcome(run, releases, temporary=status is RunStatus.failed and only_temporary(steps))

@@ -34,6 +34,12 @@ Contract:
   the running helm commands and bootstrap Jobs finish, up to `grace_seconds`. Past it the helm commands are
   ended with SIGTERM (helm 4 then marks the release `failed`, which the next run recovers) and the run is
   recorded `interrupted`. The Lease is released as the worker leaves the run; nothing else is started.
+- Self-management (issue 15; the pipeline's `self_release`, DM_SELF_RELEASE): a run that writes the manager's own
+  release writes it last without waiting on itself and ends `handed_over`. This queue then takes no run (triggers
+  get `QueueStopping`, 503) until the Deployment replaces the pod; at start-up the new pod finishes the handed-over
+  run (`_startup_handover`: the store's run, or one recorded from its release's `handover` label) before the usual
+  re-plan. A pod not replaced within `handover_wait_seconds` finishes the run itself (its `verify` step fails,
+  saying why) and goes on.
 - Supersede (`supersede=True`, DM_SUPERSEDE): while a run has a component inside `helm upgrade --wait` and a
   newer commit is pending that changes that component (another digest), the run is stopped (`superseded`),
   that helm command is ended as above, and the pending run starts as soon as the running steps are done.
@@ -58,6 +64,7 @@ from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.models.errors import DeployManagerError, QueueStopping, UnknownRevision
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
+from deploy_manager.planner.selfmanage import TRIGGER_HANDOVER, handover_target
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.retry import RunRetryPolicy, next_run_retry
 from deploy_manager.source.git import is_full_sha
@@ -125,6 +132,8 @@ class _Request:
     deferred: bool = False  # queued inside a burst of triggers: starts once they are quiet
     resolved: str | None = None  # the commit actually deployed, once known
     temporary: bool = False  # the run failed only on temporary errors (a quick retry may succeed)
+    handover: bool = False  # finish a handed-over run (the manager's own release, issue 15), not a new run
+    handed_over_at: str | None = None  # the commit the own release was handed over at, when not `rev` (no store)
 
 
 def _status_value(status: Any) -> str:
@@ -162,6 +171,7 @@ class RunQueue:
         supersede: bool = True,
         clock: Callable[[], float] = time.monotonic,
         retry: RunRetryPolicy | None = None,
+        handover_wait_seconds: float = 600.0,
     ) -> None:
         self.cluster = cluster
         self.branch = branch
@@ -201,6 +211,9 @@ class RunQueue:
         self.releases_version = 0
         self.metrics.watch_releases(self._release_statuses)
         self.supersede = supersede
+        # After a run handed over to the manager's next pod: (run id, commit, when). No run starts meanwhile.
+        self.handover_wait_seconds = handover_wait_seconds
+        self._handed_over: tuple[int, str, float] | None = None
         self._cancel: RunCancel | None = None  # the running run's, set under `_cond`
         self._supersede_wake = threading.Event()
         self._superseder: threading.Thread | None = None
@@ -231,6 +244,11 @@ class RunQueue:
     @property
     def deployed_commit(self) -> str | None:
         return self._deployed
+
+    @property
+    def handed_over(self) -> bool:
+        """This pod wrote its own release and waits to be replaced by the new one (issue 15): no run starts."""
+        return self._handed_over is not None
 
     @property
     def stopping(self) -> bool:
@@ -277,6 +295,8 @@ class RunQueue:
         with self._cond:
             if self._stopping.is_set():
                 raise QueueStopping("the service is shutting down: no new runs")
+            if self._handed_over is not None:
+                raise QueueStopping("the manager is being replaced by its new version (run handed over): retry shortly")
             pending, running = self._pending, self._running
             now, previous_trigger = self._clock(), self._last_trigger
             self._last_trigger = now
@@ -422,6 +442,18 @@ class RunQueue:
     def _next_request(self) -> _Request | None:
         """Wait for a pending request that may start now; None when stopping. Caller holds `_cond`."""
         while not self._stopping.is_set():
+            if self._handed_over is not None:
+                run_id, commit, since = self._handed_over
+                left = since + self.handover_wait_seconds - self._clock()
+                if left > 0:
+                    self._cond.wait(left)  # the Deployment controller replaces this pod (Recreate)
+                    continue
+                # Not replaced: the new revision's pod never came (a paused Deployment, a template helm did not
+                # apply). Finish the run here: its `verify` step records why it failed; then carry on.
+                waited = self._clock() - since
+                log.error("handed over run %s %.0fs ago and this pod was not replaced: finishing it", run_id, waited)
+                self._handed_over = None
+                return _Request(run_id, TRIGGER_HANDOVER, commit, commit, handover=True)
             request = self._pending
             if request is None:
                 self._cond.wait()
@@ -462,8 +494,51 @@ class RunQueue:
                     self.metrics.run_in_progress.set(0)
                     self._cond.notify_all()
 
+    def _startup_handover(self) -> None:
+        """Finish the run the previous pod handed over when it wrote this manager's own release (issue 15)."""
+        own_release = getattr(self.pipeline, "own_release", None)
+        if own_release is None or getattr(self.pipeline, "self_release", None) is None:
+            return
+        try:
+            runs = self.store.list_runs(cluster=self.cluster, limit=20)
+            own = None  # the store has it, or the own release's labels say a handover wrote it (an emptyDir store)
+            if not any(_status_value(r.status) == RunStatus.handed_over.value for r in runs):
+                own = own_release()
+            target = handover_target(runs, own)
+        except Exception:
+            log.exception("looking for a handed-over run failed; the start-up re-plan still runs")
+            return
+        if target is None:
+            return
+        if target.run_id is not None:  # the store's run: finished at its own commit
+            request = _Request(target.run_id, TRIGGER_HANDOVER, target.commit, target.commit, handover=True)
+        else:  # known from the release's label only: verify at that commit, deploy the branch head
+            run_id = self.store.create_run(cluster=self.cluster, commit=None, trigger=TRIGGER_HANDOVER, status="queued")
+            request = _Request(run_id, TRIGGER_HANDOVER, None, None, handover=True, handed_over_at=target.commit)
+        log.info("finishing the run handed over at %s (run %s)", target.commit[:12], request.run_id)
+        self._run_request(request)
+
+    def _run_request(self, request: _Request) -> None:
+        """Execute one request in the worker, as the running run."""
+        with self._cond:
+            self._running = request
+            self._cancel = cancel = RunCancel()
+            self.metrics.run_in_progress.set(1)
+        try:
+            with log_context(run_id=request.run_id):
+                self._execute(request, cancel)
+        except Exception:
+            log.exception("run crashed", extra={"run_id": request.run_id})
+        finally:
+            with self._cond:
+                self._running = None
+                self._cancel = None
+                self.metrics.run_in_progress.set(0)
+                self._cond.notify_all()
+
     def _startup_replan(self) -> None:
         """Re-plan the branch head once: run only if a run died or the cluster differs from the head."""
+        self._startup_handover()
         try:
             head = self.fetch_head()
             self._last_polled = head
@@ -537,8 +612,14 @@ class RunQueue:
         self.store.start_run(request.run_id, commit=None)  # fetching is part of the run: it has started
         try:
             with self.git_lock:
-                self.source.fetch()
-                self.last_fetch_error = None
+                try:
+                    self.source.fetch()
+                    self.last_fetch_error = None
+                except Exception as exc:
+                    if not request.handover:
+                        raise
+                    # Finishing a handed-over run needs only its commit, which the mirror on the volume may hold.
+                    self.last_fetch_error = str(exc)
                 commit = self.source.resolve(request.rev or self.branch)
         except Exception as exc:
             self.last_fetch_error = str(exc)
@@ -549,9 +630,19 @@ class RunQueue:
         request.resolved = commit
         log.info("run started", extra={"commit": commit, "trigger": request.trigger})
         try:  # the commit is resolved: the run does not resolve it again
-            result = self.pipeline.run(
-                self.source, self.cluster, commit, trigger=request.trigger, run_id=request.run_id, cancel=cancel
-            )
+            if request.handover:
+                result = self.pipeline.finish_handover(  # type: ignore[attr-defined]
+                    self.source,
+                    self.cluster,
+                    commit,
+                    run_id=request.run_id,
+                    cancel=cancel,
+                    handed_over_at=request.handed_over_at,
+                )
+            else:
+                result = self.pipeline.run(
+                    self.source, self.cluster, commit, trigger=request.trigger, run_id=request.run_id, cancel=cancel
+                )
         except Exception as exc:
             # The run records its own pre-flight failures before raising; only fill in what it did not.
             request.temporary = bool(getattr(exc, "temporary", False))
@@ -567,6 +658,10 @@ class RunQueue:
         self._note_release_runs(record)
         if status == "succeeded":
             self._deployed, self._last_run_id = commit, request.run_id
+        if status == RunStatus.handed_over.value:
+            log.warning("wrote the manager's own release: run handed over to the new pod; taking no run until then")
+            with self._cond:
+                self._handed_over = (request.run_id, commit, self._clock())
         if result.releases is not None:  # the run's own view after it: no second observe or plan
             try:
                 self.store.replace_releases(self.cluster, result.releases)

@@ -19,6 +19,7 @@ from deploy_manager.store.sqlite import RunStore
 if TYPE_CHECKING:
     from deploy_manager.bootstrap.manifests import JobPodPolicy
     from deploy_manager.metrics import ServiceMetrics
+    from deploy_manager.planner.selfmanage import SelfRelease
 
 
 class MeteredHelmRunner(HelmRunner):
@@ -45,10 +46,12 @@ def build_pipeline(
     namespaces: Sequence[str] | None = None,
     pod_policy: JobPodPolicy | None = None,
     suspend_namespace: str | None = None,
+    self_release: SelfRelease | None = None,
 ) -> Pipeline:
     """The real pipeline: bootstrap steps run as Jobs around each install/upgrade. `namespaces`: list release
     Secrets per namespace (namespaced RBAC); `pod_policy`: bootstrap Job pods' security context and resources;
-    `suspend_namespace`: where the suspend ConfigMap is read (the Lease's namespace)."""
+    `suspend_namespace`: where the suspend ConfigMap is read (the Lease's namespace); `self_release`: the
+    manager's own release, written last without waiting on itself (issue 15)."""
     helm = (
         HelmRunner(helm_bin, kubeconfig=kubeconfig, kube_context=kube_context)
         if metrics is None
@@ -63,4 +66,5 @@ def build_pipeline(
         hook=BootstrapEngine(helm=helm, kube=kube, pod_policy=pod_policy),
         cache_dir=state_dir / "charts",
         suspend_namespace=suspend_namespace,
+        self_release=self_release,
     )

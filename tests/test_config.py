@@ -176,3 +176,19 @@ def test_job_pod_policy_replaces_only_the_parts_given(env: pytest.MonkeyPatch) -
     assert policy.resources == {"requests": {"cpu": "1"}}
     assert policy.pod_security_context == DEFAULT_POD_SECURITY_CONTEXT
     assert policy.security_context == DEFAULT_SECURITY_CONTEXT
+
+
+def test_the_managers_own_release(env: pytest.MonkeyPatch) -> None:
+    assert Settings().own_release is None  # not set: nothing is handed over
+    env.setenv("DM_SELF_RELEASE", "deploy-manager")
+    env.setenv("DM_SELF_NAMESPACE", "platform")
+    env.setenv("DM_SELF_REVISION", "7")
+    own = Settings().own_release
+    assert own is not None and (own.namespace, own.name, own.revision) == ("platform", "deploy-manager", 7)
+    env.delenv("DM_SELF_NAMESPACE")
+    env.setenv("DM_LEASE_NAMESPACE", "ignored")  # the pod's own namespace, not the Lease's setting
+    own = Settings().own_release
+    assert own is not None and own.namespace == "default"  # outside a pod
+    env.setenv("DM_SELF_RELEASE", "Deploy_Manager")
+    with pytest.raises(ValidationError, match="self_release"):
+        Settings()

@@ -240,6 +240,7 @@ def create_app(
             namespaces=settings.namespaces or None,
             pod_policy=job_pod_policy(settings),
             suspend_namespace=settings.lease_namespace,
+            self_release=settings.own_release,
         )
         pipeline, kube_ping = real, kube_ping or real.kube.ping
     if lease is AUTO:
@@ -276,6 +277,7 @@ def create_app(
             failed_max=settings.retry_failed_max,
         ),
         supersede=settings.supersede,
+        handover_wait_seconds=settings.self_handover_wait_seconds,
     )
     scheduler = ServiceScheduler(
         queue,

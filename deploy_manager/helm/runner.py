@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import os
@@ -141,6 +142,17 @@ class HelmRunner:
         self.timeout_margin = timeout_margin
         self.wait = wait
         self.env = {**os.environ, **(env or {})}
+        # `without_wait` (the manager's own release, issue 15): never wait, and add these release labels.
+        self.no_wait = False
+        self.extra_labels: dict[str, str] = {}
+
+    def without_wait(self, labels: dict[str, str] | None = None) -> HelmRunner:
+        """A copy (same binary, cluster, metrics) whose writes never `--wait` and add `labels`: for the manager's
+        own release, whose new pod cannot start before the waiting one has exited (Recreate)."""
+        runner = copy.copy(self)
+        runner.no_wait = True
+        runner.extra_labels = {**self.extra_labels, **(labels or {})}
+        return runner
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _cluster_flags(self) -> list[str]:
@@ -268,8 +280,9 @@ class HelmRunner:
         with self._values_file(values) as values_path:
             args = ["upgrade", "--install", release, chart, "--namespace", namespace, "--create-namespace"]
             args += ["--values", values_path, "--timeout", f"{timeout}s", "-o", "json"]
-            if wait:
+            if wait and not self.no_wait:
                 args += [f"--wait={self.wait}"]
+            labels = {**labels, **self.extra_labels}
             if labels:
                 args += ["--labels", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))]
             if version:
@@ -294,7 +307,7 @@ class HelmRunner:
         """`helm rollback RELEASE REVISION` (also frees a release left pending-* by a dead operation); the
         result's `release` is read back with `helm status`, so its revision is the new one."""
         args = ["rollback", release, str(revision), "--namespace", namespace, "--timeout", f"{timeout}s"]
-        if wait:
+        if wait and not self.no_wait:
             args += [f"--wait={self.wait}"]
         args += self._cluster_flags()
         result = self._retried(lambda: self.run(args, timeout=timeout + self.timeout_margin, release=release))
@@ -302,7 +315,8 @@ class HelmRunner:
 
     def uninstall(self, *, release: str, namespace: str, timeout: int) -> HelmResult:
         """`helm uninstall` (waits for the release's objects to be deleted)."""
-        args = ["uninstall", release, "--namespace", namespace, f"--wait={self.wait}", "--timeout", f"{timeout}s"]
+        args = ["uninstall", release, "--namespace", namespace, "--timeout", f"{timeout}s"]
+        args += [] if self.no_wait else [f"--wait={self.wait}"]
         args += ["--ignore-not-found"]  # a failed first install may have left nothing to uninstall
         args += self._cluster_flags()
         return self._retried(lambda: self.run(args, timeout=timeout + self.timeout_margin, release=release))

@@ -16,6 +16,9 @@ class RunStatus(enum.StrEnum):
     failed = "failed"
     interrupted = "interrupted"
     superseded = "superseded"  # stopped early for a newer commit that changes what it was waiting on
+    # The manager wrote its own release (without waiting on itself) as the run's last write: the new pod verifies
+    # that release at start-up and finishes the run (issue 15).
+    handed_over = "handed_over"
 
 
 class StepStatus(enum.StrEnum):

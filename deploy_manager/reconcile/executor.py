@@ -11,7 +11,7 @@ for a leaf.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from deploy_manager.clock import now
@@ -93,10 +93,13 @@ def execute(
     max_parallel: int = 4,
     on_step: Callable[[StepRecord], None] | None = None,
     cancel: RunCancel | None = None,
+    settled: Mapping[str, StepStatus] | None = None,
 ) -> list[StepRecord]:
     """Execute `plan`; return one StepRecord per action, in completion order.
 
-    Once `cancel` is stopped no further component starts: the running ones finish, the others get no step."""
+    Once `cancel` is stopped no further component starts: the running ones finish, the others get no step.
+    `settled`: components outside `plan` already settled (earlier in the run, e.g. before a handover), with the
+    status their dependents in `plan` go by."""
     heights = chain_heights(plan.actions)
     order = {a.component: i for i, a in enumerate(plan.actions)}
     # Dicts keep insertion order: iterate the longest chains first, then plan order.
@@ -104,7 +107,7 @@ def execute(
         a.component: a for a in sorted(plan.actions, key=lambda a: (-heights[a.component], order[a.component]))
     }
     slots = max(1, max_parallel)
-    outcome: dict[str, StepStatus] = {}
+    outcome: dict[str, StepStatus] = dict(settled or {})
     steps: list[StepRecord] = []
 
     def finish(step: StepRecord) -> None:

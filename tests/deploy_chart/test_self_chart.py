@@ -284,3 +284,63 @@ def test_the_pod_grace_period_covers_the_shutdown_grace_and_ending_helm() -> Non
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     grace = float(env.get("DM_SHUTDOWN_GRACE_SECONDS") or Settings.model_fields["shutdown_grace_seconds"].default)
     assert pod["terminationGracePeriodSeconds"] >= grace + END_GRACE_SECONDS + 10
+
+
+RULES_EXAMPLE = CHART / "examples" / "rbac-rules.yaml"
+DEMO_CHARTS = ["ingress", "rabbitmq", "memcached", "keystone", "glance", "placement", "nova", "neutron", "cinder",
+               "horizon"]  # fmt: skip
+
+
+def _plural(kind: str) -> str:
+    low = kind.lower()
+    return low + "es" if low.endswith("s") else low[:-1] + "ies" if low.endswith("y") else low + "s"
+
+
+def _demo_objects() -> list[dict[str, Any]]:
+    """What the demo cluster's charts render, with its values layers."""
+    out: list[dict[str, Any]] = []
+    for name in DEMO_CHARTS:
+        layers = [ROOT / "values/_common/_global.yaml", ROOT / f"values/_common/{name}.yaml",
+                  ROOT / "values/demo/_global.yaml", ROOT / f"values/demo/{name}.yaml"]  # fmt: skip
+        files = [arg for layer in layers if layer.exists() for arg in ("-f", str(layer))]
+        result = subprocess.run([HELM, "template", name, str(ROOT / "charts/openstack" / name), *files],
+                                capture_output=True, text=True)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        out += [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return out
+
+
+def test_the_narrow_rules_example_holds_no_escalation_and_covers_the_managers_calls() -> None:
+    objects = _objects(*REQUIRED, "-f", str(RULES_EXAMPLE))
+    role = next(o for o in objects if o["kind"] == "ClusterRole")
+    rules = role["rules"]
+    assert rules == yaml.safe_load(RULES_EXAMPLE.read_text())["rbac"]["rules"]
+    for rule in rules:
+        assert "*" not in rule["verbs"] + rule["apiGroups"] + rule["resources"], rule
+        assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
+        assert not {"pods/exec", "pods/attach", "serviceaccounts/token"} & set(rule["resources"]), rule
+    assert [c for c in OWN_CALLS + LEASE_CALLS if not _allows(rules, *c)] == []
+    # Each rule says why it is there: a comment right above it in the file.
+    lines = RULES_EXAMPLE.read_text().splitlines()
+    starts = [i for i, ln in enumerate(lines) if ln.strip().startswith("- apiGroups:")]
+    assert len(starts) == len(rules) and all(lines[i - 1].strip().startswith("#") for i in starts)
+
+
+def test_the_narrow_rules_cover_what_the_demo_charts_render_and_grant() -> None:
+    """Static check of what the real API server enforces (test_rbac_on_kube.py runs it): the manager may create
+    every kind the demo charts render, and holds every right their Roles and ClusterRoles grant (no escalate)."""
+    rules = yaml.safe_load(RULES_EXAMPLE.read_text())["rbac"]["rules"]
+    objects = _demo_objects()
+    missing: set[tuple[str, str, str]] = set()
+    for obj in objects:
+        group = obj["apiVersion"].rpartition("/")[0]
+        for verb in ("get", "create", "patch", "delete"):
+            if not _allows(rules, group, _plural(obj["kind"]), verb):
+                missing.add((group, _plural(obj["kind"]), verb))
+        if obj["kind"] in ("Role", "ClusterRole"):
+            for rule in obj.get("rules") or []:
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        held = {v for v in rule["verbs"] if _allows(rules, group, resource, v)}
+                        missing |= {(group, resource, v) for v in set(rule["verbs"]) - held}
+    assert not missing, sorted(missing)
