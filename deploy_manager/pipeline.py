@@ -16,8 +16,10 @@ from deploy_manager.models.desired import DesiredCluster
 from deploy_manager.models.errors import DeployManagerError
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
+from deploy_manager.models.smoke import AfterRun, SmokeResult
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import ComponentHook
+from deploy_manager.reconcile.step import CheckRunner
 from deploy_manager.run import Run, RunOutcome, Snapshot, release_statuses, resolve
 from deploy_manager.source.git import GitSource, default_state_dir
 from deploy_manager.store.sqlite import RunStore
@@ -37,6 +39,8 @@ class Pipeline:
         cache_dir: Path | None = None,
         preflight_render: bool = True,
         lease_held: bool = True,
+        smoke: CheckRunner | None = None,
+        smoke_after_run: AfterRun | str = AfterRun.changed,
     ) -> None:
         self.helm = helm
         self.kube = kube
@@ -46,6 +50,8 @@ class Pipeline:
         self.cache_dir = cache_dir if cache_dir is not None else default_state_dir() / "charts"
         self.preflight_render = preflight_render
         self.lease_held = lease_held
+        self.smoke_runner = smoke  # runs workflow checks as Jobs (issue 14); None: runs run no check
+        self.smoke_after_run = AfterRun(smoke_after_run)
 
     def _run(self) -> Run:
         return Run(
@@ -59,6 +65,8 @@ class Pipeline:
             bootstrap_jobs=bool(getattr(self.hook, "reads_jobs", False)),
             preflight_render=self.preflight_render,
             lease_held=self.lease_held,
+            smoke=self.smoke_runner,
+            smoke_after_run=self.smoke_after_run,
         )
 
     # -- read-only ------------------------------------------------------------------------------------
@@ -90,6 +98,25 @@ class Pipeline:
             self.store.start_run(run_id, commit=commit)
             self.store.finish_run(run_id, RunStatus.failed, error=str(exc))
             raise
+
+    def smoke(
+        self,
+        source: GitSource,
+        cluster: str,
+        rev: str,
+        *,
+        names: list[str] | None = None,
+        scheduled: bool = False,
+    ) -> list[SmokeResult]:
+        """Run the cluster's checks at `rev` now (`names`: only these; `scheduled`: only the scheduled ones) and
+        store their results (no run record). Writes nothing but the checks' Jobs."""
+        from deploy_manager.checks import run_checks, select
+
+        desired = self.desired(source, cluster, rev)
+        checks = select(desired, names, scheduled=scheduled)
+        if self.smoke_runner is None:
+            raise DeployManagerError("no check runner is configured")
+        return run_checks(self.smoke_runner, desired, checks, store=self.store, max_parallel=self.max_parallel)
 
     # -- writes ---------------------------------------------------------------------------------------
     def run(

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted", "superseded"]
+RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted", "superseded", "degraded"]
 REVISION_PATTERN = r"^[A-Za-z0-9._/@^~{}][A-Za-z0-9._/@^~{}+-]{0,254}$"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from deploy_manager.models.smoke import SmokeCheck
+
 
 @dataclass(frozen=True)
 class ChartSpec:
@@ -81,6 +83,8 @@ class DesiredCluster:
     commit: str
     namespace: str
     components: dict[str, DesiredComponent] = field(default_factory=dict)
+    # Workflow checks (issue 14): values/_common/smoke.yaml + values/<cluster>/smoke.yaml, rendered.
+    smoke: tuple[SmokeCheck, ...] = ()
 
     @property
     def namespaces(self) -> list[str]:

@@ -16,6 +16,7 @@ class RunStatus(enum.StrEnum):
     failed = "failed"
     interrupted = "interrupted"
     superseded = "superseded"  # stopped early for a newer commit that changes what it was waiting on
+    degraded = "degraded"  # every component written, but a workflow check at the end did not pass (issue 14)
 
 
 class StepStatus(enum.StrEnum):
