@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from deploy_manager import __version__
 from deploy_manager.api import health, hooks, plan, releases, runs, status_page
 from deploy_manager.api import metrics as metrics_api
+from deploy_manager.api import smoke as smoke_api
 from deploy_manager.api.auth import TokenAuth
 from deploy_manager.api.deps import AppContext, Redactor
 from deploy_manager.config import Settings
@@ -223,6 +224,7 @@ def create_app(
             metrics=metrics,
             namespaces=settings.namespaces or None,
             pod_policy=job_pod_policy(settings),
+            smoke_after_run=settings.smoke_after_run,
         )
         pipeline, kube_ping = real, kube_ping or real.kube.ping
     if lease is AUTO:
@@ -265,7 +267,9 @@ def create_app(
         poll_interval=settings.poll_interval_seconds,
         poll_jitter=settings.effective_poll_jitter,
         observe_interval=settings.observe_interval_seconds,
+        smoke_interval=settings.smoke_tick_seconds,
     )
+    metrics.watch_smoke(settings.cluster, lambda: getattr(store, "latest_smoke", lambda _cluster: [])(settings.cluster))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -320,6 +324,6 @@ def create_app(
         log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    for module in (hooks, runs, releases, plan, health, metrics_api, status_page):
+    for module in (hooks, runs, releases, plan, health, metrics_api, status_page, smoke_api):
         app.include_router(module.router)
     return app
