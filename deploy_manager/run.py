@@ -214,14 +214,14 @@ class Run:
         end_plan = Plan(cluster=plan.cluster, commit=plan.commit, actions=ends)
         done = execute(end_plan, dispatch(ctx), max_parallel=self.max_parallel, on_step=ctx.emit, cancel=ctx.cancel)
         done = [check_record(s, ctx.cluster.smoke) for s in done]
-        found = {
+        every = {
             s.action.removeprefix(CHECK_PREFIX): st
-            for s in done
+            for s in steps + done
             if (st := step_check_status(s.action, s.reasons)) is not None
         }
-        new_status = run_status(status, found.values())
+        new_status = run_status(status, (step_check_status(s.action, s.reasons) for s in done))
         if new_status is RunStatus.degraded:
-            error = summary(found)
+            error = summary(every)  # "1 of 6 checks failed: server-boot": every check of the run counted
         return new_status, error, steps + done
 
     def releases_after(self, snap: Snapshot, steps: list[StepRecord]) -> list[ReleaseStatus] | None:
