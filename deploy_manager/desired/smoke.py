@@ -16,7 +16,8 @@ checks:
 ```
 
 Layers merge like values layers, by check name: a cluster's entry overrides the common entry of the same name
-key by key; new names are added. A common check whose component (or a gate) the cluster does not deploy is
+key by key (it may give only the keys it changes: the published schema describes a complete check); new names
+are added. A common check whose component (or a gate) the cluster does not deploy is
 left out (the common layer serves every cluster); in the cluster's own file that is an error.
 
 `python -m deploy_manager.desired.smoke` rewrites the published schema; a test fails when it is out of date.
@@ -101,19 +102,50 @@ class SmokeSpec(BaseModel):
         return self
 
 
+class _LayerCheck(BaseModel):
+    """One entry of one layer: a check, or (in a later layer) the keys that override a check of the same name.
+    The merged entry is validated as a `SmokeCheckSpec`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: DnsLabel
+    script: Any = None
+    image: Any = None
+    component: Any = None
+    gates: Any = None
+    timeout: Any = None
+    sla: Any = None
+    schedule: Any = None
+    on_failure: Any = None
+
+
+class _Layer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    checks: list[_LayerCheck] = Field(default_factory=list, max_length=MAX_CHECKS)
+
+    @model_validator(mode="after")
+    def _unique(self) -> _Layer:
+        names = [c.name for c in self.checks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate check name(s): {', '.join(dup)}")
+        return self
+
+
 def json_schema() -> str:
     schema = SmokeSpec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
-def _validate(data: Any, raw: bytes, path: str) -> SmokeSpec:
+def _validate(data: Any, raw: bytes, path: str) -> _Layer:
     if data is None:
-        return SmokeSpec()
+        return _Layer()
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping with `checks`", file=path, line=1)
     try:
-        return SmokeSpec.model_validate(data)
+        return _Layer.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = tuple(str(p) for p in err["loc"])
@@ -129,8 +161,8 @@ def _layer(source: GitSource, commit: str, path: str) -> tuple[list[dict[str, An
     if raw is None:
         return None
     data = load_yaml(raw, path)
-    _validate(data, raw, path)  # each layer is valid on its own: errors name its lines
-    return list((data or {}).get("checks") or []), raw
+    _validate(data, raw, path)  # names, keys and duplicates per layer: errors name its lines
+    return [{k: v for k, v in entry.items()} for entry in (data or {}).get("checks") or []], raw
 
 
 def load_smoke(
@@ -153,7 +185,7 @@ def load_smoke(
     for entry, path, i in merged.values():
         try:
             spec = SmokeCheckSpec.model_validate(entry)
-        except ValidationError as exc:  # a merged entry: only the cluster file can have made it invalid
+        except ValidationError as exc:  # named after the last layer that set the check
             err = exc.errors()[0]
             key = ("checks", str(i), *(str(p) for p in err["loc"]))
             raise ConfigError(
