@@ -72,7 +72,6 @@ def _run_in_progress(ctx: Ctx) -> str:
     return f"<h2>Run {run.id} in progress (commit {escape((run.commit or '')[:12])})</h2>\n{table}\n"
 
 
-@router.get("/", response_class=HTMLResponse, summary="HTML status page")
 def _checks_section(ctx: Ctx) -> str:
     """The workflow checks' latest results (issue 14); nothing when the cluster declares none."""
     results = smoke_latest(ctx)
@@ -97,6 +96,7 @@ def _checks_section(ctx: Ctx) -> str:
     )
 
 
+@router.get("/", response_class=HTMLResponse, summary="HTML status page")
 def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
     require_configured(request, ctx)
     header = request.headers.get("authorization")
