@@ -72,9 +72,11 @@ def smoke(action: Action, ctx: RunContext) -> StepRecord:
     with log_context(component=comp.name, release=comp.release):
         if ctx.smoke is None:  # wired without a runner: say so rather than pass silently
             result = CheckOutcome(None, 0.0, "no check runner is configured", started_at=now(), finished_at=now())
+        elif ctx.cancel is not None and ctx.cancel.stopped:  # a stopped run starts no check, and remediates nothing
+            ts = now()
+            result = CheckOutcome(None, 0.0, f"not started: {ctx.cancel.reason}", started_at=ts, finished_at=ts)
+            return check_step(check, SmokeStatus.error, result, action.reasons)
         else:
-            if ctx.cancel is not None:
-                ctx.cancel.check(f"check {check.name}")
             t0 = time.monotonic()
             try:
                 result = ctx.smoke(check, ctx.cluster, ctx.run_id)
