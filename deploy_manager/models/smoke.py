@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploy_manager.models.plan import Reason
+from deploy_manager.models.run import StepRecord
 
 ACTION_PREFIX = "smoke:"
 REASON_PREFIX = "smoke_"
@@ -120,7 +121,7 @@ class SmokeResult:
 
 
 def result_of_step(
-    cluster: str, run_id: int | None, step: Any, status: SmokeStatus, sla: float | None = None
+    cluster: str, run_id: int | None, step: StepRecord, status: SmokeStatus, sla: float | None = None
 ) -> SmokeResult:
     """The stored result of a check from its step on a run's record (a `StepRecord`)."""
     job = ""
@@ -129,7 +130,7 @@ def result_of_step(
             job = reason.message.rsplit("(Job ", 1)[1].rstrip(")").split("/", 1)[-1]
     return SmokeResult(
         cluster=cluster,
-        name=str(step.action).removeprefix(ACTION_PREFIX),
+        name=step.action.removeprefix(ACTION_PREFIX),
         component=step.component,
         status=status,
         duration=step.duration,
