@@ -14,6 +14,8 @@ run clean up what it left in OpenStack.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import logging
 import secrets
 import string
@@ -69,6 +71,7 @@ class SmokeJobs:
         def could_not(message: str) -> CheckOutcome:
             return CheckOutcome(None, time.monotonic() - t0, message, "", job, None, started, now(), comp.namespace)
 
+        hidden = {*hidden, *self._env_secrets(comp.namespace, comp.values)}
         image = resolve_image(comp.values, check.image)
         if not image:
             return could_not(f"images.tags.{check.image} is not set in the values of {comp.name}")
@@ -105,6 +108,24 @@ class SmokeJobs:
         duration = time.monotonic() - t0
         self._prune(cluster.name, comp.name, comp.namespace, check.name, keep=job)
         return CheckOutcome(ok, duration, message, log_tail, job, exit_code, started, now(), comp.namespace)
+
+    def _env_secrets(self, namespace: str, values: dict[str, Any]) -> set[str]:
+        """The values of the Secrets the Job gets as SECRET_* env: a script that prints one (`set -x`, an error
+        message quoting its input) must not put it in the log tail. Best effort: an unreadable Secret is skipped."""
+        found: set[str] = set()
+        for item in m.secret_env(values):
+            ref = item["valueFrom"]["secretKeyRef"]
+            try:
+                secret = self.api.get_secret(namespace, ref["name"])
+            except KubeError:
+                continue
+            raw = ((secret or {}).get("data") or {}).get(ref["key"])
+            if raw:
+                with contextlib.suppress(ValueError):
+                    value = base64.b64decode(raw).decode(errors="replace")
+                    if len(value) >= 4:
+                        found.add(value)
+        return found
 
     def _wait(
         self, namespace: str, job: str, timeout: int, hidden: Collection[str]
