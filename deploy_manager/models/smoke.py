@@ -9,6 +9,7 @@ On a run's record a check is a step with action `smoke:<check>` whose first reas
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,3 +160,14 @@ def step_check_status(action: str, reasons: tuple[Reason, ...]) -> SmokeStatus |
             except ValueError:
                 continue
     return None
+
+
+def check_results(steps: Iterable[StepRecord]) -> dict[str, SmokeStatus]:
+    """Each check that ran in a run (from its record's steps) and its status, in the order they finished: what
+    a run's summary counts ("6 checks passed", `planner.smoke.summary` / `counts`)."""
+    out: dict[str, SmokeStatus] = {}
+    for step in steps:
+        status = step_check_status(step.action, step.reasons)
+        if status is not None:
+            out[step.action.removeprefix(ACTION_PREFIX)] = status
+    return out
