@@ -36,6 +36,7 @@ def version() -> None:
 import deploy_manager.commands.core_cmds  # noqa: E402,F401
 import deploy_manager.commands.freeze_cmds  # noqa: E402,F401
 import deploy_manager.commands.serve_cmd  # noqa: E402,F401
+import deploy_manager.commands.smoke_cmd  # noqa: E402,F401
 from deploy_manager.commands import sandbox_cmd  # noqa: E402,F401
 
 

@@ -25,7 +25,7 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -284,6 +284,14 @@ class Settings(GitSettings):
         None, ge=0, description="Random delay added to each poll; default 10% of the interval, at most 30 s."
     )
     observe_interval_seconds: float = Field(300.0, ge=0, description="Refresh /releases from the cluster; 0: never.")
+    # --- workflow checks (issue 14) ---
+    smoke_after_run: Literal["changed", "all", "none"] = Field(
+        "changed",
+        description="Which workflow checks a run runs: changed (those whose component or gates it wrote), all, none.",
+    )
+    smoke_tick_seconds: float = Field(
+        5.0, ge=0, description="How often the service looks for scheduled checks that are due; 0: never."
+    )
     trigger_quiet_seconds: float = Field(
         2.0, ge=0, description="A run queued during a burst of triggers starts once none came for this long."
     )

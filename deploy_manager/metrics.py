@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter as _Tally
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -33,6 +34,37 @@ class _ReleasesByStatus(Collector):
         for status, count in sorted(_Tally(self._statuses()).items()):
             family.add_metric([status], count)
         yield family
+
+
+class _SmokeChecks(Collector):
+    """`deploy_manager_smoke_check_success{cluster,check}` (1 passed, else 0) and
+    `deploy_manager_smoke_check_duration_seconds{cluster,check}`: each check's latest result, read at scrape time
+    (issue 14). Check names are DNS labels from the values repo: a small, fixed set."""
+
+    def __init__(self, cluster: str, latest: Callable[[], Iterable[Any]]) -> None:
+        self._cluster = cluster
+        self._latest = latest
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        success = GaugeMetricFamily(
+            "deploy_manager_smoke_check_success",
+            "1 if the check's latest result is passed (within its SLA), else 0",
+            labels=["cluster", "check"],
+        )
+        duration = GaugeMetricFamily(
+            "deploy_manager_smoke_check_duration_seconds",
+            "Duration of the check's latest run",
+            labels=["cluster", "check"],
+        )
+        try:
+            results = list(self._latest())
+        except Exception:  # a scrape must not fail because the store is busy
+            results = []
+        for r in results:
+            success.add_metric([self._cluster, r.name], 1.0 if r.status.ok else 0.0)
+            duration.add_metric([self._cluster, r.name], float(r.duration))
+        yield success
+        yield duration
 
 
 class ServiceMetrics:
@@ -82,6 +114,12 @@ class ServiceMetrics:
             registry=r,
         )
         self._releases: _ReleasesByStatus | None = None
+
+    def watch_smoke(self, cluster: str, latest: Callable[[], Iterable[Any]]) -> None:
+        """Register the scrape-time workflow-check collector (once)."""
+        if getattr(self, "_smoke", None) is None:
+            self._smoke = _SmokeChecks(cluster, latest)
+            self.registry.register(self._smoke)
 
     def watch_releases(self, statuses: Callable[[], Iterable[str]]) -> None:
         """Register the scrape-time releases-by-status collector (once)."""

@@ -17,10 +17,12 @@ from deploy_manager.models.errors import DeployManagerError
 from deploy_manager.models.observed import ObservedRelease
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
+from deploy_manager.models.smoke import AfterRun, SmokeResult
 from deploy_manager.observe import observe as observe_releases
 from deploy_manager.planner.selfmanage import SelfRelease
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import ComponentHook
+from deploy_manager.reconcile.step import CheckRunner
 from deploy_manager.run import Run, RunOutcome, Snapshot, release_statuses, resolve
 from deploy_manager.source.git import GitSource, default_state_dir
 from deploy_manager.store.sqlite import RunStore
@@ -42,6 +44,8 @@ class Pipeline:
         lease_held: bool = True,
         suspend_namespace: str | None = None,
         self_release: SelfRelease | None = None,
+        smoke: CheckRunner | None = None,
+        smoke_after_run: AfterRun | str = AfterRun.changed,
     ) -> None:
         self.helm = helm
         self.kube = kube
@@ -54,6 +58,8 @@ class Pipeline:
         # The namespace of the suspend ConfigMap (the Lease's; issue 13); None: suspensions are not read.
         self.suspend_namespace = suspend_namespace
         self.self_release = self_release  # the manager's own release: written last, handed over (issue 15)
+        self.smoke_runner = smoke  # runs workflow checks as Jobs (issue 14); None: runs run no check
+        self.smoke_after_run = AfterRun(smoke_after_run)
 
     def _run(self) -> Run:
         return Run(
@@ -69,6 +75,8 @@ class Pipeline:
             lease_held=self.lease_held,
             suspend_namespace=self.suspend_namespace,
             self_release=self.self_release,
+            smoke=self.smoke_runner,
+            smoke_after_run=self.smoke_after_run,
         )
 
     # -- read-only ------------------------------------------------------------------------------------
@@ -107,6 +115,25 @@ class Pipeline:
         if own is None:
             return None
         return observe_releases(self.kube, [own.namespace]).get(own.id)
+
+    def smoke(
+        self,
+        source: GitSource,
+        cluster: str,
+        rev: str,
+        *,
+        names: list[str] | None = None,
+        scheduled: bool = False,
+    ) -> list[SmokeResult]:
+        """Run the cluster's checks at `rev` now (`names`: only these; `scheduled`: only the scheduled ones) and
+        store their results (no run record). Writes nothing but the checks' Jobs."""
+        from deploy_manager.checks import run_checks, select
+
+        desired = self.desired(source, cluster, rev)
+        checks = select(desired, names, scheduled=scheduled)
+        if self.smoke_runner is None:
+            raise DeployManagerError("no check runner is configured")
+        return run_checks(self.smoke_runner, desired, checks, store=self.store, max_parallel=self.max_parallel)
 
     # -- writes ---------------------------------------------------------------------------------------
     def run(

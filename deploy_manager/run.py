@@ -36,6 +36,8 @@ from deploy_manager.models.errors import ChartError, DeployManagerError
 from deploy_manager.models.observed import ObservedRelease, ReleaseId
 from deploy_manager.models.plan import ActionKind, Plan, ReleaseState
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepRecord, StepStatus
+from deploy_manager.models.smoke import ACTION_PREFIX as CHECK_PREFIX
+from deploy_manager.models.smoke import AfterRun, result_of_step, step_check_status
 from deploy_manager.models.suspend import Suspensions
 from deploy_manager.observe import observe as observe_releases
 from deploy_manager.observe import observe_jobs, observe_with_orphans
@@ -44,12 +46,13 @@ from deploy_manager.planner.freeze import plan_orphans
 from deploy_manager.planner.graph import topo_waves
 from deploy_manager.planner.plan import make_plan
 from deploy_manager.planner.selfmanage import TRIGGER_HANDOVER, SelfRelease, handover_summary
+from deploy_manager.planner.smoke import check_record, end_actions, gate_plan, run_status, summary
 from deploy_manager.planner.state import determine_state
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.executor import component_status, dispatch, execute
 from deploy_manager.reconcile.hooks import ComponentHook
 from deploy_manager.reconcile.selfmanage import HandoverResult, execute_with_handover, verify_step, write_own_release
-from deploy_manager.reconcile.step import RunContext
+from deploy_manager.reconcile.step import CheckRunner, RunContext
 from deploy_manager.source.git import GitSource, is_full_sha
 from deploy_manager.store.sqlite import RunStore
 
@@ -104,6 +107,9 @@ class Run:
     suspend_namespace: str | None = None
     # The manager's own release (the service in its chart's pod): written last without waiting on itself.
     self_release: SelfRelease | None = None
+    # Workflow checks (issue 14): the Job runner (None: no check runs) and DM_SMOKE_AFTER_RUN.
+    smoke: CheckRunner | None = None
+    smoke_after_run: AfterRun = AfterRun.changed
 
     # -- observe and decide (never writes) ------------------------------------------------------------
     def desired(self, source: GitSource, cluster: str, commit: str) -> DesiredCluster:
@@ -158,8 +164,19 @@ class Run:
             self.store.finish_run(run_id, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
             raise
 
+        checks = snap.desired.smoke if self.smoke is not None else ()
+        plan = gate_plan(snap.plan, checks, self.smoke_after_run)  # gate checks become nodes of the plan
+        remediated: set[str] = set()
+
         def record(step: StepRecord) -> None:
+            step = check_record(step, checks)
+            if step.action in (ActionKind.rollback.value, ActionKind.uninstall.value):
+                remediated.add(step.component)
             self.store.add_step(run_id, step)
+            check_status = step_check_status(step.action, step.reasons)
+            if check_status is not None:
+                sla = next((c.sla for c in checks if c.action == step.action), None)
+                self.store.add_smoke(result_of_step(cluster, run_id, step, check_status, sla))
             log.info(
                 "cluster=%s component=%s namespace=%s release=%s action=%s status=%s revision=%s",
                 cluster,
@@ -181,12 +198,14 @@ class Run:
             emit=record,
             cancel=cancel,
             kube=self.kube,
+            smoke=self.smoke,
+            plan=plan,
         )
         handover = HandoverResult([])
         try:
             if self.self_release is not None:  # the manager's own release is written last, handed over (issue 15)
                 handover = execute_with_handover(
-                    snap.plan,
+                    plan,
                     self.self_release,
                     run_action=dispatch(ctx),
                     write_own=lambda action: write_own_release(action, ctx),
@@ -196,11 +215,15 @@ class Run:
                 )
                 steps = handover.steps
             else:
-                steps = execute(snap.plan, dispatch(ctx), max_parallel=self.max_parallel, on_step=record, cancel=cancel)
+                steps = execute(plan, dispatch(ctx), max_parallel=self.max_parallel, on_step=record, cancel=cancel)
+            steps = [check_record(s, checks) for s in steps]
+            status, error = outcome(steps)
+            # A handed-over run's end checks are left to the next run: this pod is being replaced.
+            if checks and not handover.handed_over and not (cancel is not None and cancel.stopped):
+                status, error, steps = self._end_checks(ctx, plan, steps, remediated, status, error)
         except BaseException as exc:
             self.store.finish_run(run_id, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
             raise
-        status, error = outcome(steps)
         if handover.handed_over and self.self_release is not None:
             status, error = RunStatus.handed_over, handover_summary(self.self_release.id, handover.deferred, error)
         elif cancel is not None and cancel.stopped:
@@ -284,6 +307,35 @@ class Run:
         assert run is not None
         return RunOutcome(run, releases, temporary=status is RunStatus.failed and only_temporary(steps))
 
+    def _end_checks(
+        self,
+        ctx: RunContext,
+        plan: Plan,
+        steps: list[StepRecord],
+        remediated: set[str],
+        status: RunStatus,
+        error: str,
+    ) -> tuple[RunStatus, str, list[StepRecord]]:
+        """The ungated checks, once the components are settled; one that does not pass makes a run whose
+        components all succeeded `degraded`."""
+        settled = {s.component: component_status(s) for s in steps if not s.action.startswith(CHECK_PREFIX)}
+        settled.update({name: StepStatus.failed for name in remediated})
+        ends = end_actions(plan, ctx.cluster.smoke, self.smoke_after_run, settled)
+        if not ends:
+            return status, error, steps
+        end_plan = Plan(cluster=plan.cluster, commit=plan.commit, actions=ends)
+        done = execute(end_plan, dispatch(ctx), max_parallel=self.max_parallel, on_step=ctx.emit, cancel=ctx.cancel)
+        done = [check_record(s, ctx.cluster.smoke) for s in done]
+        every = {
+            s.action.removeprefix(CHECK_PREFIX): st
+            for s in steps + done
+            if (st := step_check_status(s.action, s.reasons)) is not None
+        }
+        new_status = run_status(status, (step_check_status(s.action, s.reasons) for s in done))
+        if new_status is RunStatus.degraded:
+            error = summary(every)  # "1 of 6 checks failed: server-boot": every check of the run counted
+        return new_status, error, steps + done
+
     def releases_after(self, snap: Snapshot, steps: list[StepRecord]) -> list[ReleaseStatus] | None:
         if not any(s.status in (StepStatus.succeeded, StepStatus.failed) for s in steps):
             return release_statuses(snap)  # nothing ran: the snapshot is current
@@ -364,12 +416,22 @@ class Run:
 
 
 def outcome(steps: list[StepRecord]) -> tuple[RunStatus, str]:
-    """The run's status and one-line error from its steps."""
-    if all(component_status(s) in (StepStatus.succeeded, StepStatus.skipped) for s in steps):
+    """The run's status and one-line error from its steps. A gate check that did not pass fails its
+    component (the check's step names it); a check blocked behind a failed component adds nothing."""
+    comps = [s for s in steps if not s.action.startswith(CHECK_PREFIX)]
+    bad_checks = [s for s in steps if s.action.startswith(CHECK_PREFIX) and s.status is StepStatus.failed]
+    if not bad_checks and all(component_status(s) in (StepStatus.succeeded, StepStatus.skipped) for s in comps):
         return RunStatus.succeeded, ""
-    failed = sorted(s.component for s in steps if component_status(s) is StepStatus.failed)
-    blocked = sorted(s.component for s in steps if s.status is StepStatus.blocked)
-    parts = [f"failed: {', '.join(failed)}" if failed else "", f"blocked: {', '.join(blocked)}" if blocked else ""]
+    failed = sorted(
+        {s.component for s in comps if component_status(s) is StepStatus.failed} | {s.component for s in bad_checks}
+    )
+    blocked = sorted(s.component for s in comps if s.status is StepStatus.blocked)
+    checks = sorted(s.action.removeprefix(CHECK_PREFIX) for s in bad_checks)
+    parts = [
+        f"failed: {', '.join(failed)}" if failed else "",
+        f"blocked: {', '.join(blocked)}" if blocked else "",
+        f"checks failed: {', '.join(checks)}" if checks else "",
+    ]
     return RunStatus.failed, "; ".join(p for p in parts if p)
 
 

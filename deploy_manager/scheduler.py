@@ -6,6 +6,8 @@ Contract:
   a run (`RunQueue.poll`). 0 disables polling.
 - `observe` job: every `DM_OBSERVE_INTERVAL_SECONDS` refresh the stored releases from the cluster, so /releases
   shows drift and failed releases between runs. 0 disables it.
+- `smoke` job: every `DM_SMOKE_TICK_SECONDS`, run the workflow checks whose `schedule` is due
+  (`RunQueue.run_scheduled_checks`: between runs only, never overlapping one). 0 disables it.
 - A job never overlaps itself (`max_instances=1`) and missed runs collapse into one (`coalesce=True`);
   an exception in a job is logged and the next interval tries again.
 """
@@ -45,6 +47,7 @@ class ServiceScheduler:
         poll_interval: float,
         poll_jitter: float = 0.0,
         observe_interval: float = 0.0,
+        smoke_interval: float = 0.0,
     ) -> None:
         self.queue = queue
         self.scheduler = BackgroundScheduler(timezone=dt.UTC, job_defaults={"max_instances": 1, "coalesce": True})
@@ -63,6 +66,16 @@ class ServiceScheduler:
                 id="observe",
                 name="refresh /releases from the cluster",
                 misfire_grace_time=max(1, int(observe_interval)),
+            )
+
+        if smoke_interval > 0:
+            # Each check has its own `schedule`; this tick only looks for due ones (cheap when none is due).
+            self.scheduler.add_job(
+                _guarded("smoke", queue.run_scheduled_checks),
+                IntervalTrigger(seconds=smoke_interval, timezone=dt.UTC),
+                id="smoke",
+                name="run the workflow checks whose schedule is due, between runs",
+                misfire_grace_time=max(1, int(smoke_interval)),
             )
 
     @property

@@ -58,6 +58,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
+from deploy_manager.checks import run_checks
 from deploy_manager.lease import ClusterLease, LeaseRejected
 from deploy_manager.logging_setup import log_context
 from deploy_manager.metrics import ServiceMetrics
@@ -65,6 +66,7 @@ from deploy_manager.models.errors import DeployManagerError, QueueStopping, Unkn
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
 from deploy_manager.planner.selfmanage import TRIGGER_HANDOVER, handover_target
+from deploy_manager.planner.smoke import due as smoke_due
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.retry import RunRetryPolicy, next_run_retry
 from deploy_manager.source.git import is_full_sha
@@ -217,6 +219,10 @@ class RunQueue:
         self._cancel: RunCancel | None = None  # the running run's, set under `_cond`
         self._supersede_wake = threading.Event()
         self._superseder: threading.Thread | None = None
+        # Scheduled workflow checks (issue 14): True while they run; the worker starts no run meanwhile.
+        self._checking = False
+        self._smoke_last: dict[str, float] = {}  # check -> when (clock) it last finished on the schedule
+        self._smoke_desired: tuple[str, Any] | None = None  # (commit, its DesiredCluster), loaded once per commit
         # The last pending request checked: ((run id, rev, commit), its commit, component -> digest there).
         self._supersede_seen: tuple[tuple[int, str | None, str | None], str, dict[str, str]] | None = None
 
@@ -455,7 +461,7 @@ class RunQueue:
                 self._handed_over = None
                 return _Request(run_id, TRIGGER_HANDOVER, commit, commit, handover=True)
             request = self._pending
-            if request is None:
+            if request is None or self._checking:  # scheduled checks never overlap a run: wait for them
                 self._cond.wait()
                 continue
             if request.deferred:
@@ -656,7 +662,7 @@ class RunQueue:
         if retried_steps:
             self.metrics.retries.labels("step").inc(retried_steps)
         self._note_release_runs(record)
-        if status == "succeeded":
+        if status in ("succeeded", "degraded"):  # degraded: every component written, a check did not pass
             self._deployed, self._last_run_id = commit, request.run_id
         if status == RunStatus.handed_over.value:
             log.warning("wrote the manager's own release: run handed over to the new pod; taking no run until then")
@@ -669,6 +675,49 @@ class RunQueue:
                 log.exception("storing the releases after the run failed")
         self.releases_version += 1
         return status
+
+    # ---- scheduled workflow checks (issue 14) ------------------------------------------------------------
+
+    def run_scheduled_checks(self) -> list[Any]:
+        """Run the checks with a `schedule` that are due, at the deployed commit, between runs only: nothing
+        runs, waits or starts up, and this instance can take the cluster Lease (so another instance's run does
+        not overlap either). The worker starts no run until they finish. Returns the results."""
+        commit = self._deployed
+        runner = getattr(self.pipeline, "smoke_runner", None)
+        if commit is None or runner is None:
+            return []
+        with self._cond:
+            if self._running is not None or self._pending is not None or self._starting or self._stopping.is_set():
+                return []
+            self._checking = True
+        held = False
+        try:
+            if self._smoke_desired is None or self._smoke_desired[0] != commit:
+                self._smoke_desired = (commit, self.pipeline.desired(self.source, self.cluster, commit))  # type: ignore[attr-defined]
+            desired = self._smoke_desired[1]
+            due = smoke_due(desired.smoke, self._smoke_last, self._clock())
+            if not due:
+                return []
+            if self.lease is not None:
+                try:
+                    held = self.lease.try_acquire()
+                except DeployManagerError as exc:
+                    log.warning("scheduled checks skipped: the cluster lease is not reachable: %s", exc)
+                    return []
+                if not held:
+                    return []  # another instance runs: its run (or its schedule) has the cluster
+            results = run_checks(runner, desired, due, store=self.store, max_parallel=4)  # type: ignore[arg-type]
+            done = self._clock()
+            for check in due:
+                self._smoke_last[check.name] = done
+            self.releases_version += 1  # /releases health reflects the checks
+            return results
+        finally:
+            if held and self.lease is not None:
+                self.lease.release()
+            with self._cond:
+                self._checking = False
+                self._cond.notify_all()
 
     # ---- retries of failed runs (DM_RETRY_*) -------------------------------------------------------------
 

@@ -6,13 +6,17 @@ the store, and the chart cache under the state directory. The service passes its
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deploy_manager.bootstrap.engine import BootstrapEngine
+from deploy_manager.bootstrap.smoke import SmokeJobs
 from deploy_manager.helm.runner import HelmResult, HelmRunner
 from deploy_manager.kube.client import KubeClient
+from deploy_manager.models.errors import ConfigError
+from deploy_manager.models.smoke import AfterRun
 from deploy_manager.pipeline import Pipeline
 from deploy_manager.store.sqlite import RunStore
 
@@ -47,6 +51,7 @@ def build_pipeline(
     pod_policy: JobPodPolicy | None = None,
     suspend_namespace: str | None = None,
     self_release: SelfRelease | None = None,
+    smoke_after_run: AfterRun | str | None = None,
 ) -> Pipeline:
     """The real pipeline: bootstrap steps run as Jobs around each install/upgrade. `namespaces`: list release
     Secrets per namespace (namespaced RBAC); `pod_policy`: bootstrap Job pods' security context and resources;
@@ -67,4 +72,17 @@ def build_pipeline(
         cache_dir=state_dir / "charts",
         suspend_namespace=suspend_namespace,
         self_release=self_release,
+        smoke=SmokeJobs(kube, pod_policy=pod_policy),
+        smoke_after_run=smoke_mode(smoke_after_run),
     )
+
+
+def smoke_mode(value: AfterRun | str | None = None) -> AfterRun:
+    """`DM_SMOKE_AFTER_RUN` (changed | all | none; default changed): the service passes its setting, the CLI
+    reads the environment."""
+    raw = value if value is not None else os.environ.get("DM_SMOKE_AFTER_RUN") or AfterRun.changed.value
+    try:
+        return AfterRun(str(raw).strip().lower())
+    except ValueError:
+        choices = ", ".join(m.value for m in AfterRun)
+        raise ConfigError(f"DM_SMOKE_AFTER_RUN must be one of {choices}, not {str(raw)[:40]!r}") from None

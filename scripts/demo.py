@@ -279,6 +279,9 @@ def tell_the_story(api: Api, repo: Path, kubeconfig: Path) -> int:
     installs = sum(s["action"] == "install" for s in first["steps"])
     jobs = sum(s["action"].startswith("bootstrap") and s["status"] == "succeeded" for s in first["steps"])
     say(f"{installs} releases installed, {jobs} bootstrap Jobs run")
+    checks = [s for s in first["steps"] if s["action"].startswith("smoke:")]
+    passed = sum(s["status"] == "succeeded" for s in checks)
+    say(f"{len(checks)} workflow checks run as Jobs (values/_common/smoke.yaml): {passed} passed")
 
     before = deployment_revisions(kubeconfig)
     sha = change_keystone_config(repo)

@@ -93,6 +93,9 @@ def test_demo_once_tells_the_whole_story_and_cleans_up(helm_bin: Path, kubectl_b
     assert index(lines, r"nova\s+install\s+succeeded") < index(lines, r"horizon\s+install\s+succeeded")
     # 26: the OpenStack tier added db-init, upgrade-check and online-data-migration steps (issue 17)
     assert "10 releases installed, 26 bootstrap Jobs run" in lines
+    # Issue 14: four gate checks and two at the end, each its own Job (counted apart from the bootstrap Jobs).
+    assert "6 workflow checks run as Jobs (values/_common/smoke.yaml): 6 passed" in lines
+    assert index(lines, r"keystone\s+smoke:token-issue\s+succeeded") < index(lines, r"glance\s+install\s+succeeded")
     # The push: the webhook queues a run, whose plan names the value path; only keystone-api rolls.
     webhook = index(lines, r'^remote: webhook: push refs/heads/main \w{12} -> 202 \{"run_id":2,"status":"queued"')
     upgrade = index(lines, r"keystone\s+upgrade\s+succeeded rev 2  \(values changed: conf.keystone.token.expiration\)")

@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from deploy_manager import __version__
 from deploy_manager.api import health, hooks, plan, releases, runs, status_page
 from deploy_manager.api import metrics as metrics_api
+from deploy_manager.api import smoke as smoke_api
 from deploy_manager.api import suspend as suspend_api
 from deploy_manager.api.auth import TokenAuth
 from deploy_manager.api.deps import AppContext, Redactor
@@ -241,6 +242,7 @@ def create_app(
             pod_policy=job_pod_policy(settings),
             suspend_namespace=settings.lease_namespace,
             self_release=settings.own_release,
+            smoke_after_run=settings.smoke_after_run,
         )
         pipeline, kube_ping = real, kube_ping or real.kube.ping
     if lease is AUTO:
@@ -284,7 +286,9 @@ def create_app(
         poll_interval=settings.poll_interval_seconds,
         poll_jitter=settings.effective_poll_jitter,
         observe_interval=settings.observe_interval_seconds,
+        smoke_interval=settings.smoke_tick_seconds,
     )
+    metrics.watch_smoke(settings.cluster, lambda: getattr(store, "latest_smoke", lambda _cluster: [])(settings.cluster))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -340,6 +344,6 @@ def create_app(
         log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    for module in (hooks, runs, releases, plan, health, metrics_api, status_page, suspend_api):
+    for module in (hooks, runs, releases, plan, health, metrics_api, status_page, suspend_api, smoke_api):
         app.include_router(module.router)
     return app

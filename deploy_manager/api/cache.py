@@ -22,6 +22,23 @@ CACHE_SECONDS = 2.0
 RELEASE_LIST = TypeAdapter(list[ReleaseOut])
 
 
+def latest_checks(store: Any, cluster: str) -> dict[str, dict[str, str]]:
+    """component -> {check: status} of each check's latest result (issue 14)."""
+    read = getattr(store, "latest_smoke", None)
+    out: dict[str, dict[str, str]] = {}
+    for r in read(cluster) if read is not None else []:
+        out.setdefault(r.component, {})[r.name] = r.status.value
+    return out
+
+
+def with_checks(release: ReleaseOut, checks: dict[str, str] | None) -> ReleaseOut:
+    """A release's health reflects its component's latest checks: one that did not pass makes it unhealthy."""
+    if not checks:
+        return release
+    healthy = bool(release.healthy) and all(status == "passed" for status in checks.values())
+    return release.model_copy(update={"checks": checks, "healthy": healthy})
+
+
 @dataclasses.dataclass(frozen=True)
 class ReleasesSnapshot:
     version: int
@@ -47,8 +64,10 @@ class ReleasesCache:
             snap = self._snap
             if snap is not None and self._fresh(snap, version):
                 return snap
+            checks = latest_checks(store, cluster)
             releases = [
-                release_out(r, queue.last_run_for(r.namespace, r.release)) for r in store.list_releases(cluster)
+                with_checks(release_out(r, queue.last_run_for(r.namespace, r.release)), checks.get(r.component))
+                for r in store.list_releases(cluster)
             ]
             snap = ReleasesSnapshot(version, time.monotonic(), releases, RELEASE_LIST.dump_json(releases))
             self._snap = snap

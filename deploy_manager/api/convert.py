@@ -52,6 +52,7 @@ def release_out(r: ReleaseStatus, last_run_id: int | None) -> ReleaseOut:
         healthy=healthy(r.status, r.state),
         state=r.state or None,
         deployed_commit=r.deployed_commit,
+        checks=None,
     )
 
 

@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "interrupted", "superseded", "handed_over"]
+RunStatus = Literal[
+    "queued", "running", "succeeded", "failed", "interrupted", "superseded", "handed_over", "degraded"
+]
 REVISION_PATTERN = r"^[A-Za-z0-9._/@^~{}][A-Za-z0-9._/@^~{}+-]{0,254}$"
 
 
@@ -75,9 +77,14 @@ class ReleaseOut(BaseModel):
     digest: str | None = None
     deployed_at: dt.datetime | None = Field(None, description="When helm last wrote the release.")
     last_run_id: int | None = None
-    healthy: bool | None = Field(None, description="Helm status deployed and not drifted/failed/locked.")
+    healthy: bool | None = Field(
+        None, description="Helm status deployed, not drifted/failed/locked, and the component's latest checks passed."
+    )
     state: str | None = Field(None, description="The plan's verdict: in-sync, out-of-sync, drifted, ...")
     deployed_commit: str | None = Field(None, description="The commit recorded on the release when helm last wrote it.")
+    checks: dict[str, str] | None = Field(
+        None, description="Latest result of each workflow check of the component (passed|failed|slow|error)."
+    )
 
 
 class RunOut(BaseModel):

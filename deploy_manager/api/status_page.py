@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse
 from deploy_manager.api.auth import basic_password, bearer_token
 from deploy_manager.api.convert import run_out
 from deploy_manager.api.deps import Ctx, require_configured
+from deploy_manager.api.smoke import latest as smoke_latest
 
 router = APIRouter(tags=["status"])
 RECENT_RUNS = 20
@@ -89,6 +90,30 @@ def _suspended(request: Request, ctx: Ctx, releases: list[Any]) -> str:
     return f"<h2>Suspended</h2>\n{error}{_table(['component', 'by', 'at', 'reason'], rows)}\n"
 
 
+def _checks_section(ctx: Ctx) -> str:
+    """The workflow checks' latest results (issue 14); nothing when the cluster declares none."""
+    results = smoke_latest(ctx)
+    if not results:
+        return ""
+    rows = [
+        [
+            r.name,
+            r.component,
+            r.status.value,
+            f"{r.duration:.1f}s" + (f" / SLA {r.sla:g}s" if r.sla else ""),
+            r.finished_at,
+            r.run_id,
+            ctx.redact.text(r.error),
+        ]
+        for r in results
+    ]
+    return (
+        "<h2>Checks</h2>\n"
+        + _table(["check", "component", "status", "duration", "finished", "run", "error"], rows)
+        + "\n"
+    )
+
+
 @router.get("/", response_class=HTMLResponse, summary="HTML status page")
 def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
     require_configured(request, ctx)
@@ -148,7 +173,7 @@ running run {escape(str(q.running_run_id or "none"))}, queued runs {q.depth}</p>
             release_rows,
         )
     }
-<h2>Recent runs</h2>
+{_checks_section(ctx)}<h2>Recent runs</h2>
 {_table(["id", "trigger", "commit", "status", "started", "finished", "error"], run_rows)}
 </body></html>"""
     return HTMLResponse(page, headers=HEADERS)

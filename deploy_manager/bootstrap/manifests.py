@@ -262,3 +262,59 @@ def creation_key(obj: Readable) -> tuple[str, int, str]:
     meta = obj.get("metadata") or {}
     rv = str(meta.get("resourceVersion") or "0")
     return (str(meta.get("creationTimestamp") or ""), int(rv) if rv.isdigit() else 0, str(meta.get("name") or ""))
+
+
+# -- workflow checks (issue 14) ---------------------------------------------------------------------------
+LABEL_SMOKE = LABEL_PREFIX + "smoke-check"
+SMOKE_PREFIX = "smoke-"
+SMOKE_SUFFIX_LEN = 6
+
+
+def smoke_job_name(check: str, suffix: str) -> str:
+    """`smoke-<check>-<suffix>`, the check's part shortened to keep it ≤63 characters."""
+    tail = f"-{suffix}"
+    return f"{SMOKE_PREFIX}{check}"[: NAME_MAX - len(tail)].rstrip("-") + tail
+
+
+def smoke_labels(cluster: str, component: str, check: str) -> dict[str, str]:
+    # No step label: a check is never mistaken for a bootstrap step of its component (planner.bootstrap).
+    return {**MANAGED_BY, LABEL_CLUSTER: cluster, LABEL_COMPONENT: component, LABEL_SMOKE: check}
+
+
+def smoke_selector(cluster: str, component: str, check: str) -> str:
+    return f"{LABEL_CLUSTER}={cluster},{LABEL_COMPONENT}={component},{LABEL_SMOKE}={check}"
+
+
+def smoke_job_manifest(
+    *,
+    name: str,
+    cluster: str,
+    comp: DesiredComponent,
+    check: str,
+    image: str,
+    timeout: int,
+    etc_secret: str | None,
+    commit: str,
+    run_id: int | None,
+    policy: JobPodPolicy | None = None,
+) -> Obj:
+    """A check's Job: the bootstrap Job's pod (restricted profile, no API token, `SECRET_*` env, the config
+    mounted at /etc/<component>/), labelled as a check; the chart's own `<release>-etc` is the config."""
+    step = BootstrapStep(name=check, script="", image=image, timeout=timeout)
+    body = job_manifest(
+        name=name,
+        cluster=cluster,
+        comp=comp,
+        step=step,
+        image=image,
+        etc_secret=etc_secret,
+        service_account=None,
+        commit=commit,
+        run_id=run_id,
+        policy=policy,
+    )
+    labels = smoke_labels(cluster, comp.name, check)
+    body["metadata"]["labels"] = labels
+    body["metadata"]["annotations"].pop(ANNOTATION_DIGEST, None)
+    body["spec"]["template"]["metadata"]["labels"] = dict(labels)
+    return body

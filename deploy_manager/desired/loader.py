@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from deploy_manager.desired.bootstrap import render_script, resolve_image, step_digest
 from deploy_manager.desired.charts import ChartInfo, chart_info
 from deploy_manager.desired.schema import ClusterSpec, ComponentSpec
+from deploy_manager.desired.smoke import load_smoke
 from deploy_manager.desired.values import canonical_json, deep_merge, sha256_hex
 from deploy_manager.desired.yamlio import key_lines, line_of, load_yaml
 from deploy_manager.models.desired import BootstrapStep, ChartSpec, DesiredCluster, DesiredComponent, Remediation
@@ -71,6 +72,7 @@ def load_cluster(source: GitSource, commit: str, cluster: str) -> DesiredCluster
                 )
         chart = _chart(source, commit, comp, charts, path, raw, name)
         components[name] = _component(source, commit, cluster, spec, name, comp, chart)
+    smoke = load_smoke(source, commit, cluster, components)
     return DesiredCluster(
         name=cluster,
         commit=commit,
@@ -78,6 +80,7 @@ def load_cluster(source: GitSource, commit: str, cluster: str) -> DesiredCluster
         components=components,
         suspended=spec.suspend,
         prune=spec.prune,
+        smoke=smoke,
     )
 
 

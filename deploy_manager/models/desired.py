@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from deploy_manager.models.smoke import SmokeCheck
+
 
 @dataclass(frozen=True)
 class ChartSpec:
@@ -85,6 +87,8 @@ class DesiredCluster:
     components: dict[str, DesiredComponent] = field(default_factory=dict)
     suspended: bool = False  # `suspend: true` at the cluster level of cluster.yaml
     prune: bool = False  # `prune: true`: uninstall the releases of removed components
+    # Workflow checks (issue 14): values/_common/smoke.yaml + values/<cluster>/smoke.yaml, rendered.
+    smoke: tuple[SmokeCheck, ...] = ()
 
     @property
     def namespaces(self) -> list[str]:

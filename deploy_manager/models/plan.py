@@ -31,6 +31,8 @@ class ActionKind(enum.StrEnum):
     # Remediation of a failed install/upgrade (recorded as steps; the planner never chooses them).
     rollback = "rollback"
     uninstall = "uninstall"
+    # A workflow check (issue 14) that gates its components' dependents or runs at the end of the run.
+    smoke = "smoke"
 
 
 # Step actions that undo a failed write: the component counts as failed even when they succeed.

@@ -19,6 +19,7 @@ class RunStatus(enum.StrEnum):
     # The manager wrote its own release (without waiting on itself) as the run's last write: the new pod verifies
     # that release at start-up and finishes the run (issue 15).
     handed_over = "handed_over"
+    degraded = "degraded"  # every component written, but a workflow check at the end did not pass (issue 14)
 
 
 class StepStatus(enum.StrEnum):

@@ -17,10 +17,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from deploy_manager.clock import now
 from deploy_manager.models.plan import REMEDIATIONS, Action, ActionKind, Plan, Reason
 from deploy_manager.models.run import StepRecord, StepStatus
+from deploy_manager.models.smoke import NODE_PREFIX
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.prune import PRUNED, prune
 from deploy_manager.reconcile.rollback import rollback
-from deploy_manager.reconcile.step import MSG_NEED_FAILED, RunContext, StepKind
+from deploy_manager.reconcile.smoke import smoke
+from deploy_manager.reconcile.step import MSG_CHECK_FAILED, MSG_NEED_FAILED, RunContext, StepKind
 from deploy_manager.reconcile.unlock import unlock
 from deploy_manager.reconcile.upgrade import upgrade
 
@@ -32,6 +34,7 @@ STEP_KINDS: dict[ActionKind, StepKind] = {
     ActionKind.rollback: rollback,
     # A planned uninstall is a prune (issue 13); the remediation uninstall is called by the upgrade step kind.
     ActionKind.uninstall: prune,
+    ActionKind.smoke: smoke,
 }
 
 
@@ -65,6 +68,14 @@ def _passive(action: Action, status: StepStatus, extra: tuple[Reason, ...] = ())
         started_at=ts,
         finished_at=ts,
     )
+
+
+def need_reason(need: str, status: StepStatus) -> Reason:
+    """Why a dependent is blocked: a need that failed or is blocked (a component, or a gate check, issue 14)."""
+    verb = "failed" if status is StepStatus.failed else "is blocked"
+    if need.startswith(NODE_PREFIX):
+        return Reason("check_failed", MSG_CHECK_FAILED.format(check=need.removeprefix(NODE_PREFIX), verb=verb))
+    return Reason("need_failed", MSG_NEED_FAILED.format(need=need, verb=verb))
 
 
 def chain_heights(actions: tuple[Action, ...]) -> dict[str, int]:
@@ -110,8 +121,13 @@ def execute(
     outcome: dict[str, StepStatus] = dict(settled or {})
     steps: list[StepRecord] = []
 
-    def finish(step: StepRecord) -> None:
-        outcome[step.component] = component_status(step)
+    checks_behind: dict[str, tuple[str, ...]] = {}  # node -> the failed gate checks that blocked it
+
+    def finish(step: StepRecord, name: str) -> None:
+        if name.startswith(NODE_PREFIX) and step.status is StepStatus.failed:
+            checks_behind[name] = (name.removeprefix(NODE_PREFIX),)
+        # Keyed by the plan's node: a check's step names its component, its node is `smoke:<check>`.
+        outcome[name] = component_status(step)
         steps.append(step)
         if on_step is not None:
             on_step(step)
@@ -125,22 +141,22 @@ def execute(
                 for name, action in list(pending.items()):
                     bad = [n for n in action.needs if outcome.get(n) in (StepStatus.failed, StepStatus.blocked)]
                     if action.action is ActionKind.blocked:
-                        finish(_passive(action, StepStatus.blocked))
+                        finish(_passive(action, StepStatus.blocked), name)
                     elif bad:
-                        extra = tuple(
-                            Reason(
-                                "need_failed",
-                                MSG_NEED_FAILED.format(
-                                    need=n, verb="failed" if outcome[n] is StepStatus.failed else "is blocked"
-                                ),
-                            )
-                            for n in bad
+                        extra = tuple(need_reason(n, outcome[n]) for n in bad)
+                        # A dependent further down still names the failed check that blocked its chain.
+                        behind = [c for n in bad for c in checks_behind.get(n, ())]
+                        checks_behind[name] = tuple(dict.fromkeys(behind))
+                        extra += tuple(
+                            Reason("check_failed", MSG_CHECK_FAILED.format(check=c, verb="failed"))
+                            for c in checks_behind[name]
+                            if NODE_PREFIX + c not in bad
                         )
-                        finish(_passive(action, StepStatus.blocked, extra))
+                        finish(_passive(action, StepStatus.blocked, extra), name)
                     elif not all(outcome.get(n) in (StepStatus.succeeded, StepStatus.skipped) for n in action.needs):
                         continue
                     elif action.action is ActionKind.none:
-                        finish(_passive(action, StepStatus.skipped))
+                        finish(_passive(action, StepStatus.skipped), name)
                     elif len(running) >= slots or (cancel is not None and cancel.stopped):
                         continue  # ready, but wait for a slot: a longer chain may become ready first
                     else:
@@ -156,6 +172,5 @@ def execute(
                 break
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in done:
-                running.pop(fut)
-                finish(fut.result())
+                finish(fut.result(), running.pop(fut))
     return steps

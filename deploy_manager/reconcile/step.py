@@ -26,8 +26,9 @@ from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.kube.types import Job
 from deploy_manager.models.desired import DesiredCluster
-from deploy_manager.models.plan import Action
+from deploy_manager.models.plan import Action, Plan
 from deploy_manager.models.run import StepRecord
+from deploy_manager.models.smoke import CheckOutcome, SmokeCheck
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import ComponentHook
 
@@ -37,6 +38,7 @@ MSG_ROLLED_BACK = "rolled back from revision {frm} to revision {to} (now revisio
 MSG_UNINSTALLED = "uninstalled after revision {frm} failed"
 MSG_UNLOCKED = "revision {frm} was left pending by an operation that is not running: {what}"
 MSG_RETRIED = "attempt {n} failed, retried: {error}"
+MSG_CHECK_FAILED = "waits for check {check}, which {verb}"
 
 
 def _ignore(step: StepRecord) -> None:
@@ -56,6 +58,14 @@ class RunContext:
     emit: Callable[[StepRecord], None] = field(default=_ignore)  # the run owner's recorder
     cancel: RunCancel | None = None  # the queue's way to stop the run early (shutdown, superseded)
     kube: KubeClient | None = None  # for step kinds that act on objects besides helm's (prune: bootstrap Jobs)
+    smoke: CheckRunner | None = None  # runs the workflow checks (issue 14); None: no check runs
+    plan: Plan | None = None  # the plan being executed (the `smoke` step kind remediates what it wrote)
+
+
+class CheckRunner(Protocol):
+    """Runs one workflow check (issue 14; `bootstrap.smoke.SmokeJobs`)."""
+
+    def __call__(self, check: SmokeCheck, cluster: DesiredCluster, run_id: int | None) -> CheckOutcome: ...
 
 
 class StepKind(Protocol):

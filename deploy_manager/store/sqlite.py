@@ -18,6 +18,7 @@ from typing import Any
 from deploy_manager.clock import now
 from deploy_manager.models.plan import Reason
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepRecord, StepStatus
+from deploy_manager.models.smoke import SmokeResult, SmokeStatus
 from deploy_manager.redaction import Redactor
 
 DB_NAME = "deploy-manager.db"
@@ -77,7 +78,27 @@ MIGRATIONS: list[str] = [
     ALTER TABLE releases ADD COLUMN deployed_commit TEXT;
     UPDATE releases SET deployed_commit = commit_sha;
     """,
+    # 3: workflow checks (issue 14): every finished check, from runs, `deploy-manager smoke` and the schedule.
+    """
+    CREATE TABLE smoke_results (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        cluster TEXT NOT NULL,
+        name TEXT NOT NULL,
+        component TEXT NOT NULL,
+        status TEXT NOT NULL,
+        duration REAL NOT NULL DEFAULT 0,
+        started_at TEXT,
+        finished_at TEXT,
+        run_id INTEGER,
+        log_tail TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT '',
+        job TEXT NOT NULL DEFAULT '',
+        sla REAL
+    );
+    CREATE INDEX smoke_results_check ON smoke_results (cluster, name, id);
+    """,
 ]
+SMOKE_HISTORY = 100  # results kept per check
 
 
 class RunStore:
@@ -277,6 +298,71 @@ class RunStore:
             )
             for r in rows
         ]
+
+
+    # -- workflow checks (issue 14) ----------------------------------------------------------------------
+    def add_smoke(self, result: SmokeResult) -> int:
+        """Record one finished check (log tail and error redacted); keeps the newest SMOKE_HISTORY per check."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO smoke_results (cluster, name, component, status, duration, started_at, finished_at,"
+                " run_id, log_tail, error, job, sla) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    result.cluster,
+                    result.name,
+                    result.component,
+                    result.status.value,
+                    result.duration,
+                    result.started_at,
+                    result.finished_at,
+                    result.run_id,
+                    self.redact.text(result.log_tail),
+                    self.redact.text(result.error),
+                    result.job,
+                    result.sla,
+                ),
+            )
+            db.execute(
+                "DELETE FROM smoke_results WHERE cluster=? AND name=? AND id NOT IN"
+                " (SELECT id FROM smoke_results WHERE cluster=? AND name=? ORDER BY id DESC LIMIT ?)",
+                (result.cluster, result.name, result.cluster, result.name, SMOKE_HISTORY),
+            )
+            return int(cur.lastrowid or 0)
+
+    def latest_smoke(self, cluster: str) -> list[SmokeResult]:
+        """The newest result of each check of `cluster`, by name."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM smoke_results WHERE id IN"
+                " (SELECT MAX(id) FROM smoke_results WHERE cluster=? GROUP BY name) ORDER BY name",
+                (cluster,),
+            ).fetchall()
+        return [_smoke(r) for r in rows]
+
+    def smoke_history(self, cluster: str, name: str, *, limit: int = 20) -> list[SmokeResult]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM smoke_results WHERE cluster=? AND name=? ORDER BY id DESC LIMIT ?",
+                (cluster, name, limit),
+            ).fetchall()
+        return [_smoke(r) for r in rows]
+
+
+def _smoke(row: sqlite3.Row) -> SmokeResult:
+    return SmokeResult(
+        cluster=row["cluster"],
+        name=row["name"],
+        component=row["component"],
+        status=SmokeStatus(row["status"]),
+        duration=row["duration"],
+        finished_at=row["finished_at"],
+        run_id=row["run_id"],
+        log_tail=row["log_tail"],
+        started_at=row["started_at"],
+        error=row["error"],
+        job=row["job"],
+        sla=row["sla"],
+    )
 
 
 def _run(row: sqlite3.Row, steps: list[StepRecord]) -> RunRecord:

@@ -60,7 +60,7 @@ def test_github_signature_matches_githubs_documented_example() -> None:
     assert not verify_github_signature(secret, body, None)
 
 
-READ_PATHS = ["/releases", "/runs", "/runs/1", "/plan", "/metrics"]
+READ_PATHS = ["/releases", "/runs", "/runs/1", "/plan", "/metrics", "/smoke"]
 
 
 @pytest.mark.parametrize("path", READ_PATHS)

@@ -185,3 +185,29 @@ def test_run_cancel_ends_helm_of_the_named_components_only() -> None:
     assert cancel.status is RunStatus.superseded
     with pytest.raises(RunStopped, match="helm upgrade not started: superseded by commit abc"):
         cancel.check("helm upgrade")
+
+
+def test_a_failed_gate_check_blocks_the_dependents_down_the_chain_naming_it() -> None:
+    """Issue 14: a gate check is a node `smoke:<check>`; its step names its component (not the node)."""
+    from deploy_manager.models.smoke import AfterRun, SmokeCheck
+    from deploy_manager.planner.smoke import gate_plan
+
+    gated = gate_plan(plan(), [SmokeCheck("token-issue", "s", "ks", gates=("ks",))], AfterRun.changed)
+
+    def run_action(action: Action) -> StepRecord:
+        if action.component == "smoke:token-issue":
+            return StepRecord("ks", "", "os", "smoke:token-issue", StepStatus.failed, error="check token-issue failed")
+        return StepRecord(action.component, action.release, "os", action.action.value, StepStatus.succeeded)
+
+    steps = {(s.component, s.action): s for s in execute(gated, run_action)}
+    assert steps[("ks", "install")].status is StepStatus.succeeded
+    assert steps[("ks", "smoke:token-issue")].status is StepStatus.failed
+    for name in ("gl", "pl", "nova"):
+        blocked = steps[(name, "blocked")]
+        assert [r.message for r in blocked.reasons if r.code == "check_failed"] == [
+            "waits for check token-issue, which failed"
+        ], blocked.reasons
+    assert {r.code for r in steps[("nova", "blocked")].reasons} >= {"need_failed", "check_failed"}
+    assert steps[("x", "install")].status is StepStatus.succeeded  # independent work carries on
+    status, error = outcome(list(steps.values()))
+    assert status is RunStatus.failed and error == "failed: ks; blocked: gl, nova, pl; checks failed: token-issue"
