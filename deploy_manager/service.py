@@ -108,6 +108,14 @@ class PipelineLike(Protocol):
     def plan(self, source: Any, cluster: str, rev: str) -> Plan: ...
 
 
+class RunObserver(Protocol):
+    """Told when a run has resolved its commit and when it has ended (`deploy_manager.notify.RunNotifier`).
+    Both calls must return at once (they only queue work); an exception is logged and ignored."""
+
+    def run_started(self, run_id: int, commit: str) -> None: ...
+    def run_finished(self, run_id: int) -> None: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class TriggerResult:
     run_id: int | None
@@ -162,8 +170,10 @@ class RunQueue:
         supersede: bool = True,
         clock: Callable[[], float] = time.monotonic,
         retry: RunRetryPolicy | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self.cluster = cluster
+        self.observer = observer  # commit statuses and notifications (issue 14), off the run's path
         self.branch = branch
         # A factory defers the first clone of a remote to the worker, so start-up never waits on the network.
         if (source is None) == (source_factory is None):
@@ -509,6 +519,7 @@ class RunQueue:
             result = "failed"
         if result is None:
             return
+        self._tell_observer("run_finished", request.run_id)
         self._schedule_retry(request, result)
         elapsed = self._clock() - started
         self.metrics.runs.labels(result).inc()
@@ -526,6 +537,22 @@ class RunQueue:
                 log.warning("stopped while waiting for the cluster lease; the run stays queued")
                 return None
             return self._deploy(request, cancel)
+
+    def _tell_observer(self, event: str, *args: Any) -> None:
+        """Commit statuses and notifications never block or fail a run."""
+        if self.observer is None:
+            return
+        try:
+            getattr(self.observer, event)(*args)
+        except Exception as exc:
+            log.warning("run observer %s failed: %s", event, type(exc).__name__)
+
+    def progress(self) -> dict[str, str]:
+        """What the running run is doing now: component -> activity (a helm write, a bootstrap phase, a check);
+        empty when idle."""
+        with self._cond:
+            cancel = self._cancel
+        return cancel.activities() if cancel is not None else {}
 
     def _fail(self, run_id: int, error: str) -> None:
         run = self.store.get_run(run_id)
@@ -548,6 +575,7 @@ class RunQueue:
             return "failed"
         request.resolved = commit
         log.info("run started", extra={"commit": commit, "trigger": request.trigger})
+        self._tell_observer("run_started", request.run_id, commit)
         try:  # the commit is resolved: the run does not resolve it again
             result = self.pipeline.run(
                 self.source, self.cluster, commit, trigger=request.trigger, run_id=request.run_id, cancel=cancel

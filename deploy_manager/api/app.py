@@ -42,6 +42,7 @@ from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
 from deploy_manager.liveness import HolderLiveness, HostFacts
 from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.models.errors import QueueStopping
+from deploy_manager.notify import RunNotifier, build_notifier
 from deploy_manager.retry import RunRetryPolicy
 from deploy_manager.scheduler import ServiceScheduler
 from deploy_manager.service import PipelineLike, RunQueue, SourceLike, StoreLike
@@ -94,6 +95,7 @@ DOCS_CSP = (
     " connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 DOCS_STATIC = "/docs-static"
+NOTIFY_FLUSH_SECONDS = 10.0  # at shutdown, queued commit statuses get this long to go out
 
 
 class SecurityHeaders:
@@ -203,6 +205,7 @@ def create_app(
     lease: ClusterLease | None = AUTO,
     kube_ping: Callable[[], None] | None = None,
     metrics: ServiceMetrics | None = None,
+    notifier: RunNotifier | None = AUTO,
 ) -> FastAPI:
     metrics = metrics or ServiceMetrics()
     metrics.registry.register(ProcessCollector(registry=None))
@@ -234,6 +237,9 @@ def create_app(
             lease, ping = build_lease(settings)
             kube_ping = kube_ping or ping
 
+    if notifier is AUTO:  # commit statuses / notifications when configured (issue 14)
+        notifier = build_notifier(settings, store=store, metrics=metrics)
+
     def make_source() -> SourceLike:
         from deploy_manager.source.git import GitSource
 
@@ -259,6 +265,7 @@ def create_app(
             failed_max=settings.retry_failed_max,
         ),
         supersede=settings.supersede,
+        observer=notifier,
     )
     scheduler = ServiceScheduler(
         queue,
@@ -269,6 +276,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if notifier is not None:
+            notifier.start()
         queue.start()
         scheduler.start()
         where = f"{settings.redacted_repo_url}@{settings.branch}"
@@ -278,6 +287,8 @@ def create_app(
         finally:
             scheduler.shutdown()
             queue.stop()
+            if notifier is not None:  # the last run's status still goes out, within a short deadline
+                notifier.stop(NOTIFY_FLUSH_SECONDS)
 
     app = FastAPI(
         title="deploy-manager",
@@ -306,8 +317,11 @@ def create_app(
         triggers), stop polling and drain the run queue; the Lease is released as the run ends."""
         scheduler.shutdown()
         queue.stop()
+        if notifier is not None:
+            notifier.stop(NOTIFY_FLUSH_SECONDS)
 
     app.state.drain = drain
+    app.state.notifier = notifier
     app.add_middleware(ContentLengthLimit, limit=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: the 413/400 answers of ContentLengthLimit get them too
 
