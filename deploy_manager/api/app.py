@@ -33,7 +33,7 @@ from prometheus_client import ProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deploy_manager import __version__
-from deploy_manager.api import health, hooks, plan, releases, runs, status_page
+from deploy_manager.api import health, hooks, plan, releases, run_page, runs, status_page
 from deploy_manager.api import metrics as metrics_api
 from deploy_manager.api.auth import TokenAuth
 from deploy_manager.api.deps import AppContext, Redactor
@@ -322,6 +322,7 @@ def create_app(
 
     app.state.drain = drain
     app.state.notifier = notifier
+    app.add_middleware(run_page.HtmlRunNegotiation)  # a browser's GET /runs/{id} gets the HTML run page
     app.add_middleware(ContentLengthLimit, limit=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: the 413/400 answers of ContentLengthLimit get them too
 
@@ -334,6 +335,6 @@ def create_app(
         log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    for module in (hooks, runs, releases, plan, health, metrics_api, status_page):
+    for module in (hooks, runs, releases, plan, health, metrics_api, status_page, run_page):
         app.include_router(module.router)
     return app

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse
 from deploy_manager.api.auth import basic_password, bearer_token
 from deploy_manager.api.convert import run_out
 from deploy_manager.api.deps import Ctx, require_configured
+from deploy_manager.api.run_page import Html, progress_html, run_link
 
 router = APIRouter(tags=["status"])
 RECENT_RUNS = 20
@@ -39,6 +40,8 @@ HEADERS = {
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, Html):  # a link built from escaped parts
+        return f"<td>{value}</td>"
     if value is None or value == "":
         return "<td>–</td>"
     text = value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else str(value)
@@ -68,7 +71,11 @@ def _run_in_progress(ctx: Ctx) -> str:
         for s in run.steps
     ]
     table = _table(["component", "step", "status", "duration", "reason"], rows)
-    return f"<h2>Run {run.id} in progress (commit {escape((run.commit or '')[:12])})</h2>\n{table}\n"
+    now = progress_html(ctx.queue.progress())  # which component is being written now
+    return (
+        f"<h2>Run {run.id} in progress (commit {escape((run.commit or '')[:12])})</h2>\n"
+        f"<p>{run_link(run.id, 'details of this run')}</p>\n{now}\n{table}\n"
+    )
 
 
 @router.get("/", response_class=HTMLResponse, summary="HTML status page")
@@ -97,11 +104,14 @@ def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
             "yes" if r.healthy else "no",
             (r.commit or "")[:12],
             r.deployed_at,
-            r.last_run_id,
+            run_link(r.last_run_id) if r.last_run_id is not None else None,
         ]
         for r in releases
     ]
-    run_rows = [[r.id, r.trigger, (r.commit or "")[:12], r.status, r.started_at, r.finished_at, r.error] for r in runs]
+    run_rows = [
+        [run_link(r.id), r.trigger, (r.commit or "")[:12], r.status, r.started_at, r.finished_at, r.error]
+        for r in runs
+    ]
     in_progress, refresh = _run_in_progress(ctx), ""
     if in_progress or q.depth:
         refresh = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'  # a browser follows the run on its own
