@@ -115,4 +115,6 @@ def test_a_run_without_a_commit_gets_no_status_but_a_notification(store: RunStor
         assert github.requests == 0
         [body] = hook.bodies()
         assert body["commit"] is None and body["link"] is None
-        assert body["text"] == f"deploy-manager dev: run {run_id} failed at no commit: cannot fetch or resolve main: unreachable"
+        assert body["text"] == (
+            f"deploy-manager dev: run {run_id} failed at no commit: cannot fetch or resolve main: unreachable"
+        )
