@@ -375,9 +375,13 @@ class RunQueue:
     def start(self) -> None:
         if self._worker is not None:
             return
+        # The runs a dead process left behind had a `pending` commit status: they get their final one (`error`).
+        left = self._unfinished_runs() if self.observer is not None else []
         self._interrupted = self.store.mark_interrupted()
         if self._interrupted:
             log.warning("%d run(s) left running by a previous process marked interrupted", self._interrupted)
+            for run_id in left:
+                self._tell_observer("run_finished", run_id)
         self._load_history()
         self._starting = True
         self._worker = threading.Thread(target=self._work, name=f"run-queue-{self.cluster}", daemon=True)
@@ -546,6 +550,15 @@ class RunQueue:
             getattr(self.observer, event)(*args)
         except Exception as exc:
             log.warning("run observer %s failed: %s", event, type(exc).__name__)
+
+    def _unfinished_runs(self) -> list[int]:
+        """Runs of this cluster that had resolved their commit and started, but never finished."""
+        try:
+            runs = self.store.list_runs(cluster=self.cluster, limit=20)
+        except Exception:
+            log.exception("listing unfinished runs failed")
+            return []
+        return [r.id for r in runs if _status_value(r.status) == "running" and r.commit]
 
     def progress(self) -> dict[str, str]:
         """What the running run is doing now: component -> activity (a helm write, a bootstrap phase, a check);

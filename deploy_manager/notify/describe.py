@@ -160,7 +160,10 @@ def summarize(run: RunRecord) -> RunSummary:
     elif state == "failure":
         text = "; ".join(problems) or error or "the run failed"
     else:  # interrupted, superseded
-        text = f"{status}: {error}" if error else f"{status} before it finished"
+        if not error:
+            text = f"{status} before it finished"
+        else:  # "superseded by commit …", "interrupted: the process running it stopped" say it themselves
+            text = error if error.lower().startswith(status) else f"{status}: {error}"
     return RunSummary(
         run_id=run.id,
         cluster=run.cluster,

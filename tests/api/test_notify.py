@@ -138,3 +138,21 @@ def test_a_later_push_gets_its_own_statuses(make_service: ServiceFactory, github
 
 def test_without_settings_nothing_is_sent(service: Service) -> None:
     assert service.server.app.state.notifier is None
+
+
+def test_a_run_a_dead_process_left_pending_gets_an_error_status_on_restart(
+    make_service: ServiceFactory, github: GitHubStatusServer
+) -> None:
+    first = start(make_service, github.api_url)
+    assert notifier(first).sender.wait_idle(20)
+    # What a killed process leaves behind: a run that resolved its commit (pending posted) and never finished.
+    head = first.queue.deployed_commit
+    assert head is not None
+    orphan = first.store.create_run(cluster="dev", commit=None, trigger="push")
+    first.store.start_run(orphan, commit=head)
+    second = start(make_service, github.api_url, state_dir=first.settings.state_dir)
+    assert second.queue.wait_idle(20) and notifier(second).sender.wait_idle(20)
+    error = [s for s in github.statuses(head) if s["state"] == "error"]
+    assert [(s["description"], s["target_url"]) for s in error] == [
+        ("interrupted: the process running it stopped", f"{PUBLIC}/runs/{orphan}")
+    ]
