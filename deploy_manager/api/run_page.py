@@ -193,6 +193,21 @@ def progress_html(activities: dict[str, str]) -> str:
     return _table(["component", "now"], rows, "progress")
 
 
+def latest_checks_html(runs: list[RunRecord], ctx: AppContext) -> str:
+    """For the status page: the check results of the newest finished run that has any ("" when none does)."""
+    for listed in runs:
+        if status_value(listed.status) in ("queued", "running"):
+            continue
+        run = ctx.store.get_run(listed.id)  # the full record: list_runs need not carry the checks
+        checks = checks_of(run) if run is not None else []
+        if checks:
+            rows = [_check_row(c, ctx) for c in checks]
+            headers = ["check", "component", "status", "duration", "SLA", "finished", "log tail"]
+            return f"<h2>Checks (run {run_link(listed.id)})</h2>\n{_table(headers, rows, 'checks')}\n"
+        return ""  # only the newest finished run counts: older results may be stale
+    return ""
+
+
 def render_run(run: RunRecord, ctx: AppContext) -> str:
     st = status_value(run.status)
     live = st in ("queued", "running")

@@ -18,13 +18,14 @@ from fastapi.responses import HTMLResponse
 from deploy_manager.api.auth import basic_password, bearer_token
 from deploy_manager.api.convert import run_out
 from deploy_manager.api.deps import Ctx, require_configured
-from deploy_manager.api.run_page import Html, progress_html, run_link
+from deploy_manager.api.run_page import Html, latest_checks_html, progress_html, run_link
 
 router = APIRouter(tags=["status"])
 RECENT_RUNS = 20
 REFRESH_SECONDS = 2
 STYLE = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}
-td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#eee}"""
+td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#eee}
+tr.failed td{background:#fdd}tr.running td{background:#e3f0ff}pre{white-space:pre-wrap;max-width:60em}"""
 # The page runs no script and loads nothing: only its own inline style (by hash) is allowed.
 _STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 HEADERS = {
@@ -91,7 +92,8 @@ def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
         )
     q, s = ctx.queue, ctx.settings
     releases = ctx.releases_cache.get(q, ctx.store, s.cluster).releases
-    runs = [run_out(r, ctx.redact) for r in ctx.store.list_runs(cluster=s.cluster, limit=RECENT_RUNS)]
+    records = ctx.store.list_runs(cluster=s.cluster, limit=RECENT_RUNS)
+    runs = [run_out(r, ctx.redact) for r in records]
     release_rows = [
         [
             r.component,
@@ -140,7 +142,7 @@ running run {escape(str(q.running_run_id or "none"))}, queued runs {q.depth}</p>
             release_rows,
         )
     }
-<h2>Recent runs</h2>
+{latest_checks_html(records, ctx)}<h2>Recent runs</h2>
 {_table(["id", "trigger", "commit", "status", "started", "finished", "error"], run_rows)}
 </body></html>"""
     return HTMLResponse(page, headers=HEADERS)

@@ -80,8 +80,8 @@ class GitHubStatuses:
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
         }
-        _, retried = post_json(self.client, TARGET, self.url(status.sha), status.body(), headers=headers,
-                               policy=self.policy)
+        url = self.url(status.sha)
+        _, retried = post_json(self.client, TARGET, url, status.body(), headers=headers, policy=self.policy)
         return retried
 
     def close(self) -> None:

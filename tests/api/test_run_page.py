@@ -4,6 +4,7 @@ the failed step highlighted, check results when the record has them, escaping an
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import types
 from typing import Any
@@ -62,6 +63,11 @@ def test_runs_id_answers_json_to_the_api_and_html_to_a_browser(service: Service)
         assert f"<h1>Run {run_id}: succeeded</h1>" in page.text
         assert page.headers["content-security-policy"] == HEADERS["Content-Security-Policy"]
         assert "<script" not in page.text and "script-src" not in page.headers["content-security-policy"]
+        style = re.search(r"<style>(.*?)</style>", page.text, re.S)
+        assert style is not None  # the page's only style is the one its CSP allows, by hash
+        digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+        assert f"style-src 'sha256-{digest}'" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
         same = c.get(f"/ui/runs/{run_id}", headers={"Authorization": f"Bearer {READ_TOKEN}"})
         assert same.status_code == 200 and f"<h1>Run {run_id}: succeeded</h1>" in same.text
 

@@ -117,6 +117,9 @@ def test_a_failing_check_is_highlighted_with_its_log_on_click(
     )
     front = _browse(server, "/", tmp_path / "p1")
     assert f'<a href="/runs/{run_id}">{run_id}</a>' in front  # the runs list links the run
+    # The status page shows the newest finished run's checks too, the failing one highlighted.
+    assert f'<h2>Checks (run <a href="/runs/{run_id}">{run_id}</a>)</h2>' in front
+    assert re.search(r'<tr class="failed"><td>server-boot</td><td>nova</td>', front), front
     page = _browse(server, f"/runs/{run_id}", tmp_path / "p2")
     assert re.search(r'<tr class="failed"><td>server-boot</td><td>nova</td><td class="status-failed">failed</td>',
                      page), page
