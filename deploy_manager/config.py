@@ -68,7 +68,16 @@ DEFAULT_SECRETS = frozenset(
 DNS_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 # Fields that are secrets: readable from files and checked against DEFAULT_SECRETS.
-SECRET_FIELDS = ("github_webhook_secret", "jenkins_token", "read_tokens", "write_tokens", "git_token", "git_ssh_key")
+SECRET_FIELDS = (
+    "github_webhook_secret",
+    "jenkins_token",
+    "read_tokens",
+    "write_tokens",
+    "git_token",
+    "git_ssh_key",
+    "github_token",  # commit statuses (issue 14)
+    "notify_url",  # a Slack-style webhook URL carries its secret in the path
+)
 # Every field with a `DM_<NAME>_FILE` form: the secrets plus files that are not secret but come from a mount.
 FILE_FIELDS = (*SECRET_FIELDS, "git_known_hosts", "git_ca_bundle")
 
@@ -360,6 +369,25 @@ class Settings(GitSettings):
 
     log_level: str = Field("INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
 
+    # --- where operators look (issue 14): commit statuses and run notifications, sent off the run's path ---
+    github_api_url: str = Field(
+        "https://api.github.com",
+        pattern=r"^https?://[^\s/@]+(/\S*)?$",
+        description="GitHub API base, e.g. https://ghe.example.com/api/v3 for GitHub Enterprise.",
+    )
+    github_token: SecretStr | None = Field(None, description="Token with the repo:status (statuses: write) right.")
+    github_repository: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+        description="owner/name of the values repo on GitHub; with DM_GITHUB_TOKEN, commit statuses are posted.",
+    )
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s@]+$",
+        description="The service's URL as people reach it; links in statuses and notifications point there.",
+    )
+    notify_url: SecretStr | None = Field(None, description="JSON POST on every run end (Slack-compatible `text`).")
+
     @field_validator("read_tokens", "write_tokens", mode="before")
     @classmethod
     def _parse_tokens(cls, value: Any) -> Any:
@@ -378,14 +406,19 @@ class Settings(GitSettings):
                 raise ValueError(f"DM_NAMESPACES: {name!r} is not a namespace name")
         return value
 
-    @field_validator("github_webhook_secret", "jenkins_token", mode="before")
+    @field_validator(
+        "github_webhook_secret", "jenkins_token", "github_token", "notify_url", "github_repository", "public_url",
+        mode="before",
+    )
     @classmethod
     def _empty_secret_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
         return value
 
-    @field_validator("github_webhook_secret", "jenkins_token", "read_tokens", "write_tokens", mode="after")
+    @field_validator(
+        "github_webhook_secret", "jenkins_token", "read_tokens", "write_tokens", "github_token", mode="after"
+    )
     @classmethod
     def _refuse_default_secrets(cls, value: Any, info: Any) -> Any:
         items = value if isinstance(value, tuple) else (value,)
@@ -407,6 +440,14 @@ class Settings(GitSettings):
         duration = info.data.get("lease_duration_seconds")
         if duration is not None and value >= duration:
             raise ValueError("DM_LEASE_RENEW_SECONDS must be shorter than DM_LEASE_DURATION_SECONDS")
+        return value
+
+    @field_validator("notify_url", mode="after")
+    @classmethod
+    def _notify_url_is_http(cls, value: SecretStr | None) -> SecretStr | None:
+        # Name the setting, never the value: the URL itself is the secret.
+        if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value.get_secret_value()):
+            raise ValueError("DM_NOTIFY_URL must be an http(s) URL")
         return value
 
     @property

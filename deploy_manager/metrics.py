@@ -113,6 +113,20 @@ class ServiceMetrics:
             ["dependency"],
             registry=r,
         )
+        # Commit statuses and run-end notifications (issue 14); both series exist from the start, so an alert
+        # on their increase needs no `absent()`.
+        self.notify_failures = Counter(
+            "deploy_manager_notify_failures",
+            "Commit statuses (target github) and run notifications (target webhook) given up after retries",
+            ["target"],
+            registry=r,
+        )
+        self.notify_sent = Counter(
+            "deploy_manager_notify_sent", "Commit statuses and run notifications delivered", ["target"], registry=r
+        )
+        for target in ("github", "webhook"):
+            self.notify_failures.labels(target)
+            self.notify_sent.labels(target)
         self._releases: _ReleasesByStatus | None = None
 
     def watch_smoke(self, cluster: str, latest: Callable[[], Iterable[Any]]) -> None:

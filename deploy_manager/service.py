@@ -117,6 +117,14 @@ class PipelineLike(Protocol):
     def plan(self, source: Any, cluster: str, rev: str) -> Plan: ...
 
 
+class RunObserver(Protocol):
+    """Told when a run has resolved its commit and when it has ended (`deploy_manager.notify.RunNotifier`).
+    Both calls must return at once (they only queue work); an exception is logged and ignored."""
+
+    def run_started(self, run_id: int, commit: str) -> None: ...
+    def run_finished(self, run_id: int) -> None: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class TriggerResult:
     run_id: int | None
@@ -174,8 +182,10 @@ class RunQueue:
         clock: Callable[[], float] = time.monotonic,
         retry: RunRetryPolicy | None = None,
         handover_wait_seconds: float = 600.0,
+        observer: RunObserver | None = None,
     ) -> None:
         self.cluster = cluster
+        self.observer = observer  # commit statuses and notifications (issue 14), off the run's path
         self.branch = branch
         # A factory defers the first clone of a remote to the worker, so start-up never waits on the network.
         if (source is None) == (source_factory is None):
@@ -391,9 +401,13 @@ class RunQueue:
     def start(self) -> None:
         if self._worker is not None:
             return
+        # The runs a dead process left behind had a `pending` commit status: they get their final one (`error`).
+        left = self._unfinished_runs() if self.observer is not None else []
         self._interrupted = self.store.mark_interrupted()
         if self._interrupted:
             log.warning("%d run(s) left running by a previous process marked interrupted", self._interrupted)
+            for run_id in left:
+                self._tell_observer("run_finished", run_id)
         self._load_history()
         self._starting = True
         self._worker = threading.Thread(target=self._work, name=f"run-queue-{self.cluster}", daemon=True)
@@ -590,6 +604,7 @@ class RunQueue:
             result = "failed"
         if result is None:
             return
+        self._tell_observer("run_finished", request.run_id)
         self._schedule_retry(request, result)
         elapsed = self._clock() - started
         self.metrics.runs.labels(result).inc()
@@ -607,6 +622,31 @@ class RunQueue:
                 log.warning("stopped while waiting for the cluster lease; the run stays queued")
                 return None
             return self._deploy(request, cancel)
+
+    def _tell_observer(self, event: str, *args: Any) -> None:
+        """Commit statuses and notifications never block or fail a run."""
+        if self.observer is None:
+            return
+        try:
+            getattr(self.observer, event)(*args)
+        except Exception as exc:
+            log.warning("run observer %s failed: %s", event, type(exc).__name__)
+
+    def _unfinished_runs(self) -> list[int]:
+        """Runs of this cluster that had resolved their commit and started, but never finished."""
+        try:
+            runs = self.store.list_runs(cluster=self.cluster, limit=20)
+        except Exception:
+            log.exception("listing unfinished runs failed")
+            return []
+        return [r.id for r in runs if _status_value(r.status) == "running" and r.commit]
+
+    def progress(self) -> dict[str, str]:
+        """What the running run is doing now: component -> activity (a helm write, a bootstrap phase, a check);
+        empty when idle."""
+        with self._cond:
+            cancel = self._cancel
+        return cancel.activities() if cancel is not None else {}
 
     def _fail(self, run_id: int, error: str) -> None:
         run = self.store.get_run(run_id)
@@ -635,6 +675,7 @@ class RunQueue:
             return "failed"
         request.resolved = commit
         log.info("run started", extra={"commit": commit, "trigger": request.trigger})
+        self._tell_observer("run_started", request.run_id, commit)
         try:  # the commit is resolved: the run does not resolve it again
             if request.handover:
                 result = self.pipeline.finish_handover(  # type: ignore[attr-defined]

@@ -192,3 +192,54 @@ def test_the_managers_own_release(env: pytest.MonkeyPatch) -> None:
     env.setenv("DM_SELF_RELEASE", "Deploy_Manager")
     with pytest.raises(ValidationError, match="self_release"):
         Settings()
+
+
+def test_commit_status_and_notification_settings(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "github-token").write_text("ghp_from_a_file_0123\n")
+    (tmp_path / "notify-url").write_text("https://hooks.example.com/services/T0/B0/secretpart\n")
+    env.setenv("DM_GITHUB_API_URL", "https://ghe.example.com/api/v3")
+    env.setenv("DM_GITHUB_TOKEN_FILE", str(tmp_path / "github-token"))
+    env.setenv("DM_GITHUB_REPOSITORY", "cloud/deploy")
+    env.setenv("DM_PUBLIC_URL", "https://deploy.example.com")
+    env.setenv("DM_NOTIFY_URL_FILE", str(tmp_path / "notify-url"))
+    s = Settings()
+    assert s.github_api_url == "https://ghe.example.com/api/v3" and s.github_repository == "cloud/deploy"
+    assert s.github_token is not None and s.github_token.get_secret_value() == "ghp_from_a_file_0123"
+    assert s.public_url == "https://deploy.example.com"
+    assert s.notify_url is not None and s.notify_url.get_secret_value().endswith("/secretpart")
+    # Both are masked wherever the service logs or answers.
+    assert {"ghp_from_a_file_0123", "https://hooks.example.com/services/T0/B0/secretpart"} <= set(s.secret_values())
+    env.setenv("DM_GITHUB_TOKEN", "ghp_from_env_0123")
+    assert Settings().github_token.get_secret_value() == "ghp_from_env_0123"  # type: ignore[union-attr]
+
+
+def test_commit_status_settings_default_off(env: pytest.MonkeyPatch) -> None:
+    s = Settings()
+    assert s.github_api_url == "https://api.github.com"
+    assert (s.github_token, s.github_repository, s.public_url, s.notify_url) == (None, None, None, None)
+    env.setenv("DM_GITHUB_REPOSITORY", "")
+    env.setenv("DM_NOTIFY_URL", " ")
+    assert Settings().notify_url is None and Settings().github_repository is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DM_GITHUB_REPOSITORY", "just-a-name"),
+        ("DM_GITHUB_REPOSITORY", "a/b/c"),
+        ("DM_GITHUB_API_URL", "ftp://ghe.example.com"),
+        ("DM_PUBLIC_URL", "deploy.example.com"),
+        ("DM_NOTIFY_URL", "hooks.example.com/secretpart"),
+        ("DM_GITHUB_TOKEN", "changeme"),
+    ],
+)
+def test_bad_notify_settings_are_refused_naming_the_setting_not_the_secret(
+    env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    env.setenv(name, value)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    errors = info.value.errors(include_input=False, include_url=False)
+    assert [e["loc"][0] for e in errors] == [name.removeprefix("DM_").lower()]
+    if name in ("DM_NOTIFY_URL", "DM_GITHUB_TOKEN"):
+        assert all(value not in e["msg"] for e in errors)

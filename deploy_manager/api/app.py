@@ -33,7 +33,7 @@ from prometheus_client import ProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deploy_manager import __version__
-from deploy_manager.api import health, hooks, plan, releases, runs, status_page
+from deploy_manager.api import health, hooks, plan, releases, run_page, runs, status_page
 from deploy_manager.api import metrics as metrics_api
 from deploy_manager.api import smoke as smoke_api
 from deploy_manager.api import suspend as suspend_api
@@ -44,6 +44,7 @@ from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
 from deploy_manager.liveness import HolderLiveness, HostFacts
 from deploy_manager.metrics import ServiceMetrics
 from deploy_manager.models.errors import QueueStopping
+from deploy_manager.notify import RunNotifier, build_notifier
 from deploy_manager.retry import RunRetryPolicy
 from deploy_manager.scheduler import ServiceScheduler
 from deploy_manager.service import PipelineLike, RunQueue, SourceLike, StoreLike
@@ -97,6 +98,7 @@ DOCS_CSP = (
     " connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 DOCS_STATIC = "/docs-static"
+NOTIFY_FLUSH_SECONDS = 10.0  # at shutdown, queued commit statuses get this long to go out
 
 
 class SecurityHeaders:
@@ -220,6 +222,7 @@ def create_app(
     lease: ClusterLease | None = AUTO,
     kube_ping: Callable[[], None] | None = None,
     metrics: ServiceMetrics | None = None,
+    notifier: RunNotifier | None = AUTO,
 ) -> FastAPI:
     metrics = metrics or ServiceMetrics()
     metrics.registry.register(ProcessCollector(registry=None))
@@ -254,6 +257,9 @@ def create_app(
             lease, ping = build_lease(settings)
             kube_ping = kube_ping or ping
 
+    if notifier is AUTO:  # commit statuses / notifications when configured (issue 14)
+        notifier = build_notifier(settings, store=store, metrics=metrics)
+
     def make_source() -> SourceLike:
         from deploy_manager.source.git import GitSource
 
@@ -280,6 +286,7 @@ def create_app(
         ),
         supersede=settings.supersede,
         handover_wait_seconds=settings.self_handover_wait_seconds,
+        observer=notifier,
     )
     scheduler = ServiceScheduler(
         queue,
@@ -292,6 +299,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if notifier is not None:
+            notifier.start()
         queue.start()
         scheduler.start()
         where = f"{settings.redacted_repo_url}@{settings.branch}"
@@ -301,6 +310,8 @@ def create_app(
         finally:
             scheduler.shutdown()
             queue.stop()
+            if notifier is not None:  # the last run's status still goes out, within a short deadline
+                notifier.stop(NOTIFY_FLUSH_SECONDS)
 
     app = FastAPI(
         title="deploy-manager",
@@ -330,8 +341,12 @@ def create_app(
         triggers), stop polling and drain the run queue; the Lease is released as the run ends."""
         scheduler.shutdown()
         queue.stop()
+        if notifier is not None:
+            notifier.stop(NOTIFY_FLUSH_SECONDS)
 
     app.state.drain = drain
+    app.state.notifier = notifier
+    app.add_middleware(run_page.HtmlRunNegotiation)  # a browser's GET /runs/{id} gets the HTML run page
     app.add_middleware(ContentLengthLimit, limit=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: the 413/400 answers of ContentLengthLimit get them too
 
@@ -344,6 +359,6 @@ def create_app(
         log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    for module in (hooks, runs, releases, plan, health, metrics_api, status_page, suspend_api, smoke_api):
+    for module in (hooks, runs, releases, plan, health, metrics_api, status_page, suspend_api, smoke_api, run_page):
         app.include_router(module.router)
     return app

@@ -18,13 +18,15 @@ from fastapi.responses import HTMLResponse
 from deploy_manager.api.auth import basic_password, bearer_token
 from deploy_manager.api.convert import run_out
 from deploy_manager.api.deps import Ctx, require_configured
+from deploy_manager.api.run_page import Html, progress_html, run_link
 from deploy_manager.api.smoke import latest as smoke_latest
 
 router = APIRouter(tags=["status"])
 RECENT_RUNS = 20
 REFRESH_SECONDS = 2
 STYLE = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}
-td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#eee}"""
+td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#eee}
+tr.failed td{background:#fdd}tr.running td{background:#e3f0ff}pre{white-space:pre-wrap;max-width:60em}"""
 # The page runs no script and loads nothing: only its own inline style (by hash) is allowed.
 _STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 HEADERS = {
@@ -40,6 +42,8 @@ HEADERS = {
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, Html):  # a link built from escaped parts
+        return f"<td>{value}</td>"
     if value is None or value == "":
         return "<td>–</td>"
     text = value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else str(value)
@@ -69,7 +73,11 @@ def _run_in_progress(ctx: Ctx) -> str:
         for s in run.steps
     ]
     table = _table(["component", "step", "status", "duration", "reason"], rows)
-    return f"<h2>Run {run.id} in progress (commit {escape((run.commit or '')[:12])})</h2>\n{table}\n"
+    now = progress_html(ctx.queue.progress())  # which component is being written now
+    return (
+        f"<h2>Run {run.id} in progress (commit {escape((run.commit or '')[:12])})</h2>\n"
+        f"<p>{run_link(run.id, 'details of this run')}</p>\n{now}\n{table}\n"
+    )
 
 
 def _suspended(request: Request, ctx: Ctx, releases: list[Any]) -> str:
@@ -127,7 +135,8 @@ def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
         )
     q, s = ctx.queue, ctx.settings
     releases = ctx.releases_cache.get(q, ctx.store, s.cluster).releases
-    runs = [run_out(r, ctx.redact) for r in ctx.store.list_runs(cluster=s.cluster, limit=RECENT_RUNS)]
+    records = ctx.store.list_runs(cluster=s.cluster, limit=RECENT_RUNS)
+    runs = [run_out(r, ctx.redact) for r in records]
     release_rows = [
         [
             r.component,
@@ -140,11 +149,14 @@ def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
             "yes" if r.healthy else "no",
             (r.commit or "")[:12],
             r.deployed_at,
-            r.last_run_id,
+            run_link(r.last_run_id) if r.last_run_id is not None else None,
         ]
         for r in releases
     ]
-    run_rows = [[r.id, r.trigger, (r.commit or "")[:12], r.status, r.started_at, r.finished_at, r.error] for r in runs]
+    run_rows = [
+        [run_link(r.id), r.trigger, (r.commit or "")[:12], r.status, r.started_at, r.finished_at, r.error]
+        for r in runs
+    ]
     in_progress, refresh = _run_in_progress(ctx), ""
     if in_progress or q.depth:
         refresh = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'  # a browser follows the run on its own

@@ -32,4 +32,8 @@ def run_phase(phase: HookPhase, action: Action, ctx: RunContext) -> None:
         jobs=jobs,
         emit=ctx.emit,
     )
-    ctx.hook(phase, hook_ctx)
+    if ctx.cancel is None or not any(step.when == phase.value for step in comp.bootstrap):
+        ctx.hook(phase, hook_ctx)
+        return
+    with ctx.cancel.activity(comp.name, f"bootstrap ({phase.value})"):  # the status page's live progress
+        ctx.hook(phase, hook_ctx)

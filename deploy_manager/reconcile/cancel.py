@@ -16,7 +16,9 @@ being written, so the queue can tell whether a newer commit changes a component 
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 from deploy_manager.models.errors import TemporaryError
 from deploy_manager.models.run import RunStatus
@@ -35,6 +37,8 @@ class RunCancel:
         self._end_all = False
         self._end: set[str] = set()
         self._in_helm: dict[str, str] = {}  # component -> digest being written
+        # component -> what it is doing now (for the status page's live progress; issue 14)
+        self._activity: dict[str, str] = {}
 
     # -- asked by the queue -----------------------------------------------------------------------------
     def stop(self, status: RunStatus, reason: str) -> None:
@@ -70,10 +74,32 @@ class RunCancel:
         with self._lock:
             return self._end_all or component in self._end
 
-    def helm_started(self, component: str, digest: str) -> None:
+    def helm_started(self, component: str, digest: str, what: str = "helm write") -> None:
         with self._lock:
             self._in_helm[component] = digest
+            self._activity[component] = what
 
     def helm_finished(self, component: str) -> None:
         with self._lock:
             self._in_helm.pop(component, None)
+            self._activity.pop(component, None)
+
+    @contextlib.contextmanager
+    def activity(self, component: str, what: str) -> Iterator[None]:
+        """Mark `component` as doing `what` (a bootstrap phase, a check) while the block runs."""
+        with self._lock:
+            previous = self._activity.get(component)
+            self._activity[component] = what
+        try:
+            yield
+        finally:
+            with self._lock:
+                if previous is None:
+                    self._activity.pop(component, None)
+                else:
+                    self._activity[component] = previous
+
+    def activities(self) -> dict[str, str]:
+        """component -> what it is doing now (helm install/upgrade, a bootstrap phase …)."""
+        with self._lock:
+            return dict(self._activity)

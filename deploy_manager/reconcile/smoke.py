@@ -13,6 +13,7 @@ component's `remediation` says (rollback by default; a first install is uninstal
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from deploy_manager.clock import now
@@ -79,7 +80,10 @@ def smoke(action: Action, ctx: RunContext) -> StepRecord:
         else:
             t0 = time.monotonic()
             try:
-                result = ctx.smoke(check, ctx.cluster, ctx.run_id)
+                with contextlib.ExitStack() as live:
+                    if ctx.cancel is not None:  # the status page's live progress: which check is running
+                        live.enter_context(ctx.cancel.activity(comp.name, f"check {check.name}"))
+                    result = ctx.smoke(check, ctx.cluster, ctx.run_id)
             except Exception as exc:  # a runner bug must fail this check, not the run
                 result = CheckOutcome(None, time.monotonic() - t0, f"{type(exc).__name__}: {exc}")
         status = verdict(result.ok, result.duration, check.sla)

@@ -92,7 +92,7 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
 
             def write() -> HelmResult:
                 cancel.check(f"helm {action.action.value}")
-                cancel.helm_started(comp.name, comp.digest)
+                cancel.helm_started(comp.name, comp.digest, f"helm {action.action.value}")
                 try:
                     return ctx.helm.upgrade_install(
                         release=comp.release,
