@@ -16,6 +16,7 @@ from deploy_manager.models.desired import DesiredCluster
 from deploy_manager.models.errors import DeployManagerError
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
+from deploy_manager.plan_diff import ComponentDiff, component_diffs
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import ComponentHook
 from deploy_manager.run import Run, RunOutcome, Snapshot, release_statuses, resolve
@@ -71,6 +72,12 @@ class Pipeline:
     def plan(self, source: GitSource, cluster: str, rev: str) -> Plan:
         """Desired x observed -> ordered actions (bootstrap steps included). Never writes to the cluster."""
         return self.snapshot(source, cluster, rev).plan
+
+    def plan_diff(self, source: GitSource, cluster: str, rev: str) -> tuple[Plan, list[ComponentDiff]]:
+        """The plan and, for each component it writes, the deployed manifest against the new render."""
+        run = self._run()
+        snap = run.snapshot(source, cluster, resolve(source, rev))
+        return snap.plan, component_diffs(run, source, snap)
 
     def observe(self, cluster: str, source: GitSource, rev: str) -> list[ReleaseStatus]:
         """Refresh the store's releases of `cluster` from the cluster (for the service's /releases)."""

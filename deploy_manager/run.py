@@ -15,9 +15,12 @@ executor or a bootstrap step reports it, and finishes it once. Data flows forwar
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import logging
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,18 +226,9 @@ class Run:
 
         def render(comp: DesiredComponent) -> ChartError | None:
             try:
-                self.helm.template(
-                    release=comp.release,
-                    namespace=comp.namespace,
-                    chart=charts[comp.name],
-                    values=comp.values,
-                    secrets=secret_values(comp.values, comp.secret_paths),
-                )
+                self.render(comp, charts[comp.name])
             except ChartRenderError as exc:
                 return ChartError(f"{comp.chart.path} (component {comp.name}): {exc}")
-            marker = self._rendered(comp)
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
             return None
 
         with ThreadPoolExecutor(max_workers=max(1, self.max_parallel), thread_name_prefix="dm-render") as pool:
@@ -243,6 +237,37 @@ class Run:
                 if error is not None:
                     raise error
         return charts
+
+    def render(self, comp: DesiredComponent, chart: str) -> str:
+        """`helm template` of one component, kept in the pre-flight cache: the marker holds the manifest (mode
+        0600, like the git mirror beside it, which holds the same values), so `plan --diff` reads it back."""
+        manifest = self.helm.template(
+            release=comp.release,
+            namespace=comp.namespace,
+            chart=chart,
+            values=comp.values,
+            secrets=secret_values(comp.values, comp.secret_paths),
+        )
+        marker = self._rendered(comp)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        tmp = marker.with_name(f".{marker.name}.{os.getpid()}.{threading.get_ident()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(manifest)
+        os.replace(tmp, marker)  # atomic: a reader never sees half a manifest
+        return manifest
+
+    def rendered_manifest(self, source: GitSource, commit: str, comp: DesiredComponent) -> str:
+        """The new render of a component with a chart in the repo: from the pre-flight cache, else rendered
+        now (and cached). An empty marker left by an older version is rendered again."""
+        marker = self._rendered(comp)
+        with contextlib.suppress(FileNotFoundError):
+            text = marker.read_text()
+            if text:
+                return text
+        assert comp.chart.path is not None
+        info = chart_info(source, commit, comp.chart.path)
+        return self.render(comp, str(export_chart(source, commit, info, self.cache_dir)))
 
     def _rendered(self, comp: DesiredComponent) -> Path:
         """The marker of a render that passed: keyed by what the render reads (chart, values, name, namespace)."""

@@ -120,6 +120,20 @@ class RunDetailOut(RunOut):
     steps: list[StepOut] = []
 
 
+class ObjectDiffOut(BaseModel):
+    """One object of `GET /plan?diff=true`: the deployed manifest against the new render (secrets masked)."""
+
+    kind: str
+    namespace: str
+    name: str
+    change: Literal["added", "removed", "changed"]
+    diff: str = Field(description="Unified diff of the object's YAML; Secret data shows `***` or `<changed>`.")
+
+
+class PlanDiffObjectOut(ObjectDiffOut):
+    component: str
+
+
 class ActionOut(BaseModel):
     component: str
     release: str
@@ -132,6 +146,8 @@ class ActionOut(BaseModel):
     wave: int = 0
     digest: str = ""
     revision: int | None = Field(None, description="The deployed helm revision the plan saw.")
+    diff: list[ObjectDiffOut] | None = Field(default=None, description="With `?diff=true`, for a component written.")
+    values_paths: list[str] | None = Field(default=None, description="With `?diff=true`: the values paths that change.")
 
 
 class PlanOut(BaseModel):
@@ -140,6 +156,7 @@ class PlanOut(BaseModel):
     commit: str | None = None
     actions: list[ActionOut]
     waves: list[list[str]] = Field([], description="Components grouped in the order they are applied.")
+    diff: list[PlanDiffObjectOut] | None = Field(default=None, description="With `?diff=true`: each changed object.")
 
 
 class HealthOut(BaseModel):

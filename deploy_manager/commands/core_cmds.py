@@ -174,10 +174,21 @@ def plan(
     kube_context: KubeContextOpt = None,
     state_dir: StateDirOpt = None,
     helm_bin: HelmBinOpt = "helm",
+    diff: bool = typer.Option(
+        False,
+        "--diff",
+        help="Also show, per component written, the deployed manifest against the new render (secrets masked).",
+    ),
 ) -> None:
     """Show what an apply of REV would do for the cluster. Never writes to the cluster."""
     with _errors():
         pipe = _pipeline(kubeconfig, kube_context, state_dir, helm_bin)
+        if diff:
+            from deploy_manager.plan_diff import diff_text, plan_with_diff
+
+            the_plan, diffs = pipe.plan_diff(_source(repo, state_dir), cluster, rev)
+            _emit(plan_with_diff(the_plan.to_dict(), diffs), output, lambda: diff_text(diffs))
+            return
         data = pipe.plan(_source(repo, state_dir), cluster, rev).to_dict()
         _emit(
             data,
