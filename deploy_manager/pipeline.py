@@ -8,14 +8,17 @@ cluster (the service's periodic observe).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+from deploy_manager.drift import DriftReport, check_drift, save_policies, targets_of
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.models.desired import DesiredCluster
 from deploy_manager.models.errors import DeployManagerError
 from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
+from deploy_manager.observe import observe as observe_releases
 from deploy_manager.plan_diff import ComponentDiff, component_diffs
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import ComponentHook
@@ -24,6 +27,8 @@ from deploy_manager.source.git import GitSource, default_state_dir
 from deploy_manager.store.sqlite import RunStore
 
 __all__ = ["Pipeline", "RunOutcome", "Snapshot", "release_statuses"]
+
+log = logging.getLogger(__name__)
 
 
 class Pipeline:
@@ -78,6 +83,22 @@ class Pipeline:
         run = self._run()
         snap = run.snapshot(source, cluster, resolve(source, rev))
         return snap.plan, component_diffs(run, source, snap)
+
+    def drift(self, source: GitSource, cluster: str, rev: str) -> DriftReport:
+        """Drift of the cluster's releases, with the drift settings of `rev` (one release list, then one list
+        per kind and namespace). The settings are recorded in the state directory for `status`."""
+        run = self._run()
+        desired = run.desired(source, cluster, resolve(source, rev))
+        observed = observe_releases(self.kube, desired.namespaces)
+        report = check_drift(self.kube, cluster, targets_of(desired), observed)
+        self.remember_drift_settings(desired)
+        return report
+
+    def remember_drift_settings(self, desired: DesiredCluster) -> None:
+        try:
+            save_policies(self.cache_dir.parent, desired)
+        except OSError as exc:
+            log.warning("cluster=%s could not record the drift settings: %s", desired.name, exc)
 
     def observe(self, cluster: str, source: GitSource, rev: str) -> list[ReleaseStatus]:
         """Refresh the store's releases of `cluster` from the cluster (for the service's /releases)."""

@@ -276,10 +276,13 @@ def status(
 ) -> None:
     """Deployed releases of the cluster, read from Helm's release records (not from our database)."""
     with _errors():
+        from deploy_manager.commands.drift_cmd import status_drift
         from deploy_manager.kube.client import KubeClient
         from deploy_manager.observe import cluster_releases
 
         kube = KubeClient(kubeconfig=kubeconfig, context=kube_context)
+        releases = cluster_releases(kube, cluster)
+        drift = status_drift(kube, cluster, releases, state_dir)
         rows: list[dict[str, Any]] = [
             {
                 "component": r.labels.get("component", r.name),
@@ -295,14 +298,17 @@ def status(
                 # Same names as the service's /releases; without a plan here, `commit` is the deployed one too.
                 "deployed_commit": r.commit,
                 "deployed_at": r.updated,
+                # Live objects against the release's manifest (issue 13).
+                "drifted": bool((drift.get(r.labels.get("component", r.name)) or {}).get("drifted")),
+                "drift": (drift.get(r.labels.get("component", r.name)) or {}).get("drift", []),
             }
-            for r in cluster_releases(kube, cluster)
+            for r in releases
         ]
         _emit(
             rows,
             output,
             lambda: format_table(
-                ["component", "namespace", "release", "chart", "revision", "status", "commit"],
+                ["component", "namespace", "release", "chart", "revision", "status", "commit", "drifted"],
                 [
                     (
                         r["component"],
@@ -312,6 +318,7 @@ def status(
                         r["revision"],
                         r["status"],
                         (r["commit"] or "")[:12],
+                        "yes" if r["drifted"] else "no",
                     )
                     for r in rows
                 ],
