@@ -283,6 +283,9 @@ class Settings(GitSettings):
         None, ge=0, description="Random delay added to each poll; default 10% of the interval, at most 30 s."
     )
     observe_interval_seconds: float = Field(300.0, ge=0, description="Refresh /releases from the cluster; 0: never.")
+    drift_interval_seconds: float = Field(
+        300.0, ge=0, description="Check live objects against the release manifests (also after each run); 0: never."
+    )
     trigger_quiet_seconds: float = Field(
         2.0, ge=0, description="A run queued during a burst of triggers starts once none came for this long."
     )

@@ -87,10 +87,12 @@ class Pipeline:
     def drift(self, source: GitSource, cluster: str, rev: str) -> DriftReport:
         """Drift of the cluster's releases, with the drift settings of `rev` (one release list, then one list
         per kind and namespace). The settings are recorded in the state directory for `status`."""
-        run = self._run()
-        desired = run.desired(source, cluster, resolve(source, rev))
+        return self.drift_of(self.desired(source, cluster, rev))
+
+    def drift_of(self, desired: DesiredCluster) -> DriftReport:
+        """Drift of the releases of `desired` (its drift settings): reads the cluster only, not git."""
         observed = observe_releases(self.kube, desired.namespaces)
-        report = check_drift(self.kube, cluster, targets_of(desired), observed)
+        report = check_drift(self.kube, desired.name, targets_of(desired), observed)
         self.remember_drift_settings(desired)
         return report
 

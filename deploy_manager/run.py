@@ -22,12 +22,13 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy_manager.desired.charts import chart_info, export_chart
 from deploy_manager.desired.loader import cluster_file, load_cluster
 from deploy_manager.desired.values import secret_values
+from deploy_manager.drift import check_drift, targets_of
 from deploy_manager.helm.runner import ChartRenderError, HelmRunner
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.kube.types import Job
@@ -39,6 +40,7 @@ from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepR
 from deploy_manager.observe import observe as observe_releases
 from deploy_manager.observe import observe_jobs
 from deploy_manager.planner.bootstrap import plan_bootstrap
+from deploy_manager.planner.drift import DriftItem, plan_corrections
 from deploy_manager.planner.graph import topo_waves
 from deploy_manager.planner.plan import make_plan
 from deploy_manager.planner.state import determine_state
@@ -60,6 +62,8 @@ class Snapshot:
     observed: dict[ReleaseId, ObservedRelease]
     plan: Plan
     jobs: tuple[Job, ...] = ()
+    # Drifted objects of the `drift.mode: correct` components the plan corrects (correct_drift).
+    drift: dict[str, tuple[DriftItem, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,30 @@ class Run:
         plan = make_plan(desired, observed, lease_held=self.lease_held)
         if self.bootstrap_jobs:
             plan = plan_bootstrap(desired, plan, jobs)
-        return Snapshot(desired, observed, plan, tuple(jobs))
+        drift = self.drift_to_correct(desired, observed, plan)
+        if drift:
+            plan = plan_corrections(plan, drift)
+        return Snapshot(desired, observed, plan, tuple(jobs), drift)
+
+    def drift_to_correct(
+        self, desired: DesiredCluster, observed: dict[ReleaseId, ObservedRelease], plan: Plan
+    ) -> dict[str, tuple[DriftItem, ...]]:
+        """The drifted objects of the components with `drift.mode: correct` that the plan leaves alone (one list
+        per kind and namespace they use). A failed check corrects nothing this run; it never fails the run."""
+        names = [
+            a.component
+            for a in plan.actions
+            if a.action is ActionKind.none and desired.components[a.component].drift.mode == "correct"
+        ]
+        if not names:
+            return {}
+        targets = [t for t in targets_of(desired) if t.component in names]
+        try:
+            report = check_drift(self.kube, desired.name, targets, observed)
+        except DeployManagerError as exc:
+            log.warning("cluster=%s drift check before the run failed, nothing corrected: %s", desired.name, exc)
+            return {}
+        return {name: c.items for name, c in report.components.items() if c.items}
 
     # -- one recorded run -----------------------------------------------------------------------------
     def __call__(
@@ -161,6 +188,8 @@ class Run:
             jobs=snap.jobs,
             emit=record,
             cancel=cancel,
+            kube=self.kube,
+            drift=snap.drift,
         )
         try:
             steps = execute(snap.plan, dispatch(ctx), max_parallel=self.max_parallel, on_step=record, cancel=cancel)

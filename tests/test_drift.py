@@ -101,6 +101,9 @@ class Env:
             cache_dir=self.state / "charts",
         )
 
+    def source(self) -> GitSource:
+        return GitSource(str(self.root))
+
     def apply(self) -> Any:
         run = self.pipeline().apply(GitSource(str(self.root)), "dev", "HEAD", trigger="test")
         assert run.status.value == "succeeded", run.to_dict()

@@ -38,6 +38,7 @@ from deploy_manager.api import metrics as metrics_api
 from deploy_manager.api.auth import TokenAuth
 from deploy_manager.api.deps import AppContext, Redactor
 from deploy_manager.config import Settings
+from deploy_manager.drift_monitor import DriftMonitor
 from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
 from deploy_manager.liveness import HolderLiveness, HostFacts
 from deploy_manager.metrics import ServiceMetrics
@@ -260,11 +261,17 @@ def create_app(
         ),
         supersede=settings.supersede,
     )
+    drift_monitor = DriftMonitor(queue, cluster=settings.cluster)
+    if settings.drift_interval_seconds > 0:
+        queue.after_run = drift_monitor.after_run
+    metrics.watch_drift(drift_monitor.drifted)
     scheduler = ServiceScheduler(
         queue,
         poll_interval=settings.poll_interval_seconds,
         poll_jitter=settings.effective_poll_jitter,
         observe_interval=settings.observe_interval_seconds,
+        drift_interval=settings.drift_interval_seconds,
+        drift_check=drift_monitor.periodic,
     )
 
     @contextlib.asynccontextmanager
@@ -300,6 +307,8 @@ def create_app(
         redact=Redactor(settings.secret_values()),
     )
     app.state.scheduler = scheduler
+    app.state.drift = drift_monitor
+    queue.drift_monitor = drift_monitor  # /releases and the status page read its last report
 
     def drain() -> None:
         """SIGTERM (see `deploy_manager.commands.serve_cmd`): while the HTTP server keeps answering (503 to new

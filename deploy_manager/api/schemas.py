@@ -59,6 +59,16 @@ class JenkinsHook(BaseModel):
     commit: str | None = Field(None, pattern=r"^[0-9a-fA-F]{7,40}$", description="The new head commit.")
 
 
+class DriftOut(BaseModel):
+    """One live object that differs from the release's manifest (fields the manifest sets)."""
+
+    kind: str
+    namespace: str
+    name: str
+    paths: list[str] = Field(description="Fields that differ, e.g. spec.replicas; `<missing>`: the object is gone.")
+    missing: bool = False
+
+
 class ReleaseOut(BaseModel):
     component: str
     release: str
@@ -78,6 +88,8 @@ class ReleaseOut(BaseModel):
     healthy: bool | None = Field(None, description="Helm status deployed and not drifted/failed/locked.")
     state: str | None = Field(None, description="The plan's verdict: in-sync, out-of-sync, drifted, ...")
     deployed_commit: str | None = Field(None, description="The commit recorded on the release when helm last wrote it.")
+    drifted: bool = Field(default=False, description="The last drift check found live objects differing.")
+    drift: list[DriftOut] = Field(default=[], description="What the last drift check found, object by object.")
 
 
 class RunOut(BaseModel):

@@ -71,6 +71,15 @@ def _run_in_progress(ctx: Ctx) -> str:
     return f"<h2>Run {run.id} in progress (commit {escape((run.commit or '')[:12])})</h2>\n{table}\n"
 
 
+def _drift_text(r: Any) -> str:
+    """`no`, or the drifted objects and their fields (issue 13)."""
+    if not r.drifted:
+        return "no"
+    return "DRIFTED: " + "; ".join(
+        f"{d.kind} {d.name}: {'missing' if d.missing else ', '.join(d.paths)}" for d in r.drift
+    )
+
+
 @router.get("/", response_class=HTMLResponse, summary="HTML status page")
 def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
     require_configured(request, ctx)
@@ -98,6 +107,7 @@ def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
             (r.commit or "")[:12],
             r.deployed_at,
             r.last_run_id,
+            _drift_text(r),
         ]
         for r in releases
     ]
@@ -126,6 +136,7 @@ running run {escape(str(q.running_run_id or "none"))}, queued runs {q.depth}</p>
                 "commit",
                 "deployed at",
                 "last run",
+                "drift",
             ],
             release_rows,
         )

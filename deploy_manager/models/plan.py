@@ -26,6 +26,8 @@ class ActionKind(enum.StrEnum):
     # Remediation of a failed install/upgrade (recorded as steps; the planner never chooses them).
     rollback = "rollback"
     uninstall = "uninstall"
+    # Drift (issue 13): re-apply the release's manifest for live objects that differ (no helm revision).
+    correct_drift = "correct_drift"
 
 
 # Step actions that undo a failed write: the component counts as failed even when they succeed.

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from deploy_manager.models.desired import DriftPolicy, IgnoreRule
+from deploy_manager.models.plan import ActionKind, Plan, Reason, ReleaseState
 from deploy_manager.planner.manifest_diff import ObjectKey, parse_manifest
 
 Obj = dict[str, Any]
@@ -195,3 +196,20 @@ def release_drift(manifest: str, namespace: str, live: dict[ObjectKey, Obj], pol
             missing = found is None
             out.append(DriftItem(key.kind, key.namespace, key.name, tuple(paths), missing, obj))
     return out
+
+
+MSG_DRIFTED = "live object differs from the release manifest: {what}"
+
+
+def plan_corrections(plan: Plan, drift: Mapping[str, Sequence[DriftItem]]) -> Plan:
+    """`correct_drift` for each component the plan leaves alone (`none`) whose live objects drifted (its
+    `drift.mode` is correct: the caller passes only those). A component written anyway needs no correction:
+    helm applies its whole manifest."""
+    actions = []
+    for action in plan.actions:
+        items = drift.get(action.component) or ()
+        if items and action.action is ActionKind.none:
+            reasons = tuple(Reason("drifted", MSG_DRIFTED.format(what=i.describe()), i.paths) for i in items)
+            action = replace(action, action=ActionKind.correct_drift, state=ReleaseState.drifted, reasons=reasons)
+        actions.append(action)
+    return replace(plan, actions=tuple(actions))

@@ -18,6 +18,7 @@ from deploy_manager.clock import now
 from deploy_manager.models.plan import REMEDIATIONS, Action, ActionKind, Plan, Reason
 from deploy_manager.models.run import StepRecord, StepStatus
 from deploy_manager.reconcile.cancel import RunCancel
+from deploy_manager.reconcile.correct_drift import correct_drift
 from deploy_manager.reconcile.rollback import rollback
 from deploy_manager.reconcile.step import MSG_NEED_FAILED, RunContext, StepKind
 from deploy_manager.reconcile.uninstall import uninstall
@@ -31,6 +32,7 @@ STEP_KINDS: dict[ActionKind, StepKind] = {
     ActionKind.unlock: unlock,
     ActionKind.rollback: rollback,
     ActionKind.uninstall: uninstall,
+    ActionKind.correct_drift: correct_drift,
 }
 
 

@@ -18,15 +18,17 @@ what failed (and, if so, why the remediation failed too).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from deploy_manager.helm.runner import HelmRunner
+from deploy_manager.kube.client import KubeClient
 from deploy_manager.kube.types import Job
 from deploy_manager.models.desired import DesiredCluster
 from deploy_manager.models.plan import Action
 from deploy_manager.models.run import StepRecord
+from deploy_manager.planner.drift import DriftItem
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import ComponentHook
 
@@ -54,6 +56,9 @@ class RunContext:
     jobs: tuple[Job, ...] = ()  # the snapshot's bootstrap Jobs (every component of the cluster)
     emit: Callable[[StepRecord], None] = field(default=_ignore)  # the run owner's recorder
     cancel: RunCancel | None = None  # the queue's way to stop the run early (shutdown, superseded)
+    kube: KubeClient | None = None  # for steps that write objects themselves (correct_drift)
+    # component -> its drifted objects, read in the snapshot for `mode: correct` components (correct_drift)
+    drift: Mapping[str, tuple[DriftItem, ...]] = field(default_factory=dict)
 
 
 class StepKind(Protocol):
