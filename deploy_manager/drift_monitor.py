@@ -65,7 +65,9 @@ class DriftMonitor:
                 ", ".join(c.component for c in drifted),
                 "; ".join(i.describe() for c in drifted for i in c.items)[:2000],
             )
-        if correct and any(c.mode == "correct" for c in drifted):
+        # One drift run at a time: while a run waits or runs, another trigger would only keep deferring it.
+        idle = self.queue.depth == 0 and self.queue.running_run_id is None
+        if correct and idle and any(c.mode == "correct" for c in drifted):
             try:
                 result = self.queue.trigger("drift", force=True)
                 log.info("drift to correct: run %s %s", result.run_id, result.status)

@@ -176,3 +176,10 @@ def test_job_pod_policy_replaces_only_the_parts_given(env: pytest.MonkeyPatch) -
     assert policy.resources == {"requests": {"cpu": "1"}}
     assert policy.pod_security_context == DEFAULT_POD_SECURITY_CONTEXT
     assert policy.security_context == DEFAULT_SECURITY_CONTEXT
+
+
+def test_drift_interval_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DM_DRIFT_INTERVAL_SECONDS", "0")
+    assert Settings(repo_url="file:///x", cluster="c").drift_interval_seconds == 0  # type: ignore[call-arg]
+    monkeypatch.delenv("DM_DRIFT_INTERVAL_SECONDS")
+    assert Settings(repo_url="file:///x", cluster="c").drift_interval_seconds == 300  # type: ignore[call-arg]
