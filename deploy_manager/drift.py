@@ -108,14 +108,15 @@ def check_drift(
     t0 = time.monotonic()
     api = objects or ObjectsApi(kube)
     targets = list(targets)
-    checked: dict[str, ObservedRelease] = {}
+    checked: dict[str, tuple[ObservedRelease, dict[ObjectKey, dict[str, Any]]]] = {}
     groups: set[tuple[str, str, str]] = set()  # (apiVersion, kind, namespace)
     for t in targets:
         obs = observed.get(ReleaseId(t.namespace, t.release))
         if t.policy.mode == "off" or obs is None or obs.status != "deployed":
             continue
-        checked[t.component] = obs
-        for key, obj in parse_manifest(obs.manifest, t.namespace).items():
+        manifest = parse_manifest(obs.manifest, t.namespace)  # parsed once per release
+        checked[t.component] = (obs, manifest)
+        for key, obj in manifest.items():
             groups.add((str(obj.get("apiVersion", "")), key.kind, key.namespace))
     live: dict[ObjectKey, dict[str, Any]] = {}
     before = api.requests
@@ -127,11 +128,10 @@ def check_drift(
                 live[found] = item
     out: dict[str, ComponentDrift] = {}
     for t in targets:
-        obs = checked.get(t.component)
-        items = release_drift(obs.manifest, t.namespace, live, t.policy) if obs is not None else []
-        out[t.component] = ComponentDrift(
-            t.component, t.release, t.namespace, t.policy.mode, tuple(items), obs.revision if obs else None
-        )
+        seen = checked.get(t.component)
+        items = release_drift(seen[1], t.namespace, live, t.policy) if seen is not None else []
+        revision = seen[0].revision if seen is not None else None
+        out[t.component] = ComponentDrift(t.component, t.release, t.namespace, t.policy.mode, tuple(items), revision)
     return DriftReport(
         cluster,
         out,

@@ -184,12 +184,16 @@ def apply_ignores(key: ObjectKey, paths: Iterable[str], rules: Iterable[IgnoreRu
     return [p for p in paths if not any(r.covers(p) for r in matching)]
 
 
-def release_drift(manifest: str, namespace: str, live: dict[ObjectKey, Obj], policy: DriftPolicy) -> list[DriftItem]:
-    """Drift of one release: each object of its manifest against the live object with the same key."""
+def release_drift(
+    manifest: str | dict[ObjectKey, Obj], namespace: str, live: dict[ObjectKey, Obj], policy: DriftPolicy
+) -> list[DriftItem]:
+    """Drift of one release: each object of its manifest (text, or already parsed) against the live object
+    with the same key."""
     if policy.mode == "off":
         return []
+    objects = parse_manifest(manifest, namespace) if isinstance(manifest, str) else manifest
     out: list[DriftItem] = []
-    for key, obj in sorted(parse_manifest(manifest, namespace).items()):
+    for key, obj in sorted(objects.items()):
         found = live.get(key)
         paths = apply_ignores(key, object_drift(obj, found), policy.ignore)
         if paths:

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from deploy_manager.desired.yamlio import load_all_bounded
 from deploy_manager.redaction import REDACTED, Redactor
 
 CHANGED = "<changed>"
@@ -88,7 +89,8 @@ def parse_manifest(text: str, namespace: str) -> dict[ObjectKey, Obj]:
     Documents that are not Kubernetes objects (empty, comments only, no kind or name) are skipped; a `List`
     is expanded into its items."""
     out: dict[ObjectKey, Obj] = {}
-    for doc in yaml.safe_load_all(text or ""):
+    # libyaml when present (a cluster's manifests are thousands of lines), with the alias-expansion bounds.
+    for doc in load_all_bounded(text or "", "the release manifest"):
         for obj in doc.get("items") or [] if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]:
             if not isinstance(obj, dict):
                 continue
