@@ -218,3 +218,57 @@ def test_the_render_is_taken_from_the_preflight_cache(env: Env) -> None:
     code, out, err = env.cli("-o", "json")
     assert code == 0, err
     assert {o["component"] for o in json.loads(out)["diff"]} == {"keystone", "memcached"}
+
+
+def test_the_real_keystone_chart_shows_its_config_secret_and_checksum(
+    tmp_path: Path, sandbox_module: Any, helm_bin: Path
+) -> None:
+    """This checkout's keystone chart and demo values: a conf change is the config Secret (masked) and the
+    Deployment's checksum annotation, nothing else."""
+    import shutil
+
+    import yaml
+
+    root = init_repo(tmp_path / "repo")
+    here = Path(__file__).resolve().parent.parent
+    for part in ("values", "charts/openstack", "bootstrap"):
+        shutil.copytree(here / part, root / part, symlinks=True)
+    cluster_file = root / "values" / "demo" / "cluster.yaml"
+    spec = yaml.safe_load(cluster_file.read_text())
+    namespace = f"diff-real-{next(_ns)}"
+    keep = {"keystone", "rabbitmq", "memcached"}
+    spec = {**spec, "namespace": namespace, "components": {n: c for n, c in spec["components"].items() if n in keep}}
+    write(cluster_file, yaml.safe_dump(spec, sort_keys=False))
+    commit(root, "demo: keystone and what it needs")
+    state = tmp_path / "state"
+    kubeconfig = Path(sandbox_module.kubeconfig)
+    pipe = Pipeline(
+        helm=HelmRunner(str(helm_bin), kubeconfig=kubeconfig),
+        kube=KubeClient(kubeconfig=kubeconfig),
+        store=RunStore.in_dir(state),
+        cache_dir=state / "charts",
+    )
+    run = pipe.apply(GitSource(str(root)), "demo", "HEAD", trigger="test")
+    assert run.status.value == "succeeded", run.to_dict()
+    keystone_values = root / "values" / "demo" / "keystone.yaml"
+    data = yaml.safe_load(keystone_values.read_text())
+    data["conf"]["keystone"]["token"]["expiration"] = 7200
+    write(keystone_values, yaml.safe_dump(data, sort_keys=False))
+    commit(root, "token expiration")
+    result = CliRunner().invoke(
+        app,
+        ["plan", "--repo", str(root), "--cluster", "demo", "--diff", "-o", "json", "--kubeconfig", str(kubeconfig),
+         "--state-dir", str(state), "--helm-bin", str(helm_bin)],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    keystone = next(a for a in plan["actions"] if a["component"] == "keystone")
+    assert keystone["values_paths"] == ["conf.keystone.token.expiration"]
+    changed = {(o["kind"], o["change"]): o for o in keystone["diff"]}
+    assert set(changed) == {("Secret", "changed"), ("Deployment", "changed")}, sorted(changed)
+    secret = changed[("Secret", "changed")]["diff"]
+    assert [ln for ln in changed_lines(secret) if "<changed>" in ln] and "7200" not in secret
+    deployment = changed_lines(changed[("Deployment", "changed")]["diff"])
+    assert len(deployment) == 2 and all("checksum/config:" in ln for ln in deployment), deployment
+    assert {o["component"] for o in plan["diff"]} == {"keystone"}
