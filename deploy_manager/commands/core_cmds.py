@@ -187,20 +187,21 @@ def plan(
             from deploy_manager.plan_diff import diff_text, plan_with_diff
 
             the_plan, diffs = pipe.plan_diff(_source(repo, state_dir), cluster, rev)
-            _emit(plan_with_diff(the_plan.to_dict(), diffs), output, lambda: diff_text(diffs))
+            data = plan_with_diff(the_plan.to_dict(), diffs)
+            _emit(data, output, lambda: _plan_table(data) + "\n\n" + diff_text(diffs))
             return
         data = pipe.plan(_source(repo, state_dir), cluster, rev).to_dict()
-        _emit(
-            data,
-            output,
-            lambda: format_table(
-                ["wave", "component", "namespace", "release", "action", "reasons"],
-                [
-                    (a["wave"], a["component"], a["namespace"], a["release"], a["action"], _reasons_text(a["reasons"]))
-                    for a in data["actions"]
-                ],
-            ),
-        )
+        _emit(data, output, lambda: _plan_table(data))
+
+
+def _plan_table(data: dict[str, Any]) -> str:
+    return format_table(
+        ["wave", "component", "namespace", "release", "action", "reasons"],
+        [
+            (a["wave"], a["component"], a["namespace"], a["release"], a["action"], _reasons_text(a["reasons"]))
+            for a in data["actions"]
+        ],
+    )
 
 
 @app.command()
