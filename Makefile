@@ -10,7 +10,7 @@ export DM_HELM_BIN ?= $(TOOLS)/helm
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: all venv tools kube test test-kubesim test-kube test-kube-core lint demo demo-kube bench bench-service crash-trials clean openstack test-openstack
+.PHONY: all venv tools kube test test-kubesim test-kube test-kube-core lint demo demo-kube bench bench-service bench-drift crash-trials clean openstack test-openstack
 
 all: test
 
@@ -78,6 +78,9 @@ bench: tools
 
 bench-service: tools
 	$(BIN)/python -m bench.service_bench
+
+bench-drift: tools
+	$(BIN)/python -m bench.drift_bench $(ARGS)
 
 crash-trials: tools
 	$(BIN)/python -m bench.crash_trials $(ARGS)

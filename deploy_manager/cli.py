@@ -34,6 +34,7 @@ def version() -> None:
 
 # Registration by import: each module adds its subcommands to `app`.
 import deploy_manager.commands.core_cmds  # noqa: E402,F401
+import deploy_manager.commands.drift_cmd  # noqa: E402,F401
 import deploy_manager.commands.freeze_cmds  # noqa: E402,F401
 import deploy_manager.commands.serve_cmd  # noqa: E402,F401
 import deploy_manager.commands.smoke_cmd  # noqa: E402,F401

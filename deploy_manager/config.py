@@ -301,6 +301,9 @@ class Settings(GitSettings):
     smoke_tick_seconds: float = Field(
         5.0, ge=0, description="How often the service looks for scheduled checks that are due; 0: never."
     )
+    drift_interval_seconds: float = Field(
+        300.0, ge=0, description="Check live objects against the release manifests (also after each run); 0: never."
+    )
     trigger_quiet_seconds: float = Field(
         2.0, ge=0, description="A run queued during a burst of triggers starts once none came for this long."
     )

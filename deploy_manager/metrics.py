@@ -67,6 +67,23 @@ class _SmokeChecks(Collector):
         yield duration
 
 
+class _ReleaseDrifted(Collector):
+    """`deploy_manager_release_drifted{cluster,component}` (0/1) from the last drift check, when scraped."""
+
+    def __init__(self, drifted: Callable[[], Iterable[tuple[str, str, int]]]) -> None:
+        self._drifted = drifted
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "deploy_manager_release_drifted",
+            "1 if the last drift check found live objects of the release differing from its manifest, else 0",
+            labels=["cluster", "component"],
+        )
+        for cluster, component, value in self._drifted():
+            family.add_metric([cluster, component], value)
+        yield family
+
+
 class ServiceMetrics:
     """The service's metrics; `registry` is what /metrics renders."""
 
@@ -128,6 +145,7 @@ class ServiceMetrics:
             self.notify_failures.labels(target)
             self.notify_sent.labels(target)
         self._releases: _ReleasesByStatus | None = None
+        self._drift: _ReleaseDrifted | None = None
 
     def watch_smoke(self, cluster: str, latest: Callable[[], Iterable[Any]]) -> None:
         """Register the scrape-time workflow-check collector (once)."""
@@ -140,3 +158,9 @@ class ServiceMetrics:
         if self._releases is None:
             self._releases = _ReleasesByStatus(statuses)
             self.registry.register(self._releases)
+
+    def watch_drift(self, drifted: Callable[[], Iterable[tuple[str, str, int]]]) -> None:
+        """Register the scrape-time release-drifted collector (once)."""
+        if self._drift is None:
+            self._drift = _ReleaseDrifted(drifted)
+            self.registry.register(self._drift)

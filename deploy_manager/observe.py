@@ -114,6 +114,7 @@ def to_observed(
         updated=str(info.get("last_deployed") or labels.get("modifiedAt", "")),
         last_deployed=last_deployed,
         inherited_labels=bool(ours) and previous_labels == ours,
+        manifest=str(release.get("manifest") or ""),
     )
 
 

@@ -8,8 +8,10 @@ cluster (the service's periodic observe).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+from deploy_manager.drift import DriftReport, check_drift, save_policies, targets_of
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.models.desired import DesiredCluster
@@ -19,6 +21,7 @@ from deploy_manager.models.plan import Plan
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus
 from deploy_manager.models.smoke import AfterRun, SmokeResult
 from deploy_manager.observe import observe as observe_releases
+from deploy_manager.plan_diff import ComponentDiff, component_diffs
 from deploy_manager.planner.selfmanage import SelfRelease
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import ComponentHook
@@ -28,6 +31,8 @@ from deploy_manager.source.git import GitSource, default_state_dir
 from deploy_manager.store.sqlite import RunStore
 
 __all__ = ["Pipeline", "RunOutcome", "Snapshot", "release_statuses"]
+
+log = logging.getLogger(__name__)
 
 
 class Pipeline:
@@ -89,6 +94,30 @@ class Pipeline:
     def plan(self, source: GitSource, cluster: str, rev: str) -> Plan:
         """Desired x observed -> ordered actions (bootstrap steps included). Never writes to the cluster."""
         return self.snapshot(source, cluster, rev).plan
+
+    def plan_diff(self, source: GitSource, cluster: str, rev: str) -> tuple[Plan, list[ComponentDiff]]:
+        """The plan and, for each component it writes, the deployed manifest against the new render."""
+        run = self._run()
+        snap = run.snapshot(source, cluster, resolve(source, rev))
+        return snap.plan, component_diffs(run, source, snap)
+
+    def drift(self, source: GitSource, cluster: str, rev: str) -> DriftReport:
+        """Drift of the cluster's releases, with the drift settings of `rev` (one release list, then one list
+        per kind and namespace). The settings are recorded in the state directory for `status`."""
+        return self.drift_of(self.desired(source, cluster, rev))
+
+    def drift_of(self, desired: DesiredCluster) -> DriftReport:
+        """Drift of the releases of `desired` (its drift settings): reads the cluster only, not git."""
+        observed = observe_releases(self.kube, desired.namespaces)
+        report = check_drift(self.kube, desired.name, targets_of(desired), observed)
+        self.remember_drift_settings(desired)
+        return report
+
+    def remember_drift_settings(self, desired: DesiredCluster) -> None:
+        try:
+            save_policies(self.cache_dir.parent, desired)
+        except OSError as exc:
+            log.warning("cluster=%s could not record the drift settings: %s", desired.name, exc)
 
     def observe(self, cluster: str, source: GitSource, rev: str) -> list[ReleaseStatus]:
         """Refresh the store's releases of `cluster` from the cluster (for the service's /releases)."""

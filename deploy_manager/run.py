@@ -15,18 +15,22 @@ executor or a bootstrap step reports it, and finishes it once. Data flows forwar
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import hashlib
 import logging
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy_manager.desired.charts import chart_info, export_chart
 from deploy_manager.desired.loader import cluster_file, load_cluster
 from deploy_manager.desired.previous import previous_needs
 from deploy_manager.desired.values import secret_values
+from deploy_manager.drift import check_drift, targets_of
 from deploy_manager.helm.runner import ChartRenderError, HelmRunner
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.kube.suspend import SuspendStore
@@ -42,6 +46,7 @@ from deploy_manager.models.suspend import Suspensions
 from deploy_manager.observe import observe as observe_releases
 from deploy_manager.observe import observe_jobs, observe_with_orphans
 from deploy_manager.planner.bootstrap import plan_bootstrap
+from deploy_manager.planner.drift import DriftItem, plan_corrections
 from deploy_manager.planner.freeze import plan_orphans
 from deploy_manager.planner.graph import topo_waves
 from deploy_manager.planner.plan import make_plan
@@ -70,6 +75,8 @@ class Snapshot:
     # Issue 13: our releases whose component left cluster.yaml, and the suspend ConfigMap (None: not read).
     orphans: tuple[ObservedRelease, ...] = ()
     suspensions: Suspensions | None = None
+    # Drifted objects of the `drift.mode: correct` components the plan corrects (correct_drift).
+    drift: dict[str, tuple[DriftItem, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,34 @@ class Run:
             if desired.prune:  # the order matters only for uninstalls: read each release's own cluster.yaml
                 declared = previous_needs(source, cluster, [(o.labels["component"], o.commit) for o in orphans])
             plan = plan_orphans(plan, desired, orphans, previous_needs=declared, suspensions=suspensions)
-        return Snapshot(desired, observed, plan, tuple(jobs), tuple(orphans), suspensions)
+        drift = self.drift_to_correct(desired, observed, plan)
+        if drift:
+            plan = plan_corrections(plan, drift)
+        return Snapshot(desired, observed, plan, tuple(jobs), tuple(orphans), suspensions, drift)
+
+    def drift_to_correct(
+        self, desired: DesiredCluster, observed: dict[ReleaseId, ObservedRelease], plan: Plan
+    ) -> dict[str, tuple[DriftItem, ...]]:
+        """The drifted objects of the components with `drift.mode: correct` that the plan leaves alone (one list
+        per kind and namespace they use). A failed check corrects nothing this run; it never fails the run."""
+        names = [
+            a.component
+            for a in plan.actions
+            # Not a suspended component (never written) nor an orphan (no longer in cluster.yaml).
+            if a.action is ActionKind.none
+            and a.state is not ReleaseState.suspended
+            and a.component in desired.components
+            and desired.components[a.component].drift.mode == "correct"
+        ]
+        if not names:
+            return {}
+        targets = [t for t in targets_of(desired) if t.component in names]
+        try:
+            report = check_drift(self.kube, desired.name, targets, observed)
+        except DeployManagerError as exc:
+            log.warning("cluster=%s drift check before the run failed, nothing corrected: %s", desired.name, exc)
+            return {}
+        return {name: c.items for name, c in report.components.items() if c.items}
 
     # -- one recorded run -----------------------------------------------------------------------------
     def __call__(
@@ -200,6 +234,7 @@ class Run:
             kube=self.kube,
             smoke=self.smoke,
             plan=plan,
+            drift=snap.drift,
         )
         handover = HandoverResult([])
         try:
@@ -386,18 +421,9 @@ class Run:
 
         def render(comp: DesiredComponent) -> ChartError | None:
             try:
-                self.helm.template(
-                    release=comp.release,
-                    namespace=comp.namespace,
-                    chart=charts[comp.name],
-                    values=comp.values,
-                    secrets=secret_values(comp.values, comp.secret_paths),
-                )
+                self.render(comp, charts[comp.name])
             except ChartRenderError as exc:
                 return ChartError(f"{comp.chart.path} (component {comp.name}): {exc}")
-            marker = self._rendered(comp)
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
             return None
 
         with ThreadPoolExecutor(max_workers=max(1, self.max_parallel), thread_name_prefix="dm-render") as pool:
@@ -406,6 +432,37 @@ class Run:
                 if error is not None:
                     raise error
         return charts
+
+    def render(self, comp: DesiredComponent, chart: str) -> str:
+        """`helm template` of one component, kept in the pre-flight cache: the marker holds the manifest (mode
+        0600, like the git mirror beside it, which holds the same values), so `plan --diff` reads it back."""
+        manifest = self.helm.template(
+            release=comp.release,
+            namespace=comp.namespace,
+            chart=chart,
+            values=comp.values,
+            secrets=secret_values(comp.values, comp.secret_paths),
+        )
+        marker = self._rendered(comp)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        tmp = marker.with_name(f".{marker.name}.{os.getpid()}.{threading.get_ident()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(manifest)
+        os.replace(tmp, marker)  # atomic: a reader never sees half a manifest
+        return manifest
+
+    def rendered_manifest(self, source: GitSource, commit: str, comp: DesiredComponent) -> str:
+        """The new render of a component with a chart in the repo: from the pre-flight cache, else rendered
+        now (and cached). An empty marker left by an older version is rendered again."""
+        marker = self._rendered(comp)
+        with contextlib.suppress(FileNotFoundError):
+            text = marker.read_text()
+            if text:
+                return text
+        assert comp.chart.path is not None
+        info = chart_info(source, commit, comp.chart.path)
+        return self.render(comp, str(export_chart(source, commit, info, self.cache_dir)))
 
     def _rendered(self, comp: DesiredComponent) -> Path:
         """The marker of a render that passed: keyed by what the render reads (chart, values, name, namespace)."""

@@ -8,6 +8,8 @@ Contract:
   shows drift and failed releases between runs. 0 disables it.
 - `smoke` job: every `DM_SMOKE_TICK_SECONDS`, run the workflow checks whose `schedule` is due
   (`RunQueue.run_scheduled_checks`: between runs only, never overlapping one). 0 disables it.
+- `drift` job: every `DM_DRIFT_INTERVAL_SECONDS` compare the live objects with the release manifests
+  (`DriftMonitor.periodic`). 0 disables it.
 - A job never overlaps itself (`max_instances=1`) and missed runs collapse into one (`coalesce=True`);
   an exception in a job is logged and the next interval tries again.
 """
@@ -48,6 +50,8 @@ class ServiceScheduler:
         poll_jitter: float = 0.0,
         observe_interval: float = 0.0,
         smoke_interval: float = 0.0,
+        drift_interval: float = 0.0,
+        drift_check: Callable[[], object] | None = None,
     ) -> None:
         self.queue = queue
         self.scheduler = BackgroundScheduler(timezone=dt.UTC, job_defaults={"max_instances": 1, "coalesce": True})
@@ -66,6 +70,14 @@ class ServiceScheduler:
                 id="observe",
                 name="refresh /releases from the cluster",
                 misfire_grace_time=max(1, int(observe_interval)),
+            )
+        if drift_interval > 0 and drift_check is not None:
+            self.scheduler.add_job(
+                _guarded("drift check", drift_check),
+                IntervalTrigger(seconds=drift_interval, timezone=dt.UTC),
+                id="drift",
+                name="compare live objects with the release manifests",
+                misfire_grace_time=max(1, int(drift_interval)),
             )
 
         if smoke_interval > 0:

@@ -74,7 +74,7 @@ from deploy_manager.source.git import is_full_sha
 log = logging.getLogger(__name__)
 
 TriggerStatus = Literal["queued", "coalesced", "ignored"]
-WRITE_ACTIONS = frozenset({"install", "upgrade", "unlock", "rollback"})
+WRITE_ACTIONS = frozenset({"install", "upgrade", "unlock", "rollback", "correct_drift"})
 
 
 class SourceLike(Protocol):
@@ -115,6 +115,7 @@ class PipelineLike(Protocol):
     ) -> RunOutcomeLike: ...
     def observe(self, cluster: str, source: Any, rev: str) -> list[ReleaseStatus]: ...
     def plan(self, source: Any, cluster: str, rev: str) -> Plan: ...
+    def plan_diff(self, source: Any, cluster: str, rev: str) -> tuple[Plan, list[Any]]: ...
 
 
 class RunObserver(Protocol):
@@ -221,6 +222,9 @@ class RunQueue:
         self._retry_counts: tuple[str | None, int, int] = (None, 0, 0)  # commit, fast and slow retries of it
         # Bumped whenever the stored releases (or their last runs) may have changed: /releases caches by it.
         self.releases_version = 0
+        # Called by the worker after each run (the drift check, issue 13); None: nothing.
+        self.after_run: Callable[[], None] | None = None
+        self.drift_monitor: Any = None  # its last report is shown by /releases and the status page
         self.metrics.watch_releases(self._release_statuses)
         self.supersede = supersede
         # After a run handed over to the manager's next pod: (run id, commit, when). No run starts meanwhile.
@@ -577,6 +581,8 @@ class RunQueue:
             with self._cond:
                 self._starting = False
                 self._cond.notify_all()
+        if self.after_run is not None and self._pending is None:  # no start-up run: check drift now
+            self.after_run()
 
     def _startup_run_if_needed(self, head: str) -> None:
         """The cluster is the truth: a fresh database over a cluster already at `head` needs no run."""
@@ -715,6 +721,8 @@ class RunQueue:
             except Exception:
                 log.exception("storing the releases after the run failed")
         self.releases_version += 1
+        if self.after_run is not None:
+            self.after_run()
         return status
 
     # ---- scheduled workflow checks (issue 14) ------------------------------------------------------------

@@ -243,3 +243,10 @@ def test_bad_notify_settings_are_refused_naming_the_setting_not_the_secret(
     assert [e["loc"][0] for e in errors] == [name.removeprefix("DM_").lower()]
     if name in ("DM_NOTIFY_URL", "DM_GITHUB_TOKEN"):
         assert all(value not in e["msg"] for e in errors)
+
+
+def test_drift_interval_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DM_DRIFT_INTERVAL_SECONDS", "0")
+    assert Settings(repo_url="file:///x", cluster="c").drift_interval_seconds == 0  # type: ignore[call-arg]
+    monkeypatch.delenv("DM_DRIFT_INTERVAL_SECONDS")
+    assert Settings(repo_url="file:///x", cluster="c").drift_interval_seconds == 300  # type: ignore[call-arg]

@@ -96,3 +96,10 @@ def test_observe_refreshes_the_releases(queue: RunQueue) -> None:
         assert calls[0] == queue.deployed_commit
     finally:
         scheduler.shutdown()
+
+
+def test_the_drift_job_follows_its_interval(queue: RunQueue) -> None:
+    checks: list[int] = []
+    with_drift = ServiceScheduler(queue, poll_interval=0, drift_interval=300, drift_check=lambda: checks.append(1))
+    assert with_drift.job_ids == ["drift"]
+    assert ServiceScheduler(queue, poll_interval=0, drift_interval=0, drift_check=lambda: None).job_ids == []

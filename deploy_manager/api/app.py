@@ -40,6 +40,7 @@ from deploy_manager.api import suspend as suspend_api
 from deploy_manager.api.auth import TokenAuth
 from deploy_manager.api.deps import AppContext, Redactor
 from deploy_manager.config import Settings
+from deploy_manager.drift_monitor import DriftMonitor
 from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
 from deploy_manager.liveness import HolderLiveness, HostFacts
 from deploy_manager.metrics import ServiceMetrics
@@ -288,12 +289,18 @@ def create_app(
         handover_wait_seconds=settings.self_handover_wait_seconds,
         observer=notifier,
     )
+    drift_monitor = DriftMonitor(queue, cluster=settings.cluster)
+    if settings.drift_interval_seconds > 0:
+        queue.after_run = drift_monitor.after_run
+    metrics.watch_drift(drift_monitor.drifted)
     scheduler = ServiceScheduler(
         queue,
         poll_interval=settings.poll_interval_seconds,
         poll_jitter=settings.effective_poll_jitter,
         observe_interval=settings.observe_interval_seconds,
         smoke_interval=settings.smoke_tick_seconds,
+        drift_interval=settings.drift_interval_seconds,
+        drift_check=drift_monitor.periodic,
     )
     metrics.watch_smoke(settings.cluster, lambda: getattr(store, "latest_smoke", lambda _cluster: [])(settings.cluster))
 
@@ -335,6 +342,8 @@ def create_app(
     )
     app.state.scheduler = scheduler
     suspend_api.build_state(app, suspend_store(settings, pipeline))
+    app.state.drift = drift_monitor
+    queue.drift_monitor = drift_monitor  # /releases and the status page read its last report
 
     def drain() -> None:
         """SIGTERM (see `deploy_manager.commands.serve_cmd`): while the HTTP server keeps answering (503 to new

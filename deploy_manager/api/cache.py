@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from deploy_manager.api.convert import release_out
-from deploy_manager.api.schemas import ReleaseOut
+from deploy_manager.api.schemas import DriftOut, ReleaseOut
 
 CACHE_SECONDS = 2.0
 RELEASE_LIST = TypeAdapter(list[ReleaseOut])
@@ -69,6 +69,18 @@ class ReleasesCache:
                 with_checks(release_out(r, queue.last_run_for(r.namespace, r.release)), checks.get(r.component))
                 for r in store.list_releases(cluster)
             ]
+            with_drift(releases, getattr(queue, "drift_monitor", None))
             snap = ReleasesSnapshot(version, time.monotonic(), releases, RELEASE_LIST.dump_json(releases))
             self._snap = snap
             return snap
+
+
+def with_drift(releases: list[ReleaseOut], monitor: Any) -> None:
+    """Fill in `drift`/`drifted` from the drift monitor's last report (issue 13)."""
+    if monitor is None:
+        return
+    for r in releases:
+        found = monitor.component(r.component)
+        if found is not None and found.release == r.release and found.namespace == r.namespace:
+            r.drift = [DriftOut(**i.to_dict()) for i in found.items]
+            r.drifted = found.drifted

@@ -7,9 +7,20 @@ import datetime as dt
 import re
 from collections.abc import Callable
 
-from deploy_manager.api.schemas import ActionOut, PlanOut, ReasonOut, ReleaseOut, RunDetailOut, RunOut, StepOut
+from deploy_manager.api.schemas import (
+    ActionOut,
+    ObjectDiffOut,
+    PlanDiffObjectOut,
+    PlanOut,
+    ReasonOut,
+    ReleaseOut,
+    RunDetailOut,
+    RunOut,
+    StepOut,
+)
 from deploy_manager.models.plan import Plan, Reason
 from deploy_manager.models.run import ReleaseStatus, RunRecord
+from deploy_manager.plan_diff import ComponentDiff
 
 # helm's own time format: "2026-11-24 20:11:24.123456789 +0000 UTC"
 _HELM_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.(\d+))?\s*([+-]\d{2}:?\d{2}|Z)?")
@@ -104,7 +115,21 @@ def run_detail_out(run: RunRecord, redact: Redact = _same) -> RunDetailOut:
     return RunDetailOut(**run_out(run, redact).model_dump(), steps=steps)
 
 
-def plan_out(plan: Plan, rev: str) -> PlanOut:
+def plan_out(plan: Plan, rev: str, diffs: list[ComponentDiff] | None = None) -> PlanOut:
+    out = _plan_out(plan, rev)
+    if diffs is None:
+        return out
+    by_component = {d.component: d for d in diffs}
+    for action in out.actions:
+        d = by_component.get(action.component)
+        if d is not None:
+            action.diff = [ObjectDiffOut(**o.to_dict()) for o in d.objects]
+            action.values_paths = list(d.values_paths)
+    out.diff = [PlanDiffObjectOut(component=d.component, **o.to_dict()) for d in diffs for o in d.objects]
+    return out
+
+
+def _plan_out(plan: Plan, rev: str) -> PlanOut:
     return PlanOut(
         cluster=plan.cluster,
         rev=rev,

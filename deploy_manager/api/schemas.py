@@ -61,6 +61,16 @@ class JenkinsHook(BaseModel):
     commit: str | None = Field(None, pattern=r"^[0-9a-fA-F]{7,40}$", description="The new head commit.")
 
 
+class DriftOut(BaseModel):
+    """One live object that differs from the release's manifest (fields the manifest sets)."""
+
+    kind: str
+    namespace: str
+    name: str
+    paths: list[str] = Field(description="Fields that differ, e.g. spec.replicas; `<missing>`: the object is gone.")
+    missing: bool = False
+
+
 class ReleaseOut(BaseModel):
     component: str
     release: str
@@ -85,6 +95,8 @@ class ReleaseOut(BaseModel):
     checks: dict[str, str] | None = Field(
         None, description="Latest result of each workflow check of the component (passed|failed|slow|error)."
     )
+    drifted: bool = Field(default=False, description="The last drift check found live objects differing.")
+    drift: list[DriftOut] = Field(default=[], description="What the last drift check found, object by object.")
 
 
 class RunOut(BaseModel):
@@ -127,6 +139,20 @@ class RunDetailOut(RunOut):
     steps: list[StepOut] = []
 
 
+class ObjectDiffOut(BaseModel):
+    """One object of `GET /plan?diff=true`: the deployed manifest against the new render (secrets masked)."""
+
+    kind: str
+    namespace: str
+    name: str
+    change: Literal["added", "removed", "changed"]
+    diff: str = Field(description="Unified diff of the object's YAML; Secret data shows `***` or `<changed>`.")
+
+
+class PlanDiffObjectOut(ObjectDiffOut):
+    component: str
+
+
 class ActionOut(BaseModel):
     component: str
     release: str
@@ -139,6 +165,8 @@ class ActionOut(BaseModel):
     wave: int = 0
     digest: str = ""
     revision: int | None = Field(None, description="The deployed helm revision the plan saw.")
+    diff: list[ObjectDiffOut] | None = Field(default=None, description="With `?diff=true`, for a component written.")
+    values_paths: list[str] | None = Field(default=None, description="With `?diff=true`: the values paths that change.")
 
 
 class PlanOut(BaseModel):
@@ -147,6 +175,7 @@ class PlanOut(BaseModel):
     commit: str | None = None
     actions: list[ActionOut]
     waves: list[list[str]] = Field([], description="Components grouped in the order they are applied.")
+    diff: list[PlanDiffObjectOut] | None = Field(default=None, description="With `?diff=true`: each changed object.")
 
 
 class HealthOut(BaseModel):

@@ -122,6 +122,15 @@ def _checks_section(ctx: Ctx) -> str:
     )
 
 
+def _drift_text(r: Any) -> str:
+    """`no`, or the drifted objects and their fields (issue 13)."""
+    if not r.drifted:
+        return "no"
+    return "DRIFTED: " + "; ".join(
+        f"{d.kind} {d.name}: {'missing' if d.missing else ', '.join(d.paths)}" for d in r.drift
+    )
+
+
 @router.get("/", response_class=HTMLResponse, summary="HTML status page")
 def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
     require_configured(request, ctx)
@@ -150,6 +159,7 @@ def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
             (r.commit or "")[:12],
             r.deployed_at,
             run_link(r.last_run_id) if r.last_run_id is not None else None,
+            _drift_text(r),
         ]
         for r in releases
     ]
@@ -181,6 +191,7 @@ running run {escape(str(q.running_run_id or "none"))}, queued runs {q.depth}</p>
                 "commit",
                 "deployed at",
                 "last run",
+                "drift",
             ],
             release_rows,
         )

@@ -191,22 +191,34 @@ def plan(
     state_dir: StateDirOpt = None,
     helm_bin: HelmBinOpt = "helm",
     lease_namespace: LeaseNamespaceOpt = None,
+    diff: bool = typer.Option(
+        False,
+        "--diff",
+        help="Also show, per component written, the deployed manifest against the new render (secrets masked).",
+    ),
 ) -> None:
     """Show what an apply of REV would do for the cluster. Never writes to the cluster."""
     with _errors():
         pipe = _pipeline(kubeconfig, kube_context, state_dir, helm_bin, lease_namespace)
+        if diff:
+            from deploy_manager.plan_diff import diff_text, plan_with_diff
+
+            the_plan, diffs = pipe.plan_diff(_source(repo, state_dir), cluster, rev)
+            data = plan_with_diff(the_plan.to_dict(), diffs)
+            _emit(data, output, lambda: _plan_table(data) + "\n\n" + diff_text(diffs))
+            return
         data = pipe.plan(_source(repo, state_dir), cluster, rev).to_dict()
-        _emit(
-            data,
-            output,
-            lambda: format_table(
-                ["wave", "component", "namespace", "release", "action", "reasons"],
-                [
-                    (a["wave"], a["component"], a["namespace"], a["release"], a["action"], _reasons_text(a["reasons"]))
-                    for a in data["actions"]
-                ],
-            ),
-        )
+        _emit(data, output, lambda: _plan_table(data))
+
+
+def _plan_table(data: dict[str, Any]) -> str:
+    return format_table(
+        ["wave", "component", "namespace", "release", "action", "reasons"],
+        [
+            (a["wave"], a["component"], a["namespace"], a["release"], a["action"], _reasons_text(a["reasons"]))
+            for a in data["actions"]
+        ],
+    )
 
 
 @app.command()
@@ -285,12 +297,15 @@ def status(
     """Deployed releases of the cluster, read from Helm's release records (not from our database), and the
     suspensions in the cluster's suspend ConfigMap."""
     with _errors():
+        from deploy_manager.commands.drift_cmd import status_drift
         from deploy_manager.commands.freeze_cmds import read_suspensions
         from deploy_manager.kube.client import KubeClient
         from deploy_manager.observe import cluster_releases
 
         kube = KubeClient(kubeconfig=kubeconfig, context=kube_context)
         frozen = read_suspensions(kube, cluster, lease_namespace)
+        releases = cluster_releases(kube, cluster)
+        drift = status_drift(kube, cluster, releases, state_dir)
         rows: list[dict[str, Any]] = [
             {
                 "component": r.labels.get("component", r.name),
@@ -306,8 +321,11 @@ def status(
                 # Same names as the service's /releases; without a plan here, `commit` is the deployed one too.
                 "deployed_commit": r.commit,
                 "deployed_at": r.updated,
+                # Live objects against the release's manifest (issue 13).
+                "drifted": bool((drift.get(r.labels.get("component", r.name)) or {}).get("drifted")),
+                "drift": (drift.get(r.labels.get("component", r.name)) or {}).get("drift", []),
             }
-            for r in cluster_releases(kube, cluster)
+            for r in releases
         ]
         for row in rows:  # issue 13: who froze it and why (suspend/resume); null when it is not suspended
             found = frozen.for_component(row["component"]) if frozen is not None else None
@@ -319,7 +337,7 @@ def status(
             lambda: (
                 notes
                 + format_table(
-                    ["component", "namespace", "release", "chart", "revision", "status", "commit"],
+                    ["component", "namespace", "release", "chart", "revision", "status", "commit", "drifted"],
                     [
                         (
                             r["component"],
@@ -329,6 +347,7 @@ def status(
                             r["revision"],
                             r["status"],
                             (r["commit"] or "")[:12],
+                            "yes" if r["drifted"] else "no",
                         )
                         for r in rows
                     ],

@@ -19,7 +19,15 @@ from deploy_manager.desired.schema import ClusterSpec, ComponentSpec
 from deploy_manager.desired.smoke import load_smoke
 from deploy_manager.desired.values import canonical_json, deep_merge, sha256_hex
 from deploy_manager.desired.yamlio import key_lines, line_of, load_yaml
-from deploy_manager.models.desired import BootstrapStep, ChartSpec, DesiredCluster, DesiredComponent, Remediation
+from deploy_manager.models.desired import (
+    BootstrapStep,
+    ChartSpec,
+    DesiredCluster,
+    DesiredComponent,
+    DriftPolicy,
+    IgnoreRule,
+    Remediation,
+)
 from deploy_manager.models.errors import ChartError, ConfigError
 from deploy_manager.source.git import GitSource
 
@@ -218,6 +226,7 @@ def _component(
         bootstrap_digest=bootstrap_digest,
         remediation=_remediation(spec, comp),
         suspended=comp.suspend,
+        drift=_drift(spec, comp),
     )
 
 
@@ -227,3 +236,14 @@ def _remediation(spec: ClusterSpec, comp: ComponentSpec) -> Remediation:
     retries = next((r.retries for r in (own, default) if r is not None and r.retries is not None), 0)
     on_failure = next((r.on_failure for r in (own, default) if r is not None and r.on_failure is not None), None)
     return Remediation(retries=retries, on_failure=on_failure)
+
+
+def _drift(spec: ClusterSpec, comp: ComponentSpec) -> DriftPolicy:
+    """The component's drift mode, else the cluster's, else detect; the cluster's ignore rules, then its own."""
+    own, default = comp.drift, spec.drift
+    mode = next((d.mode for d in (own, default) if d is not None and d.mode is not None), "detect")
+    rules = [*(default.ignore if default else []), *(own.ignore if own else [])]
+    return DriftPolicy(
+        mode=mode,
+        ignore=tuple(IgnoreRule(r.kind, r.name, r.namespace, tuple(r.paths or ())) for r in rules),
+    )

@@ -65,6 +65,34 @@ class RemediationSpec(BaseModel):
     )
 
 
+class DriftIgnoreSpec(BaseModel):
+    """Live state that is meant to change at run time (e.g. key Secrets written by bootstrap Jobs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1, description="Object kind, e.g. Secret (shell patterns allowed).")
+    name: str = Field(min_length=1, description="Object name (shell patterns allowed).")
+    namespace: str | None = Field(None, description="Only in this namespace (default: any).")
+    paths: list[str] | None = Field(
+        None, description="Only these fields and what is under them, e.g. spec.replicas (default: the whole object)."
+    )
+
+
+class DriftSpec(BaseModel):
+    """Drift of live objects against the release's manifest (issue 13)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["detect", "correct", "off"] | None = Field(
+        None,
+        description="detect (default): report it; correct: also re-apply the release's manifest on the next run; "
+        "off: do not check.",
+    )
+    ignore: list[DriftIgnoreSpec] = Field(
+        default_factory=list, description="Objects or fields never reported (a component adds to the cluster's)."
+    )
+
+
 class ComponentSpec(BaseModel):
     """One component: a Helm release of a chart with layered values."""
 
@@ -84,6 +112,9 @@ class ComponentSpec(BaseModel):
     remediation: RemediationSpec | None = Field(None, description="Overrides the cluster's `remediation`, key by key.")
     suspend: bool = Field(
         False, description="Freeze this component: it is planned `suspended` and never written (issue 13)."
+    )
+    drift: DriftSpec | None = Field(
+        None, description="Overrides the cluster's drift `mode`; its `ignore` rules add to the cluster's."
     )
 
     _timeout = field_validator("timeout", mode="before")(classmethod(lambda cls, v: _seconds(v)))
@@ -123,6 +154,7 @@ class ClusterSpec(BaseModel):
         description="Uninstall releases of components removed from this file (they carry our cluster label), "
         "dependents first, after every install/upgrade of the run succeeded; else they are reported `orphaned`.",
     )
+    drift: DriftSpec | None = Field(None, description="Default drift settings of every component.")
 
 
 def json_schema() -> str:

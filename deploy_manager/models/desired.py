@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,37 @@ class Remediation:
 
 
 @dataclass(frozen=True)
+class IgnoreRule:
+    """`drift.ignore` entry: `kind` and `name` (shell patterns allowed), `namespace` (None: any), `paths`
+    (empty: the whole object, a missing one included; else these fields and everything under them)."""
+
+    kind: str
+    name: str
+    namespace: str | None = None
+    paths: tuple[str, ...] = ()
+
+    def matches(self, kind: str, namespace: str, name: str) -> bool:
+        return (
+            fnmatch.fnmatchcase(kind, self.kind)
+            and fnmatch.fnmatchcase(name, self.name)
+            and (self.namespace is None or fnmatch.fnmatchcase(namespace, self.namespace))
+        )
+
+    def covers(self, path: str) -> bool:
+        return not self.paths or any(_under(path, p) for p in self.paths)
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    mode: str = "detect"  # detect | correct | off
+    ignore: tuple[IgnoreRule, ...] = ()
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith((prefix + ".", prefix + "["))
+
+
+@dataclass(frozen=True)
 class DesiredComponent:
     name: str
     release: str
@@ -77,6 +109,7 @@ class DesiredComponent:
     remediation: Remediation = field(default_factory=Remediation)
     # `suspend: true` in cluster.yaml (not part of the digest: suspending changes nothing that is deployed).
     suspended: bool = False
+    drift: DriftPolicy = field(default_factory=DriftPolicy)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ class ObservedRelease:
     # Our labels on this revision equal the previous revision's: helm merges release labels, so a person's
     # own `helm upgrade` carries them too, and this revision cannot be told apart from theirs.
     inherited_labels: bool = False
+    # The manifest helm applied for this revision (what `helm get manifest` prints): plan --diff and drift read it.
+    manifest: str = field(default="", repr=False, compare=False)
 
     @property
     def ours(self) -> bool:

@@ -33,6 +33,8 @@ class ActionKind(enum.StrEnum):
     uninstall = "uninstall"
     # A workflow check (issue 14) that gates its components' dependents or runs at the end of the run.
     smoke = "smoke"
+    # Drift (issue 13): re-apply the release's manifest for live objects that differ (no helm revision).
+    correct_drift = "correct_drift"
 
 
 # Step actions that undo a failed write: the component counts as failed even when they succeed.

@@ -19,6 +19,7 @@ from deploy_manager.models.plan import REMEDIATIONS, Action, ActionKind, Plan, R
 from deploy_manager.models.run import StepRecord, StepStatus
 from deploy_manager.models.smoke import NODE_PREFIX
 from deploy_manager.reconcile.cancel import RunCancel
+from deploy_manager.reconcile.correct_drift import correct_drift
 from deploy_manager.reconcile.prune import PRUNED, prune
 from deploy_manager.reconcile.rollback import rollback
 from deploy_manager.reconcile.smoke import smoke
@@ -35,6 +36,7 @@ STEP_KINDS: dict[ActionKind, StepKind] = {
     # A planned uninstall is a prune (issue 13); the remediation uninstall is called by the upgrade step kind.
     ActionKind.uninstall: prune,
     ActionKind.smoke: smoke,
+    ActionKind.correct_drift: correct_drift,
 }
 
 

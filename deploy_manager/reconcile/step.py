@@ -18,7 +18,7 @@ what failed (and, if so, why the remediation failed too).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,6 +29,7 @@ from deploy_manager.models.desired import DesiredCluster
 from deploy_manager.models.plan import Action, Plan
 from deploy_manager.models.run import StepRecord
 from deploy_manager.models.smoke import CheckOutcome, SmokeCheck
+from deploy_manager.planner.drift import DriftItem
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import ComponentHook
 
@@ -57,9 +58,11 @@ class RunContext:
     jobs: tuple[Job, ...] = ()  # the snapshot's bootstrap Jobs (every component of the cluster)
     emit: Callable[[StepRecord], None] = field(default=_ignore)  # the run owner's recorder
     cancel: RunCancel | None = None  # the queue's way to stop the run early (shutdown, superseded)
-    kube: KubeClient | None = None  # for step kinds that act on objects besides helm's (prune: bootstrap Jobs)
+    kube: KubeClient | None = None  # for step kinds that write objects themselves (prune's Jobs, correct_drift)
     smoke: CheckRunner | None = None  # runs the workflow checks (issue 14); None: no check runs
     plan: Plan | None = None  # the plan being executed (the `smoke` step kind remediates what it wrote)
+    # component -> its drifted objects, read in the snapshot for `mode: correct` components (correct_drift)
+    drift: Mapping[str, tuple[DriftItem, ...]] = field(default_factory=dict)
 
 
 class CheckRunner(Protocol):
