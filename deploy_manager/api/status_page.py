@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from deploy_manager.api.auth import basic_password, bearer_token
 from deploy_manager.api.convert import run_out
 from deploy_manager.api.deps import Ctx, require_configured
-from deploy_manager.api.run_page import Html, progress_html, run_link
+from deploy_manager.api.run_page import Html, latest_checks_html, progress_html, run_link
 from deploy_manager.api.smoke import latest as smoke_latest
 
 router = APIRouter(tags=["status"])
@@ -196,7 +196,7 @@ running run {escape(str(q.running_run_id or "none"))}, queued runs {q.depth}</p>
             release_rows,
         )
     }
-{_checks_section(ctx)}<h2>Recent runs</h2>
+{_checks_section(ctx) or latest_checks_html(records, ctx)}<h2>Recent runs</h2>
 {_table(["id", "trigger", "commit", "status", "started", "finished", "error"], run_rows)}
 </body></html>"""
     return HTMLResponse(page, headers=HEADERS)
