@@ -43,6 +43,8 @@ PACKAGES = (
     "PyMySQL",
     "python-memcached",
     "uWSGI",
+    # cinder's option namespace (oslo-config-validator) imports its GCS backup driver.
+    "google-api-python-client",
 )
 MARKER = ".deploy-manager-openstack.json"
 # The venv's own tooling (whatever `python -m venv` brings), not part of the pins.

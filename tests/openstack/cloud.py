@@ -44,7 +44,7 @@ from tests.charts import layers
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = "demo"
 # The services the tier deploys, in the order the demo cluster's `needs` start them.
-SERVICES = ["keystone", "glance", "placement", "nova"]
+SERVICES = ["keystone", "glance", "placement", "nova", "neutron", "cinder"]
 # Workloads the tier cannot run, and why (the rest of their component runs).
 NOT_RUN = {"nova-novncproxy": "noVNC's html/js (/usr/share/novnc) ship in the image, not on PyPI"}
 # How long a workload may take to become Ready (helm --wait's part in the tier).
@@ -56,6 +56,12 @@ DEBIAN_PACKAGES = {"mariadb-server": "mariadbd", "rabbitmq-server": "rabbitmq-se
                    "iproute2": "ip"}
 INFRA_IPS = {"mariadb": "10.244.1.1", "rabbitmq": "10.244.1.2", "memcached": "10.244.1.3"}
 KUBE_API_IP = "10.96.0.1"
+# A hypervisor host outside the control plane: nova-compute on nova's fake virt driver.
+COMPUTE_IP = "10.244.2.1"
+COMPUTE_HOST = "compute-0"
+# A storage host: cinder-volume with cinder's fake (logging) LVM driver, which runs no LVM command.
+VOLUME_IP = "10.244.2.2"
+VOLUME_HOST = "volume-0"
 KUBE_PROBE_UA = "kube-probe/1.35"
 CLONE_NEWNET = 0x40000000
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -448,7 +454,8 @@ class Cloud:
         hosts.update(_dns_names("rabbitmq", "openstack", INFRA_IPS["rabbitmq"]))
         hosts.update(_dns_names("memcached", "openstack", INFRA_IPS["memcached"]))
         hosts.update(_dns_names("kubernetes", "default", KUBE_API_IP))
-        self.netns = Netns(self.root, hosts, [*self.pod_ips.values(), *INFRA_IPS.values(), KUBE_API_IP])
+        self.netns = Netns(self.root, hosts, [*self.pod_ips.values(), *INFRA_IPS.values(), KUBE_API_IP,
+                                                       COMPUTE_IP, VOLUME_IP])
         for part in ("lib/keystone", "lib/glance", "lib/placement", "lib/nova", "lib/neutron", "lib/cinder"):
             self.netns.run(["mkdir", "-p", f"/var/{part}/tmp"], check=True)
 
@@ -637,6 +644,48 @@ class Cloud:
             self.pods[name] = pod
             started.append(pod)
         return started
+
+    def start_compute(self) -> Proc:
+        """nova-compute on a hypervisor host, on nova's fake virt driver."""
+        return self._start_host_service("nova", "nova-conductor", "nova-compute", f"""\
+            [DEFAULT]
+            compute_driver = fake.FakeDriver
+            host = {COMPUTE_HOST}
+            my_ip = {COMPUTE_IP}
+        """)
+
+    def start_volume(self) -> Proc:
+        """cinder-volume on a storage host, with cinder's fake LVM driver (it logs instead of running lvm)."""
+        return self._start_host_service("cinder", "cinder-scheduler", "cinder-volume", f"""\
+            [DEFAULT]
+            host = {VOLUME_HOST}
+            my_ip = {VOLUME_IP}
+            enabled_backends = fake
+
+            [fake]
+            volume_driver = cinder.tests.fake_driver.FakeLoggingVolumeDriver
+            volume_backend_name = fake
+        """)
+
+    def _start_host_service(self, component: str, like: str, binary: str, host_conf: str) -> Proc:
+        """A service the charts do not deploy (it runs on hypervisor/storage hosts): the rendered config, the env of
+        the chart's `like` pod, and the host's own file for what the control-plane chart cannot know (driver,
+        host name and address), layered with `--config-file` twice (the later one wins).
+        """
+        assert self.netns is not None
+        r = self.rendered[component]
+        template = next(wl for wl in r.workloads() if wl["metadata"]["name"] == like)
+        spec = template["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        path = self.root / "host-conf" / f"{binary}.conf"  # (root/hosts is the pod network's /etc/hosts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(host_conf))
+        mounts = [*self.pod_mounts(r, binary, spec, container),
+                  Mount(path, f"/etc/{component}/{binary}.conf", file=True)]
+        env = {**base_env(), **container_env(container, self.secret_values)}
+        argv = [binary, "--config-file", f"/etc/{component}/{component}.conf",
+                "--config-file", f"/etc/{component}/{binary}.conf"]
+        return self.netns.start(binary, argv, mounts, env)
 
     def wait_ready(self, pod: Pod, timeout: float = 180) -> ProbeResult:
         assert self.netns is not None

@@ -7,6 +7,7 @@ one is missing.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,4 +55,8 @@ def cloud(runnable: None) -> Iterator[c.Cloud]:
         yield running
     finally:
         running.stop()
-        c.remove(root)
+        # DM_OPENSTACK_KEEP=1 keeps the logs, configs and databases of a run for a look afterwards.
+        if os.environ.get("DM_OPENSTACK_KEEP"):
+            print(f"\nOpenStack tier files kept in {root}")
+        else:
+            c.remove(root)
