@@ -31,12 +31,13 @@ kube: venv
 	$(BIN)/python scripts/install_kube.py
 
 # The whole suite on kubesim, then on the real control plane the helm/kubectl conformance suites, the
-# launcher's own tests, the Lease and the manager under its chart's RBAC (`make test-kube` runs every cluster
-# test there: about half an hour on 2 cores since the demo cluster's bootstrap steps grew).
+# launcher's own tests, the Lease, the manager under its chart's RBAC and drift (the API server's own
+# defaults are not drift) (`make test-kube` runs every cluster test there: about half an hour on 2 cores).
 test: test-kubesim test-kube-core
 
 KUBE_CORE_TESTS := tests/kubesim/test_helm_conformance.py tests/kubesim/test_kubectl_conformance.py \
-	tests/kubecluster tests/kube tests/test_lease.py tests/deploy_chart/test_rbac_on_kube.py
+	tests/kubecluster tests/kube tests/test_lease.py tests/deploy_chart/test_rbac_on_kube.py \
+	tests/test_drift.py tests/reconcile/test_correct_drift.py
 
 test-kube-core: tools kube
 	@DM_TEST_CLUSTER=kube $(BIN)/python -m pytest -m cluster $(KUBE_CORE_TESTS) $(PYTEST_ARGS); rc=$$?; \
