@@ -62,6 +62,9 @@ def test_step_renders_strict_and_without_secrets(comp: Component, step: dict[str
     assert "set -x" not in text, "tracing would print the secrets the script reads from env"
     # Credentials only as the Job's SECRET_<NAME> env; nothing that looks like an inline password.
     assert not re.search(r"(?i)(--os-password|--password|password\s*=)\s*['\"]?(?!\$|%s)[\w!@#%^&*]", text), text
+    # A secret given as an option's value is attached to it (`--password="$X"`): a separate argument that begins
+    # with "-" (1 in 64 generated passwords) is read as an option and the step fails.
+    assert not re.search(r"--[\w-]+\s+[\"']?\$\{?SECRET_", text), text
     for name in re.findall(r"\$\{?(SECRET_[A-Z0-9_]+)", text):
         ref = name.removeprefix("SECRET_").lower()
         known = {**comp.values.get("secrets", {}), **comp.values.get("bootstrap", {}).get("secrets", {})}
