@@ -41,18 +41,24 @@ tr.failed td{background:#fdd}tr.failed td:first-child{border-left:4px solid #c00
 tr.running td{background:#e3f0ff}.status-failed,.status-degraded{color:#a00;font-weight:bold}
 .status-succeeded{color:#060;font-weight:bold}.status-running{color:#035;font-weight:bold}
 pre{white-space:pre-wrap;max-width:60em;margin:.3em 0;font-size:.85em}summary{cursor:pointer;color:#035}"""
-_STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-HEADERS = {
-    "Content-Security-Policy": (
-        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; frame-ancestors 'none'; base-uri 'none';"
-        " form-action 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "Vary": "Accept",
-}
+
+
+def page_headers(style: str) -> dict[str, str]:
+    """The HTML pages' headers: no script and nothing loaded, only the page's own inline `style` (by hash)."""
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; style-src 'sha256-{digest}'; frame-ancestors 'none'; base-uri 'none';"
+            " form-action 'none'"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+
+
+HEADERS = {**page_headers(STYLE), "Vary": "Accept"}  # /runs/{id} answers HTML or JSON by `Accept`
 _RUN_PATH = re.compile(r"^/runs/(\d+)$")
 
 

@@ -7,8 +7,6 @@ Every value is HTML-escaped.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from html import escape
 from typing import Any
 
@@ -18,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from deploy_manager.api.auth import basic_password, bearer_token
 from deploy_manager.api.convert import run_out
 from deploy_manager.api.deps import Ctx, require_configured
-from deploy_manager.api.run_page import Html, latest_checks_html, progress_html, run_link
+from deploy_manager.api.run_page import Html, latest_checks_html, page_headers, progress_html, run_link
 from deploy_manager.api.smoke import latest as smoke_latest
 
 router = APIRouter(tags=["status"])
@@ -28,17 +26,7 @@ STYLE = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}th{background:#eee}
 tr.failed td{background:#fdd}tr.running td{background:#e3f0ff}pre{white-space:pre-wrap;max-width:60em}"""
 # The page runs no script and loads nothing: only its own inline style (by hash) is allowed.
-_STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
-HEADERS = {
-    "Content-Security-Policy": (
-        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; frame-ancestors 'none'; base-uri 'none';"
-        " form-action 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+HEADERS = page_headers(STYLE)
 
 
 def _cell(value: Any) -> str:
