@@ -1,9 +1,10 @@
 """The example clusters' workflow checks (values/_common/smoke.yaml, bootstrap/smoke/) against the real
 services of the tier, run as their Jobs run them: the rendered script, SECRET_* env, /etc/<component>/.
 
-Runs after test_openstack.py has started keystone, glance and placement (the tier's session cloud). Not here
-yet: network-crud (the tier does not run neutron), server-boot and volume-attach (no nova-compute, no cinder
-in the tier); their scripts are checked for syntax only (`bash -n`, tests/charts/test_smoke_templates.py).
+Runs after test_openstack.py has started keystone, glance, placement and neutron (the tier's session cloud).
+Not here yet: server-boot and volume-attach (the tier's nova-compute and cinder-volume are started by the
+workflow tests alone, and servers there boot without a network); their scripts are checked for syntax only
+(`bash -n`, tests/charts/test_smoke_templates.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from .conftest import record
 pytestmark = pytest.mark.openstack
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNABLE = {"token-issue": "keystone", "image-crud": "glance", "placement-providers": "placement"}
+RUNNABLE = {
+    "token-issue": "keystone",
+    "image-crud": "glance",
+    "placement-providers": "placement",
+    "network-crud": "neutron",
+}
 
 
 def rendered(cloud: c.Cloud, name: str) -> dict[str, Any]:
