@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,20 +223,7 @@ class Run:
                 step.helm_revision,
             )
 
-        ctx = RunContext(
-            helm=self.helm,
-            cluster=snap.desired,
-            charts=charts,
-            run_id=run_id,
-            hook=self.hook,
-            jobs=snap.jobs,
-            emit=record,
-            cancel=cancel,
-            kube=self.kube,
-            smoke=self.smoke,
-            plan=plan,
-            drift=snap.drift,
-        )
+        ctx = self.context(snap, plan, charts, run_id, record, cancel)
         handover = HandoverResult([])
         try:
             if self.self_release is not None:  # the manager's own release is written last, handed over (issue 15)
@@ -268,6 +256,32 @@ class Run:
         run = self.store.get_run(run_id)
         assert run is not None
         return RunOutcome(run, releases, temporary=status is RunStatus.failed and only_temporary(steps))
+
+    def context(
+        self,
+        snap: Snapshot,
+        plan: Plan,
+        charts: dict[str, str],
+        run_id: int,
+        emit: Callable[[StepRecord], None],
+        cancel: RunCancel | None,
+    ) -> RunContext:
+        """What every step kind of a run gets: one place, so a run and a handed-over run's second half give the
+        step kinds the same (the kube client for prune and correct_drift, the drift to correct, the checks)."""
+        return RunContext(
+            helm=self.helm,
+            cluster=snap.desired,
+            charts=charts,
+            run_id=run_id,
+            hook=self.hook,
+            jobs=snap.jobs,
+            emit=emit,
+            cancel=cancel,
+            kube=self.kube,
+            smoke=self.smoke,
+            plan=plan,
+            drift=snap.drift,
+        )
 
     def finish_handover(
         self,
@@ -315,17 +329,7 @@ class Run:
         def record(step: StepRecord) -> None:
             self.store.add_step(run_id, step)
 
-        ctx = RunContext(
-            helm=self.helm,
-            cluster=snap.desired,
-            charts=charts,
-            run_id=run_id,
-            hook=self.hook,
-            jobs=snap.jobs,
-            emit=record,
-            cancel=cancel,
-            kube=self.kube,
-        )
+        ctx = self.context(snap, rest, charts, run_id, record, cancel)
         try:  # the own release is verified: the rest runs with the usual waits
             steps = execute(
                 rest, dispatch(ctx), max_parallel=self.max_parallel, on_step=record, cancel=cancel, settled=done
