@@ -20,7 +20,7 @@ from deploy_manager.models.errors import DeployManagerError, TemporaryError
 from deploy_manager.models.plan import Action, ActionKind, Reason
 from deploy_manager.models.run import StepRecord, StepStatus
 from deploy_manager.planner.drift import DriftItem
-from deploy_manager.reconcile.step import RunContext
+from deploy_manager.reconcile.step import RunContext, action_step
 
 HELM_FIELD_MANAGER = "helm"
 MSG_CORRECTED = "re-applied {what}"
@@ -55,17 +55,14 @@ def correct_drift(action: Action, ctx: RunContext) -> StepRecord:
                 done.append(Reason("drift_corrected", MSG_CORRECTED.format(what=item.describe()), item.paths))
         except DeployManagerError as exc:
             error, temporary = f"correcting drift failed: {exc}", isinstance(exc, TemporaryError)
-    return StepRecord(
-        component=action.component,
-        release=action.release,
-        namespace=action.namespace,
-        action=ActionKind.correct_drift.value,
-        status=StepStatus.failed if error else StepStatus.succeeded,
+    return action_step(
+        action,
+        ActionKind.correct_drift,
+        StepStatus.failed if error else StepStatus.succeeded,
+        started=started,
+        t0=t0,
         reasons=action.reasons + tuple(done),
         helm_revision=action.revision,
-        duration=time.monotonic() - t0,
         error=error,
-        started_at=started,
-        finished_at=now(),
         temporary=temporary,
     )

@@ -26,7 +26,7 @@ from deploy_manager.kube.jobs import JobsApi
 from deploy_manager.models.errors import DeployManagerError
 from deploy_manager.models.plan import Action, ActionKind, Reason
 from deploy_manager.models.run import StepRecord, StepStatus
-from deploy_manager.reconcile.step import RunContext
+from deploy_manager.reconcile.step import RunContext, action_step
 
 PRUNED = "pruned"  # the reason code that marks an uninstall as a prune (a success), not a remediation
 MSG_PRUNED = "pruned: uninstalled release {release} (revision {revision}){jobs}"
@@ -75,18 +75,15 @@ def prune(action: Action, ctx: RunContext) -> StepRecord:
         error, tail, code = f"uninstall failed: {exc}", exc.output_tail, exc.exit_code
     except DeployManagerError as exc:  # the release stays: the next run prunes it again
         error = f"removing the bootstrap Jobs failed: {exc}"
-    return StepRecord(
-        component=action.component,
-        release=action.release,
-        namespace=action.namespace,
-        action=ActionKind.uninstall.value,
-        status=status,
+    return action_step(
+        action,
+        ActionKind.uninstall,
+        status,
+        started=started,
+        t0=t0,
         reasons=reasons,
         helm_revision=action.revision,
-        duration=time.monotonic() - t0,
         exit_code=code,
         output_tail=tail,
         error=error,
-        started_at=started,
-        finished_at=now(),
     )

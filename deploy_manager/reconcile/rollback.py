@@ -12,7 +12,7 @@ from deploy_manager.clock import now
 from deploy_manager.helm.runner import HelmError
 from deploy_manager.models.plan import Action, ActionKind, Reason
 from deploy_manager.models.run import StepRecord, StepStatus
-from deploy_manager.reconcile.step import MSG_ROLLED_BACK, RunContext
+from deploy_manager.reconcile.step import MSG_ROLLED_BACK, RunContext, action_step
 
 
 def rollback(action: Action, ctx: RunContext, *, failed_revision: int | None = None, cause: str = "") -> StepRecord:
@@ -31,20 +31,17 @@ def rollback(action: Action, ctx: RunContext, *, failed_revision: int | None = N
         tail: str = "",
         exit_code: int | None = None,
     ) -> StepRecord:
-        return StepRecord(
-            component=action.component,
-            release=action.release,
-            namespace=action.namespace,
-            action=ActionKind.rollback.value,
-            status=status,
+        return action_step(
+            action,
+            ActionKind.rollback,
+            status,
+            started=started,
+            t0=t0,
             reasons=reasons,
             helm_revision=revision,
-            duration=time.monotonic() - t0,
             exit_code=exit_code,
             output_tail=tail,
             error=error,
-            started_at=started,
-            finished_at=now(),
         )
 
     if to is None:

@@ -18,16 +18,18 @@ what failed (and, if so, why the remediation failed too).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from deploy_manager.clock import now
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.kube.types import Job
 from deploy_manager.models.desired import DesiredCluster
-from deploy_manager.models.plan import Action, Plan
-from deploy_manager.models.run import StepRecord
+from deploy_manager.models.plan import Action, ActionKind, Plan, Reason
+from deploy_manager.models.run import StepRecord, StepStatus
 from deploy_manager.models.smoke import CheckOutcome, SmokeCheck
 from deploy_manager.planner.drift import DriftItem
 from deploy_manager.reconcile.cancel import RunCancel
@@ -73,3 +75,36 @@ class CheckRunner(Protocol):
 
 class StepKind(Protocol):
     def __call__(self, action: Action, ctx: RunContext) -> StepRecord: ...
+
+
+def action_step(
+    action: Action,
+    kind: ActionKind,
+    status: StepStatus,
+    *,
+    started: str,
+    t0: float,
+    reasons: tuple[Reason, ...] = (),
+    helm_revision: int | None = None,
+    exit_code: int | None = None,
+    output_tail: str = "",
+    error: str = "",
+    temporary: bool = False,
+) -> StepRecord:
+    """The step of a step kind acting on `action`'s release, begun at `started` (monotonic `t0`), ending now."""
+    return StepRecord(
+        component=action.component,
+        release=action.release,
+        namespace=action.namespace,
+        action=kind.value,
+        status=status,
+        reasons=reasons,
+        helm_revision=helm_revision,
+        duration=time.monotonic() - t0,
+        exit_code=exit_code,
+        output_tail=output_tail,
+        error=error,
+        started_at=started,
+        finished_at=now(),
+        temporary=temporary,
+    )

@@ -8,7 +8,7 @@ from deploy_manager.clock import now
 from deploy_manager.helm.runner import HelmError
 from deploy_manager.models.plan import Action, ActionKind, Reason
 from deploy_manager.models.run import StepRecord, StepStatus
-from deploy_manager.reconcile.step import MSG_UNINSTALLED, RunContext
+from deploy_manager.reconcile.step import MSG_UNINSTALLED, RunContext, action_step
 
 
 def uninstall(action: Action, ctx: RunContext, *, failed_revision: int | None = None, cause: str = "") -> StepRecord:
@@ -25,18 +25,15 @@ def uninstall(action: Action, ctx: RunContext, *, failed_revision: int | None = 
     except HelmError as exc:
         error = f"{cause}; uninstall failed: {exc}" if cause else f"uninstall failed: {exc}"
         tail, code = exc.output_tail, exc.exit_code
-    return StepRecord(
-        component=action.component,
-        release=action.release,
-        namespace=action.namespace,
-        action=ActionKind.uninstall.value,
-        status=status,
+    return action_step(
+        action,
+        ActionKind.uninstall,
+        status,
+        started=started,
+        t0=t0,
         reasons=reasons,
         helm_revision=frm,
-        duration=time.monotonic() - t0,
         exit_code=code,
         output_tail=tail,
         error=error,
-        started_at=started,
-        finished_at=now(),
     )
