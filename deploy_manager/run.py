@@ -22,7 +22,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,17 +187,11 @@ class Run:
         """Resolve, plan and execute `rev`; record the run. Pre-flight errors are recorded on the run, then raised."""
         if run_id is None:
             run_id = self.store.create_run(cluster=cluster, commit=None, trigger=trigger, status="running")
-        try:
+        with self.fails_run(run_id):
             commit = resolve(source, rev)
             self.store.start_run(run_id, commit=commit)
             snap = self.snapshot(source, cluster, commit)
             charts = self.preflight(source, snap)
-        except DeployManagerError as exc:
-            self.store.finish_run(run_id, RunStatus.failed, error=str(exc))
-            raise
-        except BaseException as exc:
-            self.store.finish_run(run_id, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
-            raise
 
         checks = snap.desired.smoke if self.smoke is not None else ()
         plan = gate_plan(snap.plan, checks, self.smoke_after_run)  # gate checks become nodes of the plan
@@ -225,7 +219,7 @@ class Run:
 
         ctx = self.context(snap, plan, charts, run_id, record, cancel)
         handover = HandoverResult([])
-        try:
+        with self.fails_run(run_id):
             if self.self_release is not None:  # the manager's own release is written last, handed over (issue 15)
                 handover = execute_with_handover(
                     plan,
@@ -244,9 +238,6 @@ class Run:
             # A handed-over run's end checks are left to the next run: this pod is being replaced.
             if checks and not handover.handed_over and not (cancel is not None and cancel.stopped):
                 status, error, steps = self._end_checks(ctx, plan, steps, remediated, status, error)
-        except BaseException as exc:
-            self.store.finish_run(run_id, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
-            raise
         if handover.handed_over and self.self_release is not None:
             status, error = RunStatus.handed_over, handover_summary(self.self_release.id, handover.deferred, error)
         elif cancel is not None and cancel.stopped:
@@ -256,6 +247,19 @@ class Run:
         run = self.store.get_run(run_id)
         assert run is not None
         return RunOutcome(run, releases, temporary=status is RunStatus.failed and only_temporary(steps))
+
+    @contextlib.contextmanager
+    def fails_run(self, run_id: int) -> Iterator[None]:
+        """Whatever escapes the block ends the run `failed`, saying why, then goes on up: the record never stays
+        `running` behind an error (our own errors keep their message; anything else is named by its type)."""
+        try:
+            yield
+        except DeployManagerError as exc:
+            self.store.finish_run(run_id, RunStatus.failed, error=str(exc))
+            raise
+        except BaseException as exc:
+            self.store.finish_run(run_id, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
+            raise
 
     def context(
         self,
@@ -301,7 +305,7 @@ class Run:
             raise ValueError("finish_handover needs the manager's own release (DM_SELF_RELEASE)")
         if run_id is None:
             run_id = self.store.create_run(cluster=cluster, commit=commit, trigger=TRIGGER_HANDOVER, status="running")
-        try:
+        with self.fails_run(run_id):
             self.store.start_run(run_id, commit=commit)
             snap = self.snapshot(source, cluster, commit)
             before = self.store.get_run(run_id)
@@ -319,24 +323,15 @@ class Run:
             )
             full, snap = snap, dataclasses.replace(snap, plan=rest)
             charts = self.preflight(source, snap)
-        except DeployManagerError as exc:
-            self.store.finish_run(run_id, RunStatus.failed, error=str(exc))
-            raise
-        except BaseException as exc:
-            self.store.finish_run(run_id, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
-            raise
 
         def record(step: StepRecord) -> None:
             self.store.add_step(run_id, step)
 
         ctx = self.context(snap, rest, charts, run_id, record, cancel)
-        try:  # the own release is verified: the rest runs with the usual waits
+        with self.fails_run(run_id):  # the own release is verified: the rest runs with the usual waits
             steps = execute(
                 rest, dispatch(ctx), max_parallel=self.max_parallel, on_step=record, cancel=cancel, settled=done
             )
-        except BaseException as exc:
-            self.store.finish_run(run_id, RunStatus.failed, error=f"{type(exc).__name__}: {exc}")
-            raise
         status, error = outcome([*earlier, verified, *steps])
         if cancel is not None and cancel.stopped:
             status, error = stopped_outcome(rest, steps, cancel, status, error)
