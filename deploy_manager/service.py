@@ -506,17 +506,7 @@ class RunQueue:
                 self.metrics.run_in_progress.set(1)
                 if self._pending is not None:
                     self._supersede_wake.set()
-            try:
-                with log_context(run_id=request.run_id):
-                    self._execute(request, cancel)
-            except Exception:
-                log.exception("run crashed", extra={"run_id": request.run_id})
-            finally:
-                with self._cond:
-                    self._running = None
-                    self._cancel = None
-                    self.metrics.run_in_progress.set(0)
-                    self._cond.notify_all()
+            self._execute_running(request, cancel)
 
     def _startup_handover(self) -> None:
         """Finish the run the previous pod handed over when it wrote this manager's own release (issue 15)."""
@@ -548,6 +538,11 @@ class RunQueue:
             self._running = request
             self._cancel = cancel = RunCancel()
             self.metrics.run_in_progress.set(1)
+        self._execute_running(request, cancel)
+
+    def _execute_running(self, request: _Request, cancel: RunCancel) -> None:
+        """Execute the request the worker has just marked running; whatever happens, mark it done after (a
+        crashed run is logged and the worker goes on: the record already says `failed`)."""
         try:
             with log_context(run_id=request.run_id):
                 self._execute(request, cancel)

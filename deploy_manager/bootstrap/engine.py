@@ -290,22 +290,7 @@ class BootstrapEngine:
             delay = min(delay * self.backoff.factor, self.backoff.maximum)
 
     def _logs(self, namespace: str, job: dict[str, Any], secrets: Collection[str]) -> tuple[str, int | None]:
-        """The newest pod's log tail (redacted) and its container's exit code; empty if unavailable.
-
-        Pods are matched by the Job's uid, so a predecessor of the same name (a retried step) never answers.
-        """
-        uid = (job.get("metadata") or {}).get("uid")
-        selector = f"batch.kubernetes.io/controller-uid={uid}" if uid else f"job-name={_name(job)}"
-        try:
-            pods = self.api.list_pods(namespace, selector)
-            if not pods:
-                return "", None
-            pod = max(pods, key=m.creation_key)
-            text = self.api.pod_log(namespace, _name(pod), tail_lines=LOG_LINES)
-        except KubeError as exc:  # the log is best effort: a pod already gone (404) or an API blip
-            log.warning("Job %s/%s: no log: %s", namespace, _name(job), exc)
-            return "", None
-        return redact(tail(text, LOG_LINES), secrets), _exit_code(pod)
+        return job_log(self.api, namespace, job, secrets)
 
     def _prune(self, namespace: str, step: BootstrapStep, mine: list[Job], *, keep: str) -> None:
         """Keep the newest `history` Jobs of this step (the current one always); delete the rest."""
@@ -343,6 +328,26 @@ class BootstrapEngine:
                 finished_at=now(),
             ),
         )
+
+
+def job_log(api: JobsApi, namespace: str, job: dict[str, Any], secrets: Collection[str]) -> tuple[str, int | None]:
+    """The newest pod's log tail (redacted) and its container's exit code; empty if unavailable. Shared by the
+    bootstrap steps and the workflow checks, which both run as Jobs.
+
+    Pods are matched by the Job's uid, so a predecessor of the same name (a retried step) never answers.
+    """
+    uid = (job.get("metadata") or {}).get("uid")
+    selector = f"batch.kubernetes.io/controller-uid={uid}" if uid else f"job-name={_name(job)}"
+    try:
+        pods = api.list_pods(namespace, selector)
+        if not pods:
+            return "", None
+        pod = max(pods, key=m.creation_key)
+        text = api.pod_log(namespace, _name(pod), tail_lines=LOG_LINES)
+    except KubeError as exc:  # the log is best effort: a pod already gone (404) or an API blip
+        log.warning("Job %s/%s: no log: %s", namespace, _name(job), exc)
+        return "", None
+    return redact(tail(text, LOG_LINES), secrets), _exit_code(pod)
 
 
 def _labels(obj: Mapping[str, Any]) -> dict[str, str]:

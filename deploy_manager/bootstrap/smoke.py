@@ -24,11 +24,11 @@ from collections.abc import Collection
 from typing import Any
 
 from deploy_manager.bootstrap import manifests as m
-from deploy_manager.bootstrap.engine import LOG_LINES, Backoff, _exit_code, _name
+from deploy_manager.bootstrap.engine import Backoff, _name, job_log
 from deploy_manager.clock import now
 from deploy_manager.desired.bootstrap import resolve_image
 from deploy_manager.desired.values import secret_values
-from deploy_manager.helm.runner import redact, tail
+from deploy_manager.helm.runner import redact
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.kube.jobs import JobsApi
 from deploy_manager.models.desired import DesiredCluster
@@ -152,18 +152,7 @@ class SmokeJobs:
             delay = min(delay * self.backoff.factor, self.backoff.maximum)
 
     def _logs(self, namespace: str, job: dict[str, Any], hidden: Collection[str]) -> tuple[str, int | None]:
-        uid = (job.get("metadata") or {}).get("uid")
-        selector = f"batch.kubernetes.io/controller-uid={uid}" if uid else f"job-name={_name(job)}"
-        try:
-            pods = self.api.list_pods(namespace, selector)
-            if not pods:
-                return "", None
-            pod = max(pods, key=m.creation_key)
-            text = self.api.pod_log(namespace, _name(pod), tail_lines=LOG_LINES)
-        except KubeError as exc:  # best effort: the pod may be gone already
-            log.warning("Job %s/%s: no log: %s", namespace, _name(job), exc)
-            return "", None
-        return redact(tail(text, LOG_LINES), hidden), _exit_code(pod)
+        return job_log(self.api, namespace, job, hidden)
 
     def _prune(self, cluster: str, component: str, namespace: str, check: str, *, keep: str) -> None:
         """Keep the newest `history` Jobs of the check (the current one always); best effort."""
