@@ -85,3 +85,14 @@ def test_a_present_entry_is_linked_without_building(tmp_path: Path, monkeypatch:
 def test_a_missing_go_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert install_kube.main(["--cache", str(tmp_path), "--dest", str(tmp_path / "d"), "--go", "no-such-go"]) == 2
     assert "`no-such-go` not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("package", "name"), [
+    ("k8s.io/kubernetes/cmd/kube-apiserver", "kube-apiserver"),
+    ("go.etcd.io/etcd/server/v3", "server"),
+    ("sigs.k8s.io/kwok/cmd/kwok", "kwok"),
+    ("example.com/tool/v2", "tool"),
+    ("example.com/tool/v1", "v1"),
+])
+def test_the_output_name_is_what_go_build_writes_into_a_directory(package: str, name: str) -> None:
+    assert install_kube._output_name(package) == name
