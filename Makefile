@@ -30,10 +30,10 @@ tools: venv
 kube: venv
 	$(BIN)/python scripts/install_kube.py
 
-# The whole suite on kubesim, then on the real control plane the helm/kubectl conformance suites, the
-# launcher's own tests, the Lease, the manager under its chart's RBAC and drift (the API server's own
-# defaults are not drift) (`make test-kube` runs every cluster test there: about half an hour on 2 cores).
-test: test-kubesim test-kube-core
+# The whole suite on kubesim, then every cluster test (marker `cluster`) on the real control plane
+# (`test-kube`). `test-kube-core` is the quick subset on the real backend: the helm/kubectl conformance
+# suites, the launcher's own tests, the Lease, the manager under its chart's RBAC and drift.
+test: test-kubesim test-kube
 
 KUBE_CORE_TESTS := tests/kubesim/test_helm_conformance.py tests/kubesim/test_kubectl_conformance.py \
 	tests/kubecluster tests/kube tests/test_lease.py tests/deploy_chart/test_rbac_on_kube.py \

@@ -4,7 +4,8 @@ etcd, kube-apiserver (RBAC enforced: ``--authorization-mode=Node,RBAC``), kube-c
 kube-scheduler v1.35.4, built from Go modules by ``make kube`` (``scripts/install_kube.py``), plus kwok,
 whose stages (``kwok.yaml``) stand in for kubelets on a few fake nodes: pods are scheduled and turn
 Running/Ready, a Job's pod succeeds (or fails: pod template annotation ``kubesim.io/fail: "true"``;
-``kubesim.io/never-ready: "true"`` keeps a pod unready). Test and dev infrastructure only: nothing
+``kubesim.io/never-ready: "true"`` keeps a pod unready) and whose server answers the kubelet API for
+them (container logs: one fixed line). Test and dev infrastructure only: nothing
 under ``deploy_manager`` imports it.
 
 Modules: ``pki`` (CA, certificates, ServiceAccount keys), ``cluster`` (``start_cluster``: start,

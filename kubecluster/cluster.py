@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -55,6 +58,33 @@ def bin_dir() -> Path:
 def binaries_present(directory: Path | None = None) -> bool:
     directory = directory or bin_dir()
     return all((directory / name).is_file() for name in BINARIES)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when the process that started it dies.
+
+    The control plane runs in new sessions (so a terminal's Ctrl-C reaches only us and we stop it in order);
+    without this, a test run killed with SIGKILL, or an OOM kill, would leave etcd and the API server behind.
+    Linux only (elsewhere: None, and the children outlive a killed parent as before). libc is resolved here,
+    in the parent: the forked child only calls it (no imports or allocation between fork and exec).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
 
 
 def _free_port() -> int:
@@ -149,6 +179,23 @@ def _wait(what: str, predicate: Callable[[], Any], cluster: RunningCluster, dead
     raise ClusterError(f"timed out waiting for {what} (last error: {last_error})\n{logs}")
 
 
+# What every container on a kwok node logs (CRI log format, what kwok's server reads): one line, saying
+# where it comes from. kwok serves one file for every pod; kubesim synthesises a log per pod.
+POD_LOG_LINE = "container started on a kwok node (the control plane's fake kubelet; no process ran)"
+
+
+def _kwok_config(workdir: Path) -> Path:
+    """kwok.yaml plus a ClusterLogs rule (every pod, every container) naming this cluster's log file."""
+    log_file = workdir / "pod.log"
+    log_file.write_text(f"1970-01-01T00:00:00.000000000Z stdout F {POD_LOG_LINE}\n")
+    rule = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterLogs", "metadata": {"name": "every-pod"},
+            "spec": {"selector": {}, "logs": [{"containers": [], "logsFile": str(log_file),
+                                                "previousLogsFile": str(log_file)}]}}
+    config = workdir / "kwok.yaml"
+    config.write_text(KWOK_CONFIG.read_text() + "---\n" + yaml.safe_dump(rule, sort_keys=False))
+    return config
+
+
 def _node(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -181,8 +228,12 @@ def start_cluster(workdir: Path, *, nodes: int = 3, binaries: Path | None = None
                             "kubernetes.default.svc.cluster.local"),
                        ips=("127.0.0.1", "10.96.0.1"))
     admin = ca.issue("admin", "kubernetes-admin", "system:masters")
+    kubelet_client = ca.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters")
     sa = service_account_keys(pki_dir)
-    etcd_port, etcd_peer, api_port = _free_port(), _free_port(), _free_port()
+    etcd_port, etcd_peer, api_port, kwok_port = _free_port(), _free_port(), _free_port(), _free_port()
+    # kwok serves the kubelet API its fake nodes lack (container logs, from a file; see _kwok_config): on
+    # loopback, over TLS from our CA, at the address and port its node stage writes into each Node.
+    kwok_serving = ca.issue("kwok-serving", "kwok", server=True, dns=("localhost",), ips=("127.0.0.1",))
     url = f"https://127.0.0.1:{api_port}"
     kubeconfig = write_kubeconfig(workdir / "admin.kubeconfig", url, ca.cert, cert_user(admin))
     component_kubeconfigs = {
@@ -196,11 +247,14 @@ def start_cluster(workdir: Path, *, nodes: int = 3, binaries: Path | None = None
                                                      cert_user(ca.issue("kwok", KWOK_USER, "system:masters")))
     cluster = RunningCluster(url=url, kubeconfig=kubeconfig, ca=ca.cert, admin=admin, workdir=workdir)
 
+    die_with_parent = _die_with_parent()
+
     def spawn(name: str, *args: str) -> None:
         with (logs / f"{name}.log").open("ab") as log:
             cluster.processes[name] = subprocess.Popen(
                 [str(binaries / name), *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)  # a Ctrl-C in the terminal reaches us, and we stop them in order
+                start_new_session=True,  # a Ctrl-C in the terminal reaches us, and we stop them in order
+                preexec_fn=die_with_parent)
 
     audit_args: list[str] = []
     if audit_log:
@@ -237,6 +291,10 @@ def start_cluster(workdir: Path, *, nodes: int = 3, binaries: Path | None = None
               # nodes have none, so neither the taint nor that controller (it would evict their pods).
               "--disable-admission-plugins=TaintNodesByCondition",
               "--enable-priority-and-fairness=false",  # tests burst requests; APF would queue them
+              # Pod logs: the API server dials the node's InternalIP (127.0.0.1, kwok's server), checking its
+              # certificate against our CA and presenting its own client certificate.
+              "--kubelet-preferred-address-types=InternalIP", f"--kubelet-certificate-authority={ca.cert}",
+              f"--kubelet-client-certificate={kubelet_client.cert}", f"--kubelet-client-key={kubelet_client.key}",
               "--v=1", *audit_args)
         deadline = started + timeout
         with cluster.client(timeout=5) as client:
@@ -258,8 +316,10 @@ def start_cluster(workdir: Path, *, nodes: int = 3, binaries: Path | None = None
               f"--authorization-kubeconfig={component_kubeconfigs['kube-scheduler']}",
               "--bind-address=127.0.0.1", "--secure-port=0", "--leader-elect=false",
               "--kube-api-qps=200", "--kube-api-burst=400", "--v=1")
-        spawn("kwok", f"--kubeconfig={component_kubeconfigs['kwok']}", f"--config={KWOK_CONFIG}",
-              "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--server-address=")
+        spawn("kwok", f"--kubeconfig={component_kubeconfigs['kwok']}", f"--config={_kwok_config(workdir)}",
+              "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+              f"--server-address=127.0.0.1:{kwok_port}", f"--node-port={kwok_port}", "--node-ip=127.0.0.1",
+              f"--tls-cert-file={kwok_serving.cert}", f"--tls-private-key-file={kwok_serving.key}")
         with cluster.client() as client:
             for i in range(nodes):
                 _wait("a node to be created",

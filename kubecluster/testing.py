@@ -22,7 +22,8 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ KEEP_IN_DEFAULT = {
 CLUSTER_SCOPED_KEPT = frozenset({"namespaces", "nodes", "apiservices", "flowschemas",
                                  "prioritylevelconfigurations", "componentstatuses"})
 CLEANER_USER = "deploy-manager-test-cleaner"
+# Deleted after the rest (owners first): a ReplicaSet, StatefulSet or Job still there would recreate them.
+LAST = {"pods": 2, "replicasets": 1, "controllerrevisions": 1}
 
 
 class NotOnKube(RuntimeError):
@@ -68,6 +71,7 @@ class KubeBackend:
         self.cluster = cluster
         self._versions: dict[str, str] = {}
         self._cleaner = self._issue_cleaner()
+        self._client_lock = threading.Lock()
         self._client = self._new_client()
         self._namespaced, cluster_scoped = self._resources()
         # Whatever exists now is the control plane's; anything cluster-scoped a test adds is removed after it.
@@ -113,10 +117,9 @@ class KubeBackend:
                         cluster_scoped.append((group_name, version, res["name"]))
                 elif "deletecollection" in verbs:
                     found.append((group_name, version, res["name"]))
-        # Owners before what they own (a ReplicaSet would recreate the pods deleted before it); events are
-        # written by controllers while the cleaner works and matter to no test's next run.
-        last = {"pods": 2, "replicasets": 1, "controllerrevisions": 1}
-        return sorted((r for r in found if r[2] != "events"), key=lambda r: last.get(r[2], 0)), cluster_scoped
+        # Owners before what they own (see LAST); events are written by controllers while the cleaner works
+        # and matter to no test's next run.
+        return sorted((r for r in found if r[2] != "events"), key=self._rank), cluster_scoped
 
     def version_of(self, group: str) -> str:
         if group not in self._versions:
@@ -157,34 +160,83 @@ class KubeBackend:
         return KubeSandbox(self.cluster.url, kubeconfig, self)
 
     def stop_watches(self) -> None:
-        """End ``KubeStore.subscribe``'s watches: close the connections under them."""
+        """End ``KubeStore.subscribe``'s watches: close the connections under them.
+
+        Each watch thread holds the event it was started with, and checks it before every callback, so a
+        thread still unwinding a read after this returns delivers nothing more: no need to wait for it
+        (waiting cost seconds per test when a closed connection's read did not return at once)."""
         if not self._watchers:
             return
         self._stop_watches.set()
-        for thread, client in self._watchers:
+        for _, client in self._watchers:
             client.close()  # unblocks the streaming read
-            thread.join(timeout=5)
+        deadline = time.monotonic() + 0.5
+        for thread, _ in self._watchers:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._watchers.clear()
         self._stop_watches = threading.Event()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One cleaner request; a connection lost under load is retried once on a fresh client."""
+        """One cleaner request; a connection lost under load is retried once on a fresh client (the
+        cleaner's threads share the client: the first to see it broken replaces it)."""
+        client = self._client
         try:
-            return self._client.request(method, path, **kwargs)
+            return client.request(method, path, **kwargs)
         except httpx.TransportError:
-            self._client.close()
-            self._client = self._new_client()
+            with self._client_lock:
+                if self._client is client:
+                    client.close()
+                    self._client = self._new_client()
             return self._client.request(method, path, **kwargs)
 
-    def _empty(self, namespace: str) -> None:
-        """Delete everything in ``namespace`` (what the control plane keeps in `default` excepted)."""
-        for group, version, resource in self._namespaced:
-            params: dict[str, str] = {"propagationPolicy": "Background", "gracePeriodSeconds": "0"}
-            if namespace == "default" and resource in KEEP_IN_DEFAULT:
-                params["fieldSelector"] = f"metadata.name!={KEEP_IN_DEFAULT[resource]}"
-            resp = self._request("DELETE", _path(group, version, resource, namespace), params=params)
-            if resp.status_code not in (200, 404, 405):
-                resp.raise_for_status()
+    def _parallel(self, calls: Iterable[Callable[[], None]]) -> None:
+        """Run the cleaner's independent requests side by side: each is an API server round trip (mostly
+        waiting on etcd), and a test's cleanup is a few hundred of them."""
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="kube-clean") as pool:
+            for future in [pool.submit(call) for call in calls]:
+                future.result()
+
+    def _delete_collection(self, namespace: str, group: str, version: str, resource: str) -> None:
+        params: dict[str, str] = {"propagationPolicy": "Background", "gracePeriodSeconds": "0"}
+        if namespace == "default" and resource in KEEP_IN_DEFAULT:
+            params["fieldSelector"] = f"metadata.name!={KEEP_IN_DEFAULT[resource]}"
+        resp = self._request("DELETE", _path(group, version, resource, namespace), params=params)
+        if resp.status_code not in (200, 404, 405):
+            resp.raise_for_status()
+
+    def _empty(self, namespaces: list[str]) -> None:
+        """Delete everything in ``namespaces`` (what the control plane keeps in `default` excepted).
+
+        Owners go before what they own (``_resources`` orders them): a ReplicaSet left for later would
+        recreate the pods deleted before it."""
+        for rank in sorted({self._rank(r) for r in self._namespaced}):
+            self._parallel(lambda ns=ns, gvr=gvr: self._delete_collection(ns, *gvr)
+                           for ns in namespaces for gvr in self._namespaced if self._rank(gvr) == rank)
+
+    @staticmethod
+    def _rank(gvr: tuple[str, str, str]) -> int:
+        return LAST.get(gvr[2], 0)
+
+    def _finalize(self, namespace: str) -> None:
+        """Delete ``namespace`` and remove it at once through ``finalize``, as the namespace controller would
+        once it had emptied it (we did). The controller updates the namespace's status meanwhile, so a
+        finalize may meet a conflict: read it again and retry."""
+        self._request("DELETE", f"/api/v1/namespaces/{namespace}")
+        for _ in range(10):
+            resp = self._request("GET", f"/api/v1/namespaces/{namespace}")
+            if resp.status_code == 404:
+                return
+            body = resp.raise_for_status().json()
+            body["spec"]["finalizers"] = []
+            put = self._request("PUT", f"/api/v1/namespaces/{namespace}/finalize", json=body)
+            if put.status_code in (200, 404):
+                return
+            if put.status_code != 409:
+                put.raise_for_status()
+
+    def _remove_cluster_scoped(self, gvr: tuple[str, str, str], before: set[str]) -> None:
+        for name in self._names(gvr) - before:
+            self._request("DELETE", _path(*gvr, name=name))
 
     def clean(self, timeout: float = 60) -> None:
         """Put the cluster back as the session found it.
@@ -196,18 +248,10 @@ class KubeBackend:
         self.stop_watches()
         listed = self._request("GET", "/api/v1/namespaces").raise_for_status().json()["items"]
         doomed = sorted({ns["metadata"]["name"] for ns in listed} - SYSTEM_NAMESPACES)
-        for ns in [*doomed, "default"]:
-            self._empty(ns)
-        for ns in doomed:
-            self._request("DELETE", f"/api/v1/namespaces/{ns}")
-            resp = self._request("GET", f"/api/v1/namespaces/{ns}")
-            if resp.status_code == 200:
-                body = resp.json()
-                body["spec"]["finalizers"] = []
-                self._request("PUT", f"/api/v1/namespaces/{ns}/finalize", json=body)
-        for gvr, before in self._baseline.items():
-            for name in self._names(gvr) - before:
-                self._request("DELETE", _path(*gvr, name=name))
+        self._empty([*doomed, "default"])
+        self._parallel([*(lambda ns=ns: self._finalize(ns) for ns in doomed),
+                        *(lambda gvr=gvr, before=before: self._remove_cluster_scoped(gvr, before)
+                          for gvr, before in self._baseline.items())])
         deadline = time.monotonic() + timeout
         while doomed and time.monotonic() < deadline:
             doomed = [ns for ns in doomed if self._request("GET", f"/api/v1/namespaces/{ns}").status_code != 404]

@@ -56,5 +56,6 @@ reads the difference:
 - the global ``resourceVersion`` moves only with clients' writes (etcd's revision also moves with every
   controller's), so request/write counts (``stats()``) are exact in kubesim and read from the audit log
   there;
-- pod logs are synthetic text (``kubesim: container … runs: …``); kwok's fake nodes serve none.
+- pod logs are synthetic text (``kubesim: container … runs: …``); on the real backend kwok's server (its
+  fake kubelet) serves one fixed line for every pod.
 """

@@ -19,6 +19,7 @@ after the build and checked on every later run; ``.tools/kube/<version>`` is a s
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -114,6 +115,15 @@ def verify(directory: Path) -> bool:
     return True
 
 
+def _output_name(package: str) -> str:
+    """The file `go build -o dir/` writes for ``package``: its last path element, a major-version suffix
+    (``/v2`` and up, as in ``etcd/server/v3``) skipped, as cmd/go names it."""
+    parts = package.split("/")
+    last = parts[-1]
+    major = last[1:].isdigit() and last[:1] == "v" and last[1:2] != "0" and last != "v1"
+    return parts[-2] if len(parts) > 1 and major else last
+
+
 def build(go: str, out: Path) -> dict[str, float]:
     """`go build` every binary into ``out``; returns seconds per module."""
     env = dict(os.environ, CGO_ENABLED="0")
@@ -124,14 +134,22 @@ def build(go: str, out: Path) -> dict[str, float]:
         print(f"building {', '.join(b.name for b in binaries)} in {module.relative_to(ROOT)} "
               f"(go build, nice 15; a cold build takes tens of minutes on 2 cores)", flush=True)
         start = time.monotonic()
-        for binary in binaries:
-            # One `go build` per binary: with several packages `-o dir/` names etcd's binary `server`.
-            ldflags = LDFLAGS if module == MODULE_DIR else KWOK_LDFLAGS
-            cmd = [*nice, go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out / binary.name),
-                   binary.package]
+        # One `go build` for all of a module's commands: one action graph, so the packages they share compile
+        # once and one command links while the next one's packages still compile.
+        ldflags = LDFLAGS if module == MODULE_DIR else KWOK_LDFLAGS
+        with tempfile.TemporaryDirectory(dir=out) as staging:
+            cmd = [*nice, go, "build", "-trimpath", "-ldflags", ldflags, "-o", staging + os.sep,
+                   *(b.package for b in binaries)]
             proc = subprocess.run(cmd, cwd=module, env=env)
             if proc.returncode != 0:
-                raise InstallError(f"`go build {binary.package}` in {module} exited {proc.returncode}")
+                raise InstallError(f"`go build` of {', '.join(b.package for b in binaries)} in {module} "
+                                   f"exited {proc.returncode}")
+            for binary in binaries:
+                # `-o dir/` names each binary after its package's last element (etcd's is `server`).
+                built = Path(staging) / _output_name(binary.package)
+                if not built.is_file():
+                    raise InstallError(f"`go build` left no {built.name} for {binary.package}")
+                os.replace(built, out / binary.name)
         timings[str(module.relative_to(ROOT))] = time.monotonic() - start
         print(f"  done in {timings[str(module.relative_to(ROOT))]:.0f} s", flush=True)
     return timings
@@ -144,30 +162,12 @@ def install(cache: Path, dest: Path, go: str = "go") -> Path:
     started = time.monotonic()
     key = cache_key(go_version(go))
     entry = cache / f"{KUBE_VERSION}-{key}"
-    if verify(entry):
-        print(f"kube {KUBE_VERSION} binaries present and checked in {entry} "
-              f"({time.monotonic() - started:.1f} s)")
-    else:
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
-        try:
-            timings = build(go, tmp)
-            manifest = {
-                "versions": {"kubernetes": KUBE_VERSION, "etcd": ETCD_VERSION, "kwok": KWOK_VERSION},
-                "go": go_version(go),
-                "key": key,
-                "build_seconds": {k: round(v) for k, v in timings.items()},
-                "sha256": {b.name: sha256_of(tmp / b.name) for b in BINARIES},
-            }
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-            if entry.exists():
-                shutil.rmtree(entry)  # an incomplete or unmanifested earlier attempt
-            os.replace(tmp, entry)  # appears whole or not at all
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        size = sum(p.stat().st_size for p in entry.iterdir())
-        print(f"built kube {KUBE_VERSION} binaries into {entry} in {time.monotonic() - started:.0f} s "
-              f"({size / 1e6:.0f} MB)")
+    cache.mkdir(parents=True, exist_ok=True)
+    # CI starts `make kube` in the background and `make test` reaches the same target later: the second
+    # run waits here for the first, then finds its build, instead of building the same thing beside it.
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _build_unless_present(entry, key, go, started)
     dest.mkdir(parents=True, exist_ok=True)
     link = dest / KUBE_VERSION
     if not (link.is_symlink() and Path(os.readlink(link)) == entry):
@@ -178,6 +178,32 @@ def install(cache: Path, dest: Path, go: str = "go") -> Path:
             shutil.rmtree(link)
         os.replace(tmp_link, link)
     return link
+
+
+def _build_unless_present(entry: Path, key: str, go: str, started: float) -> None:
+    if verify(entry):
+        print(f"kube {KUBE_VERSION} binaries present and checked in {entry} "
+              f"({time.monotonic() - started:.1f} s)")
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        timings = build(go, tmp)
+        manifest = {
+            "versions": {"kubernetes": KUBE_VERSION, "etcd": ETCD_VERSION, "kwok": KWOK_VERSION},
+            "go": go_version(go),
+            "key": key,
+            "build_seconds": {k: round(v) for k, v in timings.items()},
+            "sha256": {b.name: sha256_of(tmp / b.name) for b in BINARIES},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if entry.exists():
+            shutil.rmtree(entry)  # an incomplete or unmanifested earlier attempt
+        os.replace(tmp, entry)  # appears whole or not at all
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    size = sum(p.stat().st_size for p in entry.iterdir())
+    print(f"built kube {KUBE_VERSION} binaries into {entry} in {time.monotonic() - started:.0f} s "
+          f"({size / 1e6:.0f} MB)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ tier bind-mounts it there and the charts' paths resolve unchanged.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -167,6 +168,17 @@ def install(release: str, dest: Path, cache: Path) -> Path:
     pins = read_pins(constraints)
     key = cache_key(release, constraints.read_bytes())
     venv = cache / release / key
+    cache.mkdir(parents=True, exist_ok=True)
+    # CI starts `make openstack` in the background and `make test-openstack` reaches it later: the second
+    # run waits here for the first to finish, then finds its venv.
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _build_unless_present(release, venv, key, pins, constraints)
+    link(dest / release, venv)
+    return venv
+
+
+def _build_unless_present(release: str, venv: Path, key: str, pins: dict[str, str], constraints: Path) -> None:
     reason = check_venv(venv, key, pins)
     if reason is not None:
         started = time.monotonic()
@@ -176,8 +188,6 @@ def install(release: str, dest: Path, cache: Path) -> Path:
         if reason is not None:
             raise InstallError(f"the fresh venv {venv} {reason}")
         print(f"built in {time.monotonic() - started:.0f} s", flush=True)
-    link(dest / release, venv)
-    return venv
 
 
 def main(argv: list[str] | None = None) -> int:

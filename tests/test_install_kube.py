@@ -85,3 +85,45 @@ def test_a_present_entry_is_linked_without_building(tmp_path: Path, monkeypatch:
 def test_a_missing_go_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert install_kube.main(["--cache", str(tmp_path), "--dest", str(tmp_path / "d"), "--go", "no-such-go"]) == 2
     assert "`no-such-go` not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("package", "name"), [
+    ("k8s.io/kubernetes/cmd/kube-apiserver", "kube-apiserver"),
+    ("go.etcd.io/etcd/server/v3", "server"),
+    ("sigs.k8s.io/kwok/cmd/kwok", "kwok"),
+    ("example.com/tool/v2", "tool"),
+    ("example.com/tool/v1", "v1"),
+])
+def test_the_output_name_is_what_go_build_writes_into_a_directory(package: str, name: str) -> None:
+    assert install_kube._output_name(package) == name
+
+
+def test_a_second_install_waits_for_the_first_and_uses_its_build(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # CI starts `make kube` in the background and `make test` reaches the same target while it builds.
+    import threading
+    import time
+
+    monkeypatch.setattr(install_kube, "go_version", lambda go: "go1.26.8")
+    monkeypatch.setattr(install_kube.shutil, "which", lambda name: f"/usr/bin/{name}")
+    builds: list[float] = []
+    building = threading.Event()
+
+    def slow_build(go: str, out: Path) -> dict[str, float]:
+        builds.append(time.monotonic())
+        building.set()
+        time.sleep(0.5)
+        for binary in install_kube.BINARIES:
+            (out / binary.name).write_bytes(binary.name.encode())
+        return {}
+
+    monkeypatch.setattr(install_kube, "build", slow_build)
+    cache = tmp_path / "cache"
+    first = threading.Thread(target=install_kube.install, args=(cache, tmp_path / "dest1"))
+    first.start()
+    assert building.wait(10)
+    link = install_kube.install(cache, tmp_path / "dest2")  # blocks on the lock until the first is done
+    first.join(10)
+    assert len(builds) == 1, "the second install built too"
+    assert (link / "kube-apiserver").read_bytes() == b"kube-apiserver"
+    assert (tmp_path / "dest1" / install_kube.KUBE_VERSION).resolve() == link.resolve()

@@ -221,7 +221,7 @@ def test_a_push_storm_costs_at_most_two_runs_and_ends_on_the_newest_commit(
     assert storm < 30
     assert codes == [202] * 200  # no 5xx, nothing refused
     assert 1 <= len(runs) <= 2, runs
-    assert all(r["status"] == "succeeded" for r in runs)
+    assert all(r["status"] == "succeeded" for r in runs), runs
     assert runs[0]["commit"] == shas[-1]
     assert svc.releases()["keystone"]["commit"] == shas[-1]
 

@@ -137,7 +137,8 @@ def test_history_is_bounded_and_always_steps_get_a_fresh_job_each_time(small: Sm
     assert scripts == names
 
 
-@pytest.mark.kubesim_only("asserts on kubesim's synthetic pod log; kwok's fake nodes have no kubelet to serve logs")
+@pytest.mark.kubesim_only("needs a pod log that names the image (kubesim's synthetic one); kwok serves one "
+                          "fixed line for every pod, so there is nothing to redact")
 def test_values_at_secret_paths_never_reach_a_recorded_log_tail(small: Small) -> None:
     # The sandbox's pod log names the image; declaring the image's value path secret must hide it.
     spec_path = small.repo / "values" / "dev" / "cluster.yaml"

@@ -195,10 +195,10 @@ def test_links_inside_the_repository_keep_working(start: Callable[..., Service],
 
 
 def _configmap(svc: Service, namespace: str, name: str) -> dict[str, str]:
-    import httpx
-
-    with httpx.Client(base_url=svc.sandbox.url, timeout=10) as c:
-        obj = c.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}").raise_for_status().json()
+    # Through the sandbox's store view: on the kube backend the API server wants TLS and a client
+    # certificate, which a bare HTTP client on its URL does not have.
+    obj = svc.sandbox.state.store.get(("", "configmaps"), namespace, name)
+    assert obj is not None, f"ConfigMap {namespace}/{name} not found"
     return obj["data"]  # type: ignore[no-any-return]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from kubecluster.cluster import POD_LOG_LINE
 from kubesim.testing import KubeCLI
 
 pytestmark = pytest.mark.cluster
@@ -102,6 +103,10 @@ spec:
     [pod] = get(cli, "pods", "-l", "app=stuck")["items"]
     assert pod["status"]["phase"] == "Running"
     assert {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"] == "False"
+    # kwok's server answers the kubelet API for its nodes: the API server proxies a pod's log from it
+    # (over TLS checked against our CA), for a running pod and a finished Job's alike.
+    assert POD_LOG_LINE in cli.kubectl("logs", "deployment/web", "--tail=5").stdout
+    assert POD_LOG_LINE in cli.kubectl("logs", "job/ok").stdout
 
 
 def test_the_cleaner_leaves_nothing_behind(real: Any, cli: KubeCLI) -> None:
