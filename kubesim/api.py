@@ -410,7 +410,9 @@ class ResourceAPI:
         if manager is not None:
             new = record_update(old, new, manager, schema=self.schema(rt), subresource=target.subresource or "")
         self._validate(rt, new, old)
-        if rt.has_generation and _spec_of(new) != _spec_of(old):
+        if rt.has_generation and (_spec_of(new) != _spec_of(old) or (
+                # the Deployment strategy also counts annotations: its controller copies them to ReplicaSets
+                rt.kind == "Deployment" and new["metadata"].get("annotations") != old_meta.get("annotations"))):
             new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
         if rt.kind == "CustomResourceDefinition":
             self._crd_status(new)
