@@ -408,8 +408,11 @@ def compare(checkpoint: str, kubesim: dict[str, Obj], real: dict[str, Obj]) -> l
     diffs: list[Difference] = []
     for key in sorted(set(kubesim) | set(real)):
         if key.startswith("Events "):  # reason by reason: an object with no Event has none of them
-            kubesim.setdefault(key, {})
-            real.setdefault(key, {})
+            mine_events, real_events = kubesim.get(key, {}), real.get(key, {})
+            diffs.extend(Difference(checkpoint, key, reason, mine_events.get(reason, ABSENT),
+                                    real_events.get(reason, ABSENT))
+                         for reason in sorted(set(mine_events) ^ set(real_events)))
+            continue
         if key not in real or key not in kubesim:
             diffs.append(Difference(checkpoint, key, "", "present" if key in kubesim else ABSENT,
                                     "present" if key in real else ABSENT))
@@ -427,15 +430,32 @@ def compare(checkpoint: str, kubesim: dict[str, Obj], real: dict[str, Obj]) -> l
 # ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Accepted:
-    id: str           # how kubesim's docstring names it: "[diff:<id>]"
-    patterns: tuple[str, ...]  # fnmatch patterns on Difference.signature
+    id: str                    # how kubesim's docstring names it: ``[diff:<id>]``
+    patterns: tuple[str, ...]  # fnmatch patterns on Difference.signature ("Kind path")
     reason: str
+    objects: tuple[str, ...] = ("*",)  # fnmatch patterns on Difference.object ("Kind namespace/name")
 
     def matches(self, diff: Difference) -> bool:
-        return any(fnmatch.fnmatchcase(diff.signature, p) for p in self.patterns)
+        return (any(fnmatch.fnmatchcase(diff.signature, p) for p in self.patterns)
+                and any(fnmatch.fnmatchcase(diff.object, o) for o in self.objects))
 
 
-ACCEPTED: tuple[Accepted, ...] = ()
+ACCEPTED: tuple[Accepted, ...] = (
+    Accepted("root-ca", ("ConfigMap <object>",),
+             "kube-root-ca.crt (the cluster CA, published into every namespace by a controller) is absent: kubesim "
+             "has no CA and nothing of ours reads it (pods' token volumes name it, kubesim mounts nothing)",
+             objects=("ConfigMap */kube-root-ca.crt",)),
+    Accepted("controller-revisions", ("ControllerRevision <object>",),
+             "no ControllerRevisions for StatefulSets (nor DaemonSets): only `kubectl rollout history/undo` of a "
+             "StatefulSet reads them; helm and the product read the StatefulSet's own status revisions"),
+    Accepted("paced-rollouts", ("ReplicaSet metadata.generation", "ReplicaSet status.observedGeneration",
+                                "ReplicaSet metadata.annotations.deployment.kubernetes.io/desired-replicas",
+                                "ReplicaSet metadata.annotations.deployment.kubernetes.io/max-replicas"),
+             "a rollout is one step in kubesim, so an old ReplicaSet is scaled to 0 in one spec change; the real "
+             "controller scales it down (and the new one up) step by step, each a new generation annotated with the "
+             "Deployment's replica counts of that moment. Readers compare observedGeneration with the generation of "
+             "the same object (equal on both) and read replica counts from the Deployment"),
+)
 
 
 def accepted_for(diff: Difference, accepted: tuple[Accepted, ...] = ACCEPTED) -> Accepted | None:
