@@ -83,5 +83,7 @@ annotation change is a new generation; ReplicaSets copy their Deployment's annot
   history/undo`` of a StatefulSet reads them; helm and the product read the StatefulSet's status revisions;
 - [diff:paced-rollouts] a rollout is one step, so an old ReplicaSet reaches 0 replicas in one spec change (real:
   step by step, each a new generation annotated with the Deployment's replica counts of that moment): readers
-  compare a ReplicaSet's observedGeneration with its own generation and read counts from the Deployment.
+  compare a ReplicaSet's observedGeneration with its own generation and read counts from the Deployment;
+- [diff:controller-races] the real controllers sometimes record a ``FailedDelete``/``FailedCreate`` Warning (a
+  pod already gone, a stale write) and retry; kubesim's do not race, and nothing of ours reads Events.
 """

@@ -434,6 +434,7 @@ class Accepted:
     patterns: tuple[str, ...]  # fnmatch patterns on Difference.signature ("Kind path")
     reason: str
     objects: tuple[str, ...] = ("*",)  # fnmatch patterns on Difference.object ("Kind namespace/name")
+    sometimes: bool = False  # a race of the real controllers: not every run shows it
 
     def matches(self, diff: Difference) -> bool:
         return (any(fnmatch.fnmatchcase(diff.signature, p) for p in self.patterns)
@@ -448,6 +449,11 @@ ACCEPTED: tuple[Accepted, ...] = (
     Accepted("controller-revisions", ("ControllerRevision <object>",),
              "no ControllerRevisions for StatefulSets (nor DaemonSets): only `kubectl rollout history/undo` of a "
              "StatefulSet reads them; helm and the product read the StatefulSet's own status revisions"),
+    Accepted("controller-races", ("Events Warning/FailedDelete", "Events Warning/FailedCreate"),
+             "the real controllers sometimes lose a race (a pod the garbage collector or kwok removed first, a "
+             "write on a stale object) and record a Warning before retrying; kubesim's controllers do not race. "
+             "Nothing of ours reads Events",
+             sometimes=True),
     Accepted("paced-rollouts", ("ReplicaSet metadata.generation", "ReplicaSet status.observedGeneration",
                                 "ReplicaSet metadata.annotations.deployment.kubernetes.io/desired-replicas",
                                 "ReplicaSet metadata.annotations.deployment.kubernetes.io/max-replicas"),

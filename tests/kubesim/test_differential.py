@@ -138,5 +138,5 @@ def test_kubesim_matches_the_real_control_plane(cluster_backend: str, request: p
     assert set(result.snapshots["kubesim"]) == {"helm-install", "helm-upgrade", "helm-rollback", "kubectl",
                                                 "deleted"}
     assert not unaccepted, f"differences the allow-list does not name:\n{text}"
-    stale = [a.id for a in d.ACCEPTED if not any(a.matches(x) for x in diffs)]
+    stale = [a.id for a in d.ACCEPTED if not a.sometimes and not any(a.matches(x) for x in diffs)]
     assert not stale, f"allow-list entries no difference needs any more (drop them and their docstring line): {stale}"
