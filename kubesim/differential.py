@@ -244,6 +244,11 @@ class Names:
                 self.tokens[meta["name"]] = token
                 if pod_hash:
                     self.tokens[pod_hash] = f"<hash-rev{rev}>"
+            if obj.get("kind") == "StatefulSet":  # the revision being rolled out, and the one before it
+                status = obj.get("status") or {}
+                for key, role in (("updateRevision", "update"), ("currentRevision", "current")):
+                    if status.get(key):
+                        self.tokens.setdefault(status[key], f"{meta['name']}-<revision:{role}>")
         for obj in items:
             meta = obj.get("metadata") or {}
             owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
@@ -251,12 +256,7 @@ class Names:
                 by_owner.setdefault(owner["name"], []).append(obj)
             sts_revision = (meta.get("labels") or {}).get("controller-revision-hash")
             if obj.get("kind") == "Pod" and sts_revision and owner and owner.get("kind") == "StatefulSet":
-                self.tokens.setdefault(sts_revision, f"{owner['name']}-<revision>")
-            if obj.get("kind") == "StatefulSet":
-                for key in ("currentRevision", "updateRevision"):
-                    value = (obj.get("status") or {}).get(key)
-                    if value:
-                        self.tokens.setdefault(value, f"{meta['name']}-<revision>")
+                self.tokens.setdefault(sts_revision, f"{owner['name']}-<revision:other>")
         for owner_name, pods in by_owner.items():
             base = self.tokens.get(owner_name, owner_name)
             phases: dict[str, int] = {}
