@@ -2,7 +2,8 @@
 plane (:mod:`kubecluster`), every resulting object compared field by field.
 
 ``run_scenario(cli, capture)`` drives one cluster through the conformance suites' operations (a release with
-one of each kind helm installs: install, upgrade, rollback, uninstall; kubectl client-side and server-side
+one of each kind helm installs: install, upgrade, rollback, a client-side upgrade after server-side ones,
+uninstall; a chart with a pre-install hook Job; kubectl client-side and server-side
 apply, merge/JSON/strategic patches, scale, rollout, delete; a Job that completes and one that fails; a
 Lease created then replaced) and takes a snapshot (``kubectl get … -o json --show-managed-fields``) at each
 checkpoint. ``normalize`` removes what must differ between two clusters (uids, resourceVersions, timestamps,
@@ -35,6 +36,7 @@ from kubesim.testing import KubeCLI
 Obj = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "tests" / "kubesim" / "charts" / "diff"
+HOOKS_CHART = ROOT / "tests" / "kubesim" / "charts" / "hooks"
 HELM_NS, KUBECTL_NS = "diff-helm", "diff-kubectl"
 # What a snapshot reads in each namespace (the kinds helm and kubectl wrote, and what controllers made of them).
 KINDS = ("deployments.apps", "replicasets.apps", "statefulsets.apps", "controllerrevisions.apps", "pods",
@@ -142,6 +144,12 @@ def run_scenario(cli: KubeCLI, capture: Capture) -> None:
     capture("helm-upgrade")
     cli.helm("rollback", "rel", "1", "-n", ns, "--wait", "--timeout", "60s")
     capture("helm-rollback")
+    # client-side apply (helm's three-way strategic merge) after server-side: the field-ownership hand-over;
+    # and a chart whose pre-install hook is a Job
+    cli.helm("upgrade", "rel", chart, "-n", ns, "--server-side=false", "--wait", "--timeout", "60s",
+             "--set", "message=client-side")
+    cli.helm("install", "hk", str(HOOKS_CHART), "-n", ns, "--wait", "--timeout", "60s")
+    capture("helm-client-side")
 
     ns = KUBECTL_NS
     cli.kubectl("create", "namespace", ns)
@@ -181,6 +189,7 @@ def run_scenario(cli: KubeCLI, capture: Capture) -> None:
     cli.kubectl("delete", "configmap", "settings", "-n", ns)
     cli.kubectl("wait", "--for=delete", "pods", "-l", "app=web", "-n", ns, "--timeout=60s")
     cli.helm("uninstall", "rel", "-n", HELM_NS, "--wait", "--timeout", "60s")
+    cli.helm("uninstall", "hk", "-n", HELM_NS, "--wait", "--timeout", "60s")
     cli.kubectl("wait", "--for=delete", "pods", "-l", "app=rel", "-n", HELM_NS, "--timeout=60s")
     capture("deleted")
 

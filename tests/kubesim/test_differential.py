@@ -135,8 +135,8 @@ def test_kubesim_matches_the_real_control_plane(cluster_backend: str, request: p
     text, unaccepted = d.report(diffs)
     print(text)
     print(f"scenario: kubesim {result.seconds['kubesim']:.1f} s, kube {result.seconds['kube']:.1f} s")
-    assert set(result.snapshots["kubesim"]) == {"helm-install", "helm-upgrade", "helm-rollback", "kubectl",
-                                                "deleted"}
+    assert list(result.snapshots["kubesim"]) == list(result.snapshots["kube"]) == [
+        "helm-install", "helm-upgrade", "helm-rollback", "helm-client-side", "kubectl", "deleted"]
     assert not unaccepted, f"differences the allow-list does not name:\n{text}"
     stale = [a.id for a in d.ACCEPTED if not a.sometimes and not any(a.matches(x) for x in diffs)]
     assert not stale, f"allow-list entries no difference needs any more (drop them and their docstring line): {stale}"
