@@ -10,7 +10,7 @@ export DM_HELM_BIN ?= $(TOOLS)/helm
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: all venv tools kube test test-kubesim test-kube test-kube-core conformance-diff lint demo demo-kube bench bench-service bench-drift crash-trials clean openstack test-openstack
+.PHONY: all venv tools kube test test-kubesim test-kube test-kube-core lint demo demo-kube bench bench-service bench-drift crash-trials clean openstack test-openstack
 
 all: test
 
@@ -45,6 +45,7 @@ test-kube-core: tools kube
 
 # kubesim against the real control plane: the conformance suites' helm/kubectl operations on both, every
 # object compared; prints each difference and fails on one kubesim.differential.ACCEPTED does not name (~40 s).
+.PHONY: conformance-diff
 conformance-diff: tools kube
 	$(BIN)/python -m kubesim.differential $(ARGS)
 
