@@ -15,6 +15,7 @@ resources the moment they are written.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import random
@@ -39,6 +40,7 @@ Response = tuple[int, Obj]
 
 NAMESPACES: GR = ("", "namespaces")
 CRDS: GR = ("apiextensions.k8s.io", "customresourcedefinitions")
+SERVICE_ACCOUNTS: GR = ("", "serviceaccounts")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # Metadata the server owns: a client's copy in an update body is ignored.
 _SERVER_META = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds")
@@ -302,7 +304,18 @@ class ResourceAPI:
         self.store.create(target.gr, obj)
         if rt.kind == "CustomResourceDefinition":
             self.registry.set_crd(obj)
+        if rt.kind == "Namespace":
+            self._default_service_account(meta["name"])
         return 201, obj
+
+    def _default_service_account(self, namespace: str) -> None:
+        """The ``default`` ServiceAccount the service-account controller puts in every new namespace (pods
+        without a ``serviceAccountName`` run as it)."""
+        sa = {"apiVersion": "v1", "kind": "ServiceAccount",
+              "metadata": {"name": "default", "namespace": namespace, "uid": str(uuid.uuid4()),
+                           "creationTimestamp": now()}}
+        with contextlib.suppress(errors.ApiError):  # restored from a state file, or a client's own
+            self.store.create(SERVICE_ACCOUNTS, record_update(None, sa, "kube-controller-manager"))
 
     def _place(self, target: Target, obj: Obj) -> None:
         """Namespace of the body vs the URL, as the apiserver checks it."""
@@ -410,7 +423,9 @@ class ResourceAPI:
         if manager is not None:
             new = record_update(old, new, manager, schema=self.schema(rt), subresource=target.subresource or "")
         self._validate(rt, new, old)
-        if rt.has_generation and _spec_of(new) != _spec_of(old):
+        if rt.has_generation and (_spec_of(new) != _spec_of(old) or (
+                # the Deployment strategy also counts annotations: its controller copies them to ReplicaSets
+                rt.kind == "Deployment" and new["metadata"].get("annotations") != old_meta.get("annotations"))):
             new["metadata"]["generation"] = int(old_meta.get("generation") or 0) + 1
         if rt.kind == "CustomResourceDefinition":
             self._crd_status(new)

@@ -44,9 +44,14 @@ class ClusterIPAllocator:
 
 
 def _containers(pod_spec: Any) -> None:
+    """The PodSpec defaulters (pods and workload templates alike)."""
     if not isinstance(pod_spec, dict):
         return
     pod_spec.setdefault("restartPolicy", "Always")
+    pod_spec.setdefault("securityContext", {})
+    # serviceAccount is the deprecated spelling the apiserver keeps in step with serviceAccountName
+    if pod_spec.get("serviceAccountName") and not pod_spec.get("serviceAccount"):
+        pod_spec["serviceAccount"] = pod_spec["serviceAccountName"]
     pod_spec.setdefault("dnsPolicy", "ClusterFirst")
     pod_spec.setdefault("schedulerName", "default-scheduler")
     pod_spec.setdefault("terminationGracePeriodSeconds", 30)
@@ -60,6 +65,7 @@ def _containers(pod_spec: Any) -> None:
                                  "Always" if ":" not in tag or tag.endswith(":latest") else "IfNotPresent")
             container.setdefault("terminationMessagePath", "/dev/termination-log")
             container.setdefault("terminationMessagePolicy", "File")
+            container.setdefault("resources", {})
             for port in container.get("ports") or []:
                 if isinstance(port, dict):
                     port.setdefault("protocol", "TCP")
@@ -86,6 +92,7 @@ def _deployment(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
 def _statefulset(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("replicas", 1)
+    spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("podManagementPolicy", "OrderedReady")
     strategy = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
@@ -110,8 +117,9 @@ def _replicaset(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
 def _job(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
     spec = obj.setdefault("spec", {})
     for key, value in (("parallelism", 1), ("completions", 1), ("backoffLimit", 6),
-                       ("completionMode", "NonIndexed"), ("suspend", False)):
+                       ("completionMode", "NonIndexed"), ("suspend", False), ("manualSelector", False)):
         spec.setdefault(key, value)
+    spec.setdefault("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")
     template = spec.setdefault("template", {})
     _containers(template.get("spec"))
     template.setdefault("spec", {}).setdefault("restartPolicy", "Never")
@@ -133,6 +141,8 @@ def _job(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
     labels = template.setdefault("metadata", {}).setdefault("labels", {})
     labels.update({"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
                    "controller-uid": uid, "job-name": name})
+    if not obj["metadata"].get("labels"):  # a Job without labels of its own takes its pods' (as the strategy does)
+        obj["metadata"]["labels"] = dict(labels)
 
 
 def _cronjob(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
@@ -145,6 +155,9 @@ def _cronjob(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
 
 def _service(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
     spec = obj.setdefault("spec", {})
+    status = obj.get("status")
+    obj["status"] = status if isinstance(status, dict) else {}
+    obj["status"].setdefault("loadBalancer", {})
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
     for port in spec.get("ports") or []:
@@ -198,8 +211,67 @@ def _pvc(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
     spec.setdefault("storageClassName", "standard")
 
 
+# What the admission plugins add to every new Pod (DefaultTolerationSeconds, Priority, ServiceAccount).
+DEFAULT_TOLERATIONS = ({"effect": "NoExecute", "key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                        "tolerationSeconds": 300},
+                       {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                        "tolerationSeconds": 300})
+_SUFFIX = "bcdfghjklmnpqrstvwxz2456789"
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def admit_pod(pod: Obj) -> None:
+    """A new Pod as the apiserver stores it: PodSpec defaults, then what admission adds (a service account and
+    its projected token volume, priority, the not-ready/unreachable tolerations). Controllers' pods too."""
+    spec = pod.setdefault("spec", {})
+    _containers(spec)
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("priority", 0)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    tolerations = spec.setdefault("tolerations", [])
+    for toleration in DEFAULT_TOLERATIONS:
+        if not any(isinstance(t, dict) and t.get("key") == toleration["key"] for t in tolerations):
+            tolerations.append(dict(toleration))
+    if spec.get("automountServiceAccountToken") is False:
+        return
+    volumes = spec.setdefault("volumes", [])
+    if any(isinstance(v, dict) and str(v.get("name", "")).startswith("kube-api-access-") for v in volumes):
+        return
+    import random
+
+    name = "kube-api-access-" + "".join(random.choices(_SUFFIX, k=5))
+    volumes.append({"name": name, "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"items": [{"key": "ca.crt", "path": "ca.crt"}], "name": "kube-root-ca.crt"}},
+        {"downwardAPI": {"items": [{"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                                    "path": "namespace"}]}}]}})
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            mounts = container.get("volumeMounts") if isinstance(container, dict) else None
+            if isinstance(container, dict) and not any(
+                    isinstance(m, dict) and m.get("mountPath") == TOKEN_PATH for m in mounts or []):
+                container.setdefault("volumeMounts", []).append({"mountPath": TOKEN_PATH, "name": name,
+                                                                 "readOnly": True})
+
+
+def qos_class(pod_spec: Obj) -> str:
+    """The pod's QoS class from its containers' requests and limits (what the apiserver writes to status)."""
+    resources = [c.get("resources") or {} for c in pod_spec.get("containers") or [] if isinstance(c, dict)]
+    if not any(r.get("requests") or r.get("limits") for r in resources):
+        return "BestEffort"
+    guaranteed = all({"cpu", "memory"} <= set(r.get("limits") or {})
+                     and all((r.get("limits") or {}).get(k) == v for k, v in (r.get("requests") or {}).items())
+                     for r in resources)
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
 def _pod(obj: Obj, old: Obj | None, ips: ClusterIPAllocator) -> None:
-    _containers(obj.setdefault("spec", {}))
+    if old is None:
+        admit_pod(obj)
+    else:
+        _containers(obj.setdefault("spec", {}))
 
 
 _DEFAULTERS: dict[tuple[str, str], Callable[[Obj, Obj | None, ClusterIPAllocator], None]] = {

@@ -23,7 +23,9 @@ import uuid
 from typing import Any
 
 from kubesim.controllers.engine import StageContext
+from kubesim.defaults import admit_pod, qos_class
 from kubesim.errors import ApiError
+from kubesim.patch.apply import record_update
 from kubesim.store import Store
 
 Obj = dict[str, Any]
@@ -75,10 +77,20 @@ def _condition(type_: str, status: str, reason: str, message: str, previous: lis
             "lastTransitionTime": stamp}
 
 
-def _with_status(obj: Obj, status: Obj) -> Obj:
+CONTROLLER = "kube-controller-manager"  # the field manager of what controllers write, as the real ones name it
+KUBELET = "kubelet"
+
+
+def _with_status(obj: Obj, status: Obj, manager: str = CONTROLLER) -> Obj:
+    """``obj`` with a new status, written as the controller (or kubelet) does: an Update of the status
+    subresource, recorded in managedFields under its manager."""
     new = copy.deepcopy(obj)
     new["status"] = status
-    return new
+    return _owned(obj, new, manager, "status")
+
+
+def _owned(old: Obj | None, new: Obj, manager: str = CONTROLLER, subresource: str = "") -> Obj:
+    return record_update(old, new, manager, subresource=subresource)
 
 
 # --- Deployment ----------------------------------------------------------------------------
@@ -121,37 +133,103 @@ def _owned_by(store: Store, gr: Any, namespace: str, uid: str | None) -> list[Ob
     return [o for o in items if any(r.get("uid") == uid for r in _meta(o).get("ownerReferences") or [])]
 
 
-def _new_pod(owner: Obj, owner_kind: str, template: Obj, name: str, extra_labels: Obj) -> Obj:
-    """A Pod as a workload controller creates it: template labels, owned by ``owner``, Pending
-    (the pod-run stage makes it Running and Ready after the readiness delay)."""
+def _new_pod(owner: Obj, owner_kind: str, template: Obj, name: str, extra_labels: Obj,
+             generate_name: str | None = None, status: Obj | None = None) -> Obj:
+    """A Pod as a workload controller creates it: template labels, owned by ``owner``, admitted as the
+    apiserver admits it, Pending (the pod-run stage makes it Running and Ready after the readiness delay)."""
     meta = _meta(owner)
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": meta.get("namespace") or "", "uid": str(uuid.uuid4()),
-                         "creationTimestamp": now(),
-                         "labels": {**(_meta(template).get("labels") or {}), **extra_labels},
-                         "annotations": dict(_meta(template).get("annotations") or {}),
-                         "ownerReferences": [{"apiVersion": owner.get("apiVersion", "apps/v1"), "kind": owner_kind,
-                                              "name": meta["name"], "uid": meta.get("uid"), "controller": True,
-                                              "blockOwnerDeletion": True}]},
-            "spec": {**copy.deepcopy(template.get("spec") or {}), "nodeName": "kubesim-node"},
-            "status": {"phase": "Pending"}}
+    pod_meta: Obj = {"name": name, "generateName": generate_name or f"{meta['name']}-",
+                     "namespace": meta.get("namespace") or "", "uid": str(uuid.uuid4()),
+                     "creationTimestamp": now(), "generation": 1,
+                     "labels": {**(_meta(template).get("labels") or {}), **extra_labels},
+                     "ownerReferences": [{"apiVersion": owner.get("apiVersion", "apps/v1"), "kind": owner_kind,
+                                          "name": meta["name"], "uid": meta.get("uid"), "controller": True,
+                                          "blockOwnerDeletion": True}]}
+    if _meta(template).get("annotations"):
+        pod_meta["annotations"] = dict(_meta(template)["annotations"])
+    pod: Obj = {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta,
+                "spec": copy.deepcopy(template.get("spec") or {})}
+    admit_pod(pod)
+    pod = _owned(None, pod)
+    pod["spec"]["nodeName"] = "kubesim-node"  # bound by the scheduler: not the creator's field
+    pod["status"] = status or {"phase": "Pending"}
+    return pod
 
 
-def _delete_all(store: Store, gr: Any, objs: list[Obj]) -> None:
+def _create_pod(store: Store, owner: Obj, pod: Obj) -> bool:
+    """Create a controller's Pod and the Events the real controllers and scheduler record for it."""
+    try:
+        store.create(PODS_GR, pod)
+    except ApiError:
+        return False
+    name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
+    if owner.get("kind") == "StatefulSet":
+        record_event(store, owner, "SuccessfulCreate",
+                     f"create Pod {name} in StatefulSet {_meta(owner)['name']} successful",
+                     component="statefulset-controller")
+    else:
+        record_event(store, owner, "SuccessfulCreate", f"Created pod: {name}",
+                     component="job-controller" if owner.get("kind") == "Job" else "replicaset-controller")
+    record_event(store, pod, "Scheduled", f"Successfully assigned {namespace}/{name} to kubesim-node",
+                 component="default-scheduler")
+    return True
+
+
+def _delete_all(store: Store, gr: Any, objs: list[Obj], owner: Obj | None = None) -> None:
     for obj in objs:
-        with contextlib.suppress(ApiError):
+        try:
             store.delete(gr, _meta(obj).get("namespace") or "", _meta(obj)["name"])
+        except ApiError:
+            continue
+        if owner is not None and owner.get("kind") == "StatefulSet":
+            record_event(store, owner, "SuccessfulDelete",
+                         f"delete Pod {_meta(obj)['name']} in StatefulSet {_meta(owner)['name']} successful",
+                         component="statefulset-controller")
+        elif owner is not None:
+            record_event(store, owner, "SuccessfulDelete", f"Deleted pod: {_meta(obj)['name']}",
+                         component="replicaset-controller")
 
 
 def _sync_replicaset_pods(ctx: StageContext, rs: Obj, replicas: int) -> None:
     namespace = _meta(rs).get("namespace") or ""
     pods = _owned_by(ctx.store, PODS_GR, namespace, _meta(rs).get("uid"))
-    _delete_all(ctx.store, PODS_GR, pods[replicas:])
+    _delete_all(ctx.store, PODS_GR, pods[replicas:], rs)
     template = _spec(rs).get("template") or {}
     for _ in range(replicas - len(pods)):
         name = f"{_meta(rs)['name']}-{''.join(random.choices(_SAFE, k=5))}"
-        with contextlib.suppress(ApiError):
-            ctx.store.create(PODS_GR, _new_pod(rs, "ReplicaSet", template, name, {}))
+        _create_pod(ctx.store, rs, _new_pod(rs, "ReplicaSet", template, name, {}, f"{_meta(rs)['name']}-"))
+
+
+# Deployment annotations the controller does not copy onto its ReplicaSets (it writes its own there).
+_NOT_COPIED = frozenset({"kubectl.kubernetes.io/last-applied-configuration", REVISION,
+                         "deployment.kubernetes.io/revision-history", "deployment.kubernetes.io/desired-replicas",
+                         "deployment.kubernetes.io/max-replicas"})
+
+
+def _max_surge(deploy: Obj, replicas: int) -> int:
+    strategy = _spec(deploy).get("strategy") or {}
+    if strategy.get("type") == "Recreate":
+        return 0
+    surge = (strategy.get("rollingUpdate") or {}).get("maxSurge", "25%")
+    if isinstance(surge, str) and surge.endswith("%"):
+        return -(-replicas * int(surge[:-1] or 0) // 100)  # a percentage rounds up
+    return int(surge) if isinstance(surge, int | str) and str(surge).isdigit() else 0
+
+
+def _rs_annotations(deploy: Obj, replicas: int, revision: int, current: Obj | None) -> Obj:
+    """The annotations a Deployment's ReplicaSet carries: the Deployment's own (copied), its revision (and the
+    revisions it had before, when a rollback reuses it), the desired and maximum replica counts."""
+    out = {k: v for k, v in (_meta(deploy).get("annotations") or {}).items() if k not in _NOT_COPIED}
+    out[REVISION] = str(revision)
+    old = (_meta(current).get("annotations") or {}) if current is not None else {}
+    if old.get(REVISION) and old[REVISION] != str(revision):
+        history = [h for h in old.get("deployment.kubernetes.io/revision-history", "").split(",") if h]
+        out["deployment.kubernetes.io/revision-history"] = ",".join([*history, old[REVISION]])
+    elif old.get("deployment.kubernetes.io/revision-history"):
+        out["deployment.kubernetes.io/revision-history"] = old["deployment.kubernetes.io/revision-history"]
+    out["deployment.kubernetes.io/desired-replicas"] = str(replicas)
+    out["deployment.kubernetes.io/max-replicas"] = str(replicas + _max_surge(deploy, replicas))
+    return out
 
 
 def deployment_rollout(deploy: Obj, ctx: StageContext) -> Obj:
@@ -172,7 +250,13 @@ def deployment_rollout(deploy: Obj, ctx: StageContext) -> Obj:
         if rs is not current and _spec(rs).get("replicas", 0) != 0:
             scaled = copy.deepcopy(rs)
             scaled["spec"]["replicas"] = 0
-            scaled["status"] = {"replicas": 0, "observedGeneration": _meta(rs).get("generation")}
+            scaled["metadata"]["generation"] = int(_meta(rs).get("generation") or 1) + 1
+            annotations = scaled["metadata"].setdefault("annotations", {})
+            annotations["deployment.kubernetes.io/desired-replicas"] = str(replicas)
+            annotations["deployment.kubernetes.io/max-replicas"] = str(replicas + _max_surge(deploy, replicas))
+            scaled = _owned(rs, scaled)
+            scaled = _with_status(scaled, {"replicas": 0, "observedGeneration": scaled["metadata"]["generation"],
+                                           "terminatingReplicas": 0})
             ctx.store.update(RS_GR, scaled)
         if rs is not current:
             _sync_replicaset_pods(ctx, rs, 0)
@@ -182,7 +266,7 @@ def deployment_rollout(deploy: Obj, ctx: StageContext) -> Obj:
     rs_template.setdefault("metadata", {})["labels"] = labels
     selector = copy.deepcopy(_spec(deploy).get("selector") or {})
     selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
-    annotations = {REVISION: str(revision), "deployment.kubernetes.io/desired-replicas": str(replicas)}
+    annotations = _rs_annotations(deploy, replicas, revision, current)
     if current is None:
         rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
               "metadata": {"name": rs_name, "namespace": namespace, "uid": str(uuid.uuid4()),
@@ -191,18 +275,19 @@ def deployment_rollout(deploy: Obj, ctx: StageContext) -> Obj:
                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
                                                 "uid": meta.get("uid"), "controller": True,
                                                 "blockOwnerDeletion": True}]},
-              "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
-              "status": {"replicas": 0, "observedGeneration": 1}}
+              "spec": {"replicas": replicas, "selector": selector, "template": rs_template}}
+        rs = _owned(None, rs)
+        rs["status"] = {"replicas": 0, "observedGeneration": 1, "terminatingReplicas": 0}
         current = ctx.store.create(RS_GR, rs)
         record_event(ctx.store, deploy, "ScalingReplicaSet", f"Scaled up replica set {rs_name} from 0 to {replicas}",
                      component="deployment-controller")
-    elif _spec(current).get("replicas") != replicas or _meta(current).get("annotations", {}).get(REVISION) != str(
-            revision):
+    elif _spec(current).get("replicas") != replicas or _meta(current).get("annotations", {}) != annotations:
         rs = copy.deepcopy(current)
-        rs["spec"]["replicas"] = replicas
-        rs["metadata"].setdefault("annotations", {}).update(annotations)
-        rs["metadata"]["generation"] = int(rs["metadata"].get("generation", 1)) + 1
-        current = ctx.store.update(RS_GR, rs)
+        rs["metadata"]["annotations"] = annotations
+        if _spec(current).get("replicas") != replicas:  # the ReplicaSet strategy counts spec changes only
+            rs["spec"]["replicas"] = replicas
+            rs["metadata"]["generation"] = int(rs["metadata"].get("generation", 1)) + 1
+        current = ctx.store.update(RS_GR, _owned(current, rs))
     _sync_replicaset_pods(ctx, current, replicas)
     old = _status(deploy)
     available = min(int(old.get("availableReplicas", 0) or 0), replicas) if not new_template else 0
@@ -223,7 +308,8 @@ def deployment_rollout(deploy: Obj, ctx: StageContext) -> Obj:
     }
     if replicas - available:
         status["unavailableReplicas"] = replicas - available
-    new = _with_status(deploy, {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"})
+    new = _with_status(deploy, {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"}
+                       | {"terminatingReplicas": 0})
     new["metadata"].setdefault("annotations", {})[REVISION] = str(revision)
     return new
 
@@ -250,9 +336,10 @@ def deployment_available(deploy: Obj, ctx: StageContext) -> Obj:
     if rs is not None:
         ready_rs = copy.deepcopy(rs)
         ready_rs["status"] = {"replicas": replicas, "fullyLabeledReplicas": replicas, "readyReplicas": replicas,
-                              "availableReplicas": replicas, "observedGeneration": _meta(rs).get("generation")}
+                              "availableReplicas": replicas, "observedGeneration": _meta(rs).get("generation"),
+                              "terminatingReplicas": 0}
         if ready_rs["status"] != _status(rs):
-            ctx.store.update(RS_GR, ready_rs)
+            ctx.store.update(RS_GR, _owned(rs, ready_rs, subresource="status"))
     old = _status(deploy)
     rs_name = f"{meta['name']}-{pod_hash}"
     status: Obj = {
@@ -268,7 +355,8 @@ def deployment_available(deploy: Obj, ctx: StageContext) -> Obj:
                        f'ReplicaSet "{rs_name}" has successfully progressed.', old.get("conditions")),
         ],
     }
-    return _with_status(deploy, {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"})
+    return _with_status(deploy, {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"}
+                        | {"terminatingReplicas": 0})
 
 
 def deployment_stalled(obj: Obj, ctx: StageContext) -> bool:
@@ -313,7 +401,7 @@ def _sync_ordinal_pods(ctx: StageContext, sts: Obj, replicas: int, revision: str
     pods = {_meta(p)["name"]: p for p in _owned_by(ctx.store, PODS_GR, namespace, _meta(sts).get("uid"))}
     wanted = {f"{name}-{i}" for i in range(replicas)}
     _delete_all(ctx.store, PODS_GR, [p for n, p in pods.items() if n not in wanted or _meta(p).get(
-        "labels", {}).get("controller-revision-hash") != revision])
+        "labels", {}).get("controller-revision-hash") != revision], sts)
     for pod_name in sorted(wanted):
         # volumeClaimTemplates: one PVC per template and Pod, kept when the Pod goes (as the real controller)
         for claim in _spec(sts).get("volumeClaimTemplates") or []:
@@ -328,9 +416,13 @@ def _sync_ordinal_pods(ctx: StageContext, sts: Obj, replicas: int, revision: str
                         "spec": {"volumeMode": "Filesystem", "storageClassName": "standard",
                                  **copy.deepcopy(claim.get("spec") or {})}})
         if ctx.store.get(PODS_GR, namespace, pod_name) is None:
-            with contextlib.suppress(ApiError):
-                ctx.store.create(PODS_GR, _new_pod(sts, "StatefulSet", template, pod_name, {
-                    "controller-revision-hash": revision, "statefulset.kubernetes.io/pod-name": pod_name}))
+            pod = _new_pod(sts, "StatefulSet", template, pod_name, {
+                "apps.kubernetes.io/pod-index": pod_name.rsplit("-", 1)[-1],
+                "controller-revision-hash": revision, "statefulset.kubernetes.io/pod-name": pod_name})
+            pod["spec"].setdefault("hostname", pod_name)  # the stable network identity: <pod>.<serviceName>
+            if _spec(sts).get("serviceName"):
+                pod["spec"].setdefault("subdomain", _spec(sts)["serviceName"])
+            _create_pod(ctx.store, sts, pod)
 
 
 def sts_observe(obj: Obj, ctx: StageContext) -> Obj:
@@ -344,7 +436,8 @@ def sts_observe(obj: Obj, ctx: StageContext) -> Obj:
               "currentRevision": old.get("currentRevision", revision) if ready else old.get("currentRevision", ""),
               "updateRevision": revision, "readyReplicas": ready, "availableReplicas": ready,
               "currentReplicas": ready, "updatedReplicas": ready, "collisionCount": 0}
-    return _with_status(obj, {k: v for k, v in status.items() if v not in (0, "") or k == "observedGeneration"})
+    return _with_status(obj, {k: v for k, v in status.items()
+                              if v not in (0, "") or k in ("observedGeneration", "collisionCount")})
 
 
 def sts_not_ready(obj: Obj, ctx: StageContext) -> bool:
@@ -361,7 +454,8 @@ def sts_ready(obj: Obj, ctx: StageContext) -> Obj:
     status = {**_status(obj), "replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas,
               "currentReplicas": replicas, "updatedReplicas": replicas,
               "currentRevision": _status(obj).get("updateRevision")}
-    return _with_status(obj, {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"})
+    return _with_status(obj, {k: v for k, v in status.items()
+                              if v != 0 or k in ("observedGeneration", "collisionCount")})
 
 
 def ds_not_ready(obj: Obj, ctx: StageContext) -> bool:
@@ -379,9 +473,8 @@ def ds_ready(obj: Obj, ctx: StageContext) -> Obj:
     _delete_all(ctx.store, PODS_GR, stale)
     if len(stale) == len(pods):
         name = f"{_meta(obj)['name']}-{''.join(random.choices(_SAFE, k=5))}"
-        with contextlib.suppress(ApiError):
-            ctx.store.create(PODS_GR, _new_pod(obj, "DaemonSet", _spec(obj).get("template") or {}, name,
-                                               {"controller-revision-hash": revision}))
+        _create_pod(ctx.store, obj, _new_pod(obj, "DaemonSet", _spec(obj).get("template") or {}, name,
+                                             {"controller-revision-hash": revision}))
     return _with_status(obj, {"observedGeneration": _meta(obj).get("generation"), "desiredNumberScheduled": 1,
                               "currentNumberScheduled": 1, "updatedNumberScheduled": 1, "numberReady": 1,
                               "numberAvailable": 1, "numberMisscheduled": 0})
@@ -414,25 +507,31 @@ def job_start(obj: Obj, ctx: StageContext) -> Obj:
               "batch.kubernetes.io/controller-uid": meta.get("uid", "")}
     pod_name = f"{meta['name']}-{''.join(random.choices(_SAFE, k=5))}"
     stamp = now()
-    pod: Obj = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": pod_name, "namespace": meta.get("namespace") or "",
-                        "uid": str(uuid.uuid4()), "creationTimestamp": stamp, "labels": labels,
-                        "annotations": _meta(template).get("annotations") or {},
-                        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
-                                             "uid": meta.get("uid"), "controller": True,
-                                             "blockOwnerDeletion": True}]},
-           "spec": {**(template.get("spec") or {}), "nodeName": "kubesim-node"},
-           "status": {"phase": "Running", "startTime": stamp,
-                      "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "imageID": "",
-                                             "ready": True,
-                                             "started": True, "restartCount": 0,
-                                             "state": {"running": {"startedAt": stamp}}}
-                                            for c in (template.get("spec") or {}).get("containers") or []]}}
-    ctx.store.create(PODS_GR, pod)
-    record_event(ctx.store, obj, "SuccessfulCreate", f"Created pod: {pod_name}",
-                 component="job-controller")
+    running = {"phase": "Running", "startTime": stamp, "hostIP": "10.0.0.1", "podIP": "10.244.0.10",
+               "podIPs": [{"ip": "10.244.0.10"}], "hostIPs": [{"ip": "10.0.0.1"}],
+               "qosClass": qos_class(template.get("spec") or {}),
+               "conditions": _pod_conditions(True, stamp),
+               "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "imageID": "",
+                                      "lastState": {}, "ready": True, "started": True, "restartCount": 0,
+                                      "state": {"running": {"startedAt": stamp}}}
+                                     for c in (template.get("spec") or {}).get("containers") or []]}
+    pod = _new_pod(obj, "Job", template, pod_name, labels, status=running)
+    pod["metadata"]["ownerReferences"][0]["apiVersion"] = "batch/v1"
+    _create_pod(ctx.store, obj, pod)
     return _with_status(obj, {"startTime": stamp, "active": 1, "ready": 0, "terminating": 0,
                               "uncountedTerminatedPods": {}})
+
+
+def _pod_conditions(ready: bool, stamp: str, reason: str = "") -> list[Obj]:
+    """A pod's conditions as the kubelet reports them (Ready/ContainersReady with a reason once it ended)."""
+    out: list[Obj] = []
+    for type_ in ("PodScheduled", "Initialized", "ContainersReady", "Ready"):
+        cond: Obj = {"type": type_, "status": "True" if ready or type_ in ("PodScheduled", "Initialized") else "False",
+                     "lastProbeTime": None, "lastTransitionTime": stamp}
+        if reason and type_ in ("ContainersReady", "Ready"):
+            cond["reason"] = reason
+        out.append(cond)
+    return out
 
 
 def _finish_pods(ctx: StageContext, job: Obj, failed: bool) -> None:
@@ -440,11 +539,14 @@ def _finish_pods(ctx: StageContext, job: Obj, failed: bool) -> None:
     for pod in _job_pods(ctx.store, job):
         done = copy.deepcopy(pod)
         done["status"]["phase"] = "Failed" if failed else "Succeeded"
+        done["status"]["conditions"] = _pod_conditions(False, stamp, "PodFailed" if failed else "PodCompleted")
         for container in done["status"].get("containerStatuses") or []:
-            container.update(ready=False, started=False, state={"terminated": {
-                "exitCode": 1 if failed else 0, "reason": "Error" if failed else "Completed",
-                "startedAt": pod["status"].get("startTime"), "finishedAt": stamp}})
-        ctx.store.update(PODS_GR, done)
+            terminated = {"exitCode": 1 if failed else 0, "reason": "Error" if failed else "Completed",
+                          "startedAt": pod["status"].get("startTime"), "finishedAt": stamp}
+            if failed:
+                terminated["message"] = "failed on purpose (kubesim.io/fail)"
+            container.update(ready=False, started=False, state={"terminated": terminated})
+        ctx.store.update(PODS_GR, _owned(pod, done, KUBELET, "status"))
 
 
 def job_running(obj: Obj, ctx: StageContext) -> bool:
@@ -452,7 +554,7 @@ def job_running(obj: Obj, ctx: StageContext) -> bool:
 
 
 def job_finish(obj: Obj, ctx: StageContext) -> Obj:
-    status = {k: v for k, v in _status(obj).items() if k not in ("active", "ready")}
+    status = {k: v for k, v in _status(obj).items() if k != "active"} | {"ready": 0}
     stamp = now()
     failed = ctx.job_fails(obj)
     _finish_pods(ctx, obj, failed)
@@ -516,14 +618,15 @@ def pod_run(obj: Obj, ctx: StageContext) -> Obj:
         phase, ready = ("Failed" if failed else "Succeeded"), False
         state = {"terminated": {"exitCode": 1 if failed else 0, "reason": "Error" if failed else "Completed",
                                 "startedAt": stamp, "finishedAt": stamp}}
+    ended = "" if phase == "Running" else ("PodFailed" if phase == "Failed" else "PodCompleted")
     return _with_status(obj, {
-        "phase": phase, "podIP": "10.244.0.10", "hostIP": "10.0.0.1", "startTime": stamp,
-        "conditions": [{"type": t, "status": "True" if ready or t in ("PodScheduled", "Initialized") else "False",
-                        "lastTransitionTime": stamp}
-                       for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
-        "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "imageID": "", "ready": ready,
-                               "started": ready, "restartCount": 0, "state": state} for c in containers],
-    })
+        "phase": phase, "podIP": "10.244.0.10", "podIPs": [{"ip": "10.244.0.10"}], "hostIP": "10.0.0.1",
+        "hostIPs": [{"ip": "10.0.0.1"}], "startTime": stamp, "qosClass": qos_class(_spec(obj)),
+        "conditions": _pod_conditions(ready, stamp, ended),
+        "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "imageID": "", "lastState": {},
+                               "ready": ready, "started": ready, "restartCount": 0, "state": state}
+                              for c in containers],
+    }, KUBELET)
 
 
 def lb_service_pending(obj: Obj, ctx: StageContext) -> bool:
