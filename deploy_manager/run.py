@@ -37,7 +37,7 @@ from deploy_manager.kube.client import KubeClient
 from deploy_manager.kube.suspend import SuspendStore
 from deploy_manager.kube.types import Job
 from deploy_manager.models.desired import DesiredCluster, DesiredComponent
-from deploy_manager.models.errors import ChartError, DeployManagerError
+from deploy_manager.models.errors import ChartError, DeployManagerError, ReleaseRefused
 from deploy_manager.models.observed import ObservedRelease, ReleaseId
 from deploy_manager.models.plan import ActionKind, Plan, ReleaseState
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepRecord, StepStatus
@@ -51,6 +51,7 @@ from deploy_manager.planner.drift import DriftItem, plan_corrections
 from deploy_manager.planner.freeze import plan_orphans
 from deploy_manager.planner.graph import topo_waves
 from deploy_manager.planner.plan import make_plan
+from deploy_manager.planner.release_guard import refusal_message
 from deploy_manager.planner.selfmanage import TRIGGER_HANDOVER, SelfRelease, handover_summary
 from deploy_manager.planner.smoke import check_record, end_actions, gate_plan, run_status, summary
 from deploy_manager.planner.state import determine_state
@@ -383,7 +384,8 @@ class Run:
     def preflight(self, source: GitSource, snap: Snapshot, *, every: bool = False) -> dict[str, str]:
         """Export the chart of every write action and render it (`helm template`) before any write.
 
-        A chart or values-schema error then fails the run before anything is written (the CLI exits 2),
+        A chart or values-schema error, or a refused OpenStack release change (planner.release_guard), then
+        fails the run before anything is written (the CLI exits 2),
         naming the component and helm's template file and line or schema key. A render that passed is
         remembered under the state directory by (chart digest, values digest, release, namespace), so a
         repeated commit, a retry or an unchanged component costs no render. Renders run in parallel (each a
@@ -395,6 +397,9 @@ class Run:
         (the CLI's check before it takes the Lease) renders that one too.
         Returns component -> what to pass helm as the chart (a local directory or a remote ref).
         """
+        refusal = refusal_message(snap.desired.name, snap.plan.actions)
+        if refusal is not None:  # issue 17: a downgrade or a skipped release writes nothing, not even the Lease
+            raise ReleaseRefused(refusal)
         charts: dict[str, str] = {}
         desired = snap.desired
         to_render: list[DesiredComponent] = []

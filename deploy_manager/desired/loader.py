@@ -227,6 +227,7 @@ def _component(
         remediation=_remediation(spec, comp),
         suspended=comp.suspend,
         drift=_drift(spec, comp),
+        allow_release_change=comp.allowReleaseChange,
     )
 
 

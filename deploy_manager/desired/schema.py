@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from deploy_manager.planner.release_guard import ALLOW_PATTERN
+
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "cluster.schema.json"
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -115,6 +117,13 @@ class ComponentSpec(BaseModel):
     )
     drift: DriftSpec | None = Field(
         None, description="Overrides the cluster's drift `mode`; its `ignore` rules add to the cluster's."
+    )
+    allowReleaseChange: str | None = Field(  # noqa: N815 - the cluster.yaml key
+        None,
+        pattern=ALLOW_PATTERN,
+        description="`FROM->TO` (e.g. `2025.1->2026.2`): let exactly this OpenStack release change through "
+        "although the release guard refuses it (a downgrade, or a skip beyond N+1 / SLURP->SLURP). Remove it "
+        "once deployed.",
     )
 
     _timeout = field_validator("timeout", mode="before")(classmethod(lambda cls, v: _seconds(v)))

@@ -110,6 +110,9 @@ class DesiredComponent:
     # `suspend: true` in cluster.yaml (not part of the digest: suspending changes nothing that is deployed).
     suspended: bool = False
     drift: DriftPolicy = field(default_factory=DriftPolicy)
+    # `allowReleaseChange: "FROM->TO"` (issue 17): the one OpenStack release change the release guard lets
+    # through although it is a downgrade or a skip (not part of the digest: it changes nothing deployed).
+    allow_release_change: str | None = None
 
 
 @dataclass(frozen=True)

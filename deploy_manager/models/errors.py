@@ -76,6 +76,10 @@ class ChartError(PermanentError):
     """A chart is missing, malformed, or fails to render."""
 
 
+class ReleaseRefused(PermanentError):
+    """The commit downgrades or skips an OpenStack release (planner/release_guard.py): refused before any write."""
+
+
 # -- the Kubernetes API -------------------------------------------------------------------------------
 class KubeError(DeployManagerError):
     """Any failed Kubernetes API call (the message names the call and the API server)."""

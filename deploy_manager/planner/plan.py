@@ -2,7 +2,8 @@
 
 absent -> install; out-of-sync, drifted, failed -> upgrade; in-sync -> none; locked -> unlock when its
 operation is provably dead (we hold the Lease; the pending revision is ours or older than its timeout),
-else blocked (`planner.state.unlock_verdict`).
+else blocked (`planner.state.unlock_verdict`). An upgrade to a downgraded or skipped OpenStack release is
+blocked (`planner.release_guard`).
 A component whose need is blocked is blocked too (transitively); a need being installed or upgraded
 is not a block: the executor runs the dependent after it succeeds.
 """
@@ -19,6 +20,7 @@ from deploy_manager.models.plan import Action, ActionKind, Plan, Reason, Release
 from deploy_manager.models.suspend import Suspensions
 from deploy_manager.planner.freeze import freeze, pending_change, suspended_needs, suspension_for
 from deploy_manager.planner.graph import topo_waves
+from deploy_manager.planner.release_guard import refused, release_reasons
 from deploy_manager.planner.state import determine_state, unlock_verdict
 
 MSG_NEED_BLOCKED = "needs {need}, which is blocked"
@@ -59,6 +61,12 @@ def make_plan(
                 unlock, why = unlock_verdict(comp, obs, now=now, lease_held=lease_held)
                 kind = ActionKind.unlock if unlock else ActionKind.blocked
                 reasons = [*reasons, *why]
+            if kind in (ActionKind.upgrade, ActionKind.unlock) and obs is not None:
+                # Issue 17: a downgrade or a skipped OpenStack release is refused before any write.
+                guard = release_reasons(comp.values, obs.config, comp.allow_release_change)
+                if refused(guard):
+                    kind = ActionKind.blocked
+                reasons = [*guard, *reasons]
             suspension = suspension_for(desired, comp, suspensions)
             if suspension is not None:  # frozen: never written, never blocked (issue 13)
                 if pending_change(kind, state):

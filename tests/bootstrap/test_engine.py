@@ -229,7 +229,7 @@ def test_image_bump_reruns_nova_migrations_before_the_upgrade_and_rolls_nova(env
     before = env.revisions()
     since = env.rv()
     common = yaml.safe_load((env.repo / "values" / "_common" / "nova.yaml").read_text())
-    new_tag = "quay.io/airshipit/nova:2025.1-ubuntu_noble"
+    new_tag = "quay.io/airshipit/nova:2027.1-ubuntu_noble"  # the next release (the guard refuses a downgrade)
     bumped = {k for k, v in common["images"]["tags"].items() if v.startswith("quay.io/airshipit/nova:")}
     assert {"nova_db_sync", "nova_api"} <= bumped
 
