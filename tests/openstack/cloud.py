@@ -49,9 +49,9 @@ SERVICES = ["keystone", "glance", "placement", "nova", "neutron", "cinder"]
 NOT_RUN = {"nova-novncproxy": "noVNC's html/js (/usr/share/novnc) ship in the image, not on PyPI"}
 # How long a workload may take to become Ready (helm --wait's part in the tier).
 READY_TIMEOUT = 90.0
-# keystone-api cannot start without fernet keys, which its `after` steps create: under `helm --wait` a
-# first install never completes (the steps need the chart's ServiceAccount). Known, reported, not yet fixed.
-KNOWN_NOT_READY_BEFORE_AFTER_STEPS = {"keystone"}
+# Services whose pods may not be Ready before their `after` steps (none: keystone's key steps now run `before`,
+# as the chart's bootstrap ServiceAccount, which the manager creates from the render ahead of the install).
+KNOWN_NOT_READY_BEFORE_AFTER_STEPS: set[str] = set()
 DEBIAN_PACKAGES = {"mariadb-server": "mariadbd", "rabbitmq-server": "rabbitmq-server", "memcached": "memcached",
                    "iproute2": "ip"}
 INFRA_IPS = {"mariadb": "10.244.1.1", "rabbitmq": "10.244.1.2", "memcached": "10.244.1.3"}
