@@ -20,6 +20,11 @@ It only acts: what each step needs (done, running, failed, new, always) is decid
 `planner.bootstrap.step_state` from the Jobs the run's snapshot read (one list call per namespace), and
 the plan already upgrades an in-sync component whose steps have not all completed. Steps are reported
 through `HookContext.emit`; the run owner records them.
+
+Steps run as the chart's bootstrap ServiceAccount (`values.bootstrap.serviceAccount`) in phase `after`, and in
+phase `before` too when the chart renders it: the engine then creates it and its namespaced Role/RoleBinding
+from the render before the first step (`bootstrap.rbac`), for the install to adopt. So steps that write
+through the Kubernetes API (keystone's key Secrets) can run before the pods that need their result.
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from deploy_manager.bootstrap import manifests as m
-from deploy_manager.bootstrap.etc import render_etc
+from deploy_manager.bootstrap.etc import pick_etc_data
+from deploy_manager.bootstrap.rbac import bootstrap_objects, differs
 from deploy_manager.clock import now
 from deploy_manager.desired.bootstrap import resolve_image
 from deploy_manager.desired.values import secret_values
+from deploy_manager.desired.yamlio import load_all_bounded
 from deploy_manager.helm.runner import HelmRunner, redact, tail
 from deploy_manager.kube.client import KubeClient
 from deploy_manager.kube.jobs import JobsApi
@@ -127,6 +134,9 @@ class BootstrapEngine:
         secrets = secret_values(comp.values, comp.secret_paths)
         prepared = False
         etc: str | None = None
+        # `after` steps run as the chart's bootstrap ServiceAccount; `before` steps too once the engine has
+        # created it (with its Role/RoleBinding, from the chart's render) ahead of the install.
+        account = _bootstrap_sa(comp.values) if phase is HookPhase.after else None
         for step in steps:
             started, t0 = now(), time.monotonic()
             # The run's snapshot holds this component's Jobs; the decision is the planner's (pure).
@@ -141,9 +151,10 @@ class BootstrapEngine:
             else:
                 if not prepared:
                     self.api.ensure_namespace(comp.namespace)
-                    etc = self._ensure_etc(ctx, secrets)
+                    etc, ready = self._prepare(ctx, secrets, phase)
+                    account = account or ready
                     prepared = True
-                job, reason = self._start(ctx, step, state, images[step.name], etc, mine)
+                job, reason = self._start(ctx, step, state, images[step.name], etc, mine, account)
             log.info("cluster=%s component=%s step=%s job=%s: %s", cluster, comp.name, step.name, job, reason.message)
             outcome = self._wait(comp, step, job, secrets)
             status = StepStatus.succeeded if outcome.ok else StepStatus.failed
@@ -167,20 +178,54 @@ class BootstrapEngine:
             )
         return image
 
-    def _ensure_etc(self, ctx: HookContext, secrets: Collection[str]) -> str | None:
-        """Create/update `<release>-bootstrap-etc` from the rendered chart; None if the chart has no config."""
+    def _prepare(self, ctx: HookContext, secrets: Collection[str], phase: HookPhase) -> tuple[str | None, str | None]:
+        """Render the chart once: the Jobs' config Secret, and (phase `before`) the bootstrap ServiceAccount's
+        objects. Returns (config Secret name or None, ServiceAccount the steps may run as or None)."""
         comp = ctx.component
         if not comp.chart.local or not ctx.chart:
             log.info("component=%s: chart %s is remote, Jobs get no config files", comp.name, comp.chart.describe())
-            return None
-        data = render_etc(
-            self.helm,
-            chart=ctx.chart,
+            return None, None
+        out = self.helm.template(
+            release=comp.release, namespace=comp.namespace, chart=ctx.chart, values=comp.values, secrets=secrets
+        )
+        etc = self._ensure_etc(ctx, pick_etc_data(out, comp.release))
+        account = _bootstrap_sa(comp.values)
+        if phase is not HookPhase.before or account is None:
+            return etc, None
+        objects = bootstrap_objects(
+            load_all_bounded(out, f"helm template {comp.release}"),
+            account,
             release=comp.release,
             namespace=comp.namespace,
-            values=comp.values,
-            secrets=secrets,
         )
+        if not objects:  # the chart does not render it: the steps run as it only after the install
+            return etc, None
+        for body in objects:
+            self._ensure_account_object(comp.namespace, body)
+        return etc, account
+
+    def _ensure_account_object(self, namespace: str, body: dict[str, Any]) -> None:
+        """Create it if absent (helm adopts it at the install); bring a Role's rules or a RoleBinding's subjects
+        to the render if they differ (helm would do the same moments later, after the steps needing them)."""
+        kind, name = str(body["kind"]), str(body["metadata"]["name"])
+        current = self.api.get_account_object(kind, namespace, name)
+        if current is None:
+            try:
+                self.api.create_account_object(namespace, body)
+                log.info("namespace=%s: created %s %s for the bootstrap steps (helm adopts it)", namespace, kind, name)
+                return
+            except KubeConflict:  # created concurrently: compare with what is there
+                current = self.api.get_account_object(kind, namespace, name)
+        if current is not None and differs(current, body):
+            meta = current.get("metadata") or {}
+            # Keep whatever ownership the live object has (helm's record of an installed release).
+            merged = {**body, "metadata": {**meta, "resourceVersion": meta.get("resourceVersion")}}
+            self.api.replace_account_object(namespace, merged)
+            log.info("namespace=%s: updated %s %s to the chart's render", namespace, kind, name)
+
+    def _ensure_etc(self, ctx: HookContext, data: dict[str, str] | None) -> str | None:
+        """Create/update `<release>-bootstrap-etc` from the rendered chart; None if the chart has no config."""
+        comp = ctx.component
         if data is None:
             log.info("component=%s: chart renders no Secret %s-etc, Jobs get no config files", comp.name, comp.release)
             return None
@@ -206,6 +251,7 @@ class BootstrapEngine:
         image: str,
         etc: str | None,
         mine: list[Job],
+        account: str | None = None,
     ) -> tuple[str, Reason]:
         comp = ctx.component
         sequence: int | None = None
@@ -223,8 +269,8 @@ class BootstrapEngine:
                 self.api.delete_job(comp.namespace, _name(job))
             mine[:] = [j for j in mine if j not in failed]
         name = m.job_name(comp.release, step.name, step.digest, sequence)
-        # Run `after` steps as the chart's bootstrap ServiceAccount; `before` steps may precede the chart.
-        sa = _bootstrap_sa(comp.values) if step.when == HookPhase.after.value else None
+        # The chart's bootstrap ServiceAccount when it exists (see __call__); else no API credentials.
+        sa = account
         body = m.job_manifest(
             name=name,
             cluster=ctx.cluster.name,

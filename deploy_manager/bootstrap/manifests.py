@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from deploy_manager.desired.images import pull_policy
 from deploy_manager.models.desired import BootstrapStep, DesiredComponent
 from deploy_manager.models.labels import LABEL_PREFIX
 
@@ -168,7 +169,7 @@ def job_manifest(
     container: Obj = {
         "name": step.name,
         "image": image,
-        "imagePullPolicy": str((images or {}).get("pullPolicy") or "IfNotPresent"),
+        "imagePullPolicy": pull_policy(image, str((images or {}).get("pullPolicy") or "")),
         "command": ["/bin/bash", f"{SCRIPT_DIR}/{SCRIPT_KEY}"],
         "env": secret_env(comp.values),
         "volumeMounts": mounts,

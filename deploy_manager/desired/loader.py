@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from deploy_manager.desired.bootstrap import render_script, resolve_image, step_digest
 from deploy_manager.desired.charts import ChartInfo, chart_info
+from deploy_manager.desired.images import image_problems
 from deploy_manager.desired.schema import ClusterSpec, ComponentSpec
 from deploy_manager.desired.smoke import load_smoke
 from deploy_manager.desired.values import canonical_json, deep_merge, sha256_hex
@@ -80,6 +81,7 @@ def load_cluster(source: GitSource, commit: str, cluster: str) -> DesiredCluster
                 )
         chart = _chart(source, commit, comp, charts, path, raw, name)
         components[name] = _component(source, commit, cluster, spec, name, comp, chart)
+        _check_images(source, commit, cluster, spec, components[name])
     smoke = load_smoke(source, commit, cluster, components)
     return DesiredCluster(
         name=cluster,
@@ -147,6 +149,24 @@ def _load_values(source: GitSource, commit: str, file: str) -> dict[str, Any] | 
     if not isinstance(data, dict):
         raise ConfigError(f"values must be a mapping, not {type(data).__name__}", file=file, line=1)
     return data
+
+
+def _check_images(source: GitSource, commit: str, cluster: str, spec: ClusterSpec, comp: DesiredComponent) -> None:
+    """A malformed image digest, or a floating tag where the cluster requires digests: the first one, naming the
+    values file that sets it (else the chart's defaults), its key and the component."""
+    layers = [(f, v) for f in comp.values_files if (v := _load_values(source, commit, f)) is not None]
+    problems = image_problems(
+        cluster=cluster,
+        component=comp.name,
+        values=comp.values,
+        layers=layers,
+        require_digests=spec.require_image_digests,
+    )
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        file = first.file or f"{comp.chart.describe()} values.yaml"
+        raise ConfigError(first.message + more, file=file, key=first.key)
 
 
 def _component(

@@ -164,6 +164,11 @@ class ClusterSpec(BaseModel):
         "dependents first, after every install/upgrade of the run succeeded; else they are reported `orphaned`.",
     )
     drift: DriftSpec | None = Field(None, description="Default drift settings of every component.")
+    require_image_digests: bool = Field(
+        False,
+        description="Refuse to plan while any component's `images.tags` value floats: every image must be pinned "
+        "by digest (`<repo>:<tag>@sha256:<digest>`). The error names the values file, the key and the component.",
+    )
 
 
 def json_schema() -> str:

@@ -32,6 +32,7 @@ class JobsApi:
         self.kube = kube
         self.core = k8s.CoreV1Api(kube.api_client)
         self.batch = k8s.BatchV1Api(kube.api_client)
+        self.rbac = k8s.RbacAuthorizationV1Api(kube.api_client)
 
     def _raw(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """One API call, retried on temporary errors (the client's RetryPolicy: backoff, jitter, Retry-After)."""
@@ -135,6 +136,39 @@ class JobsApi:
         return self._json(
             f"replacing Secret {namespace}/{name}", self.core.replace_namespaced_secret, name, namespace, body
         )
+
+    # -- the bootstrap ServiceAccount and its namespaced RBAC (bootstrap/rbac.py) -----------------------
+    def _account_calls(self, kind: str) -> tuple[Any, Any, Any]:
+        """(read, create, replace) of a ServiceAccount, Role or RoleBinding."""
+        if kind == "ServiceAccount":
+            c = self.core
+            return c.read_namespaced_service_account, c.create_namespaced_service_account, None
+        if kind == "Role":
+            r = self.rbac
+            return r.read_namespaced_role, r.create_namespaced_role, r.replace_namespaced_role
+        if kind == "RoleBinding":
+            r = self.rbac
+            return r.read_namespaced_role_binding, r.create_namespaced_role_binding, r.replace_namespaced_role_binding
+        raise ValueError(f"not a bootstrap account kind: {kind}")
+
+    def get_account_object(self, kind: str, namespace: str, name: str) -> Obj | None:
+        read, _, _ = self._account_calls(kind)
+        try:
+            return self._json(f"reading {kind} {namespace}/{name}", read, name, namespace)
+        except KubeNotFound:
+            return None
+
+    def create_account_object(self, namespace: str, body: Obj) -> Obj:
+        kind, name = body["kind"], body["metadata"]["name"]
+        _, create, _ = self._account_calls(kind)
+        return self._json(f"creating {kind} {namespace}/{name}", create, namespace, body)
+
+    def replace_account_object(self, namespace: str, body: Obj) -> Obj:
+        kind, name = body["kind"], body["metadata"]["name"]
+        _, _, replace = self._account_calls(kind)
+        if replace is None:
+            raise ValueError(f"{kind} is never replaced")
+        return self._json(f"replacing {kind} {namespace}/{name}", replace, name, namespace, body)
 
     def ensure_namespace(self, namespace: str) -> None:
         """Create the namespace if missing (a fresh install's `before` steps run before helm creates it)."""

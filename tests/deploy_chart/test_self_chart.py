@@ -239,6 +239,11 @@ OWN_CALLS = [
     ("", "secrets", "list"), ("", "secrets", "get"), ("", "secrets", "create"), ("", "secrets", "update"),
     ("batch", "jobs", "list"), ("batch", "jobs", "get"), ("batch", "jobs", "create"), ("batch", "jobs", "delete"),
     ("", "configmaps", "create"), ("", "configmaps", "update"), ("", "pods", "list"), ("", "pods/log", "get"),
+    # A chart's bootstrap ServiceAccount, Role and RoleBinding, created before its `before` steps (bootstrap/rbac.py).
+    ("", "serviceaccounts", "get"), ("", "serviceaccounts", "create"),
+    ("rbac.authorization.k8s.io", "roles", "get"), ("rbac.authorization.k8s.io", "roles", "create"),
+    ("rbac.authorization.k8s.io", "roles", "update"), ("rbac.authorization.k8s.io", "rolebindings", "get"),
+    ("rbac.authorization.k8s.io", "rolebindings", "create"), ("rbac.authorization.k8s.io", "rolebindings", "update"),
 ]  # fmt: skip
 LEASE_CALLS = [("coordination.k8s.io", "leases", verb) for verb in ("get", "create", "update")]
 # The suspend ConfigMap next to the Lease (kube/suspend.py).

@@ -49,9 +49,9 @@ SERVICES = ["keystone", "glance", "placement", "nova", "neutron", "cinder"]
 NOT_RUN = {"nova-novncproxy": "noVNC's html/js (/usr/share/novnc) ship in the image, not on PyPI"}
 # How long a workload may take to become Ready (helm --wait's part in the tier).
 READY_TIMEOUT = 90.0
-# keystone-api cannot start without fernet keys, which its `after` steps create: under `helm --wait` a
-# first install never completes (the steps need the chart's ServiceAccount). Known, reported, not yet fixed.
-KNOWN_NOT_READY_BEFORE_AFTER_STEPS = {"keystone"}
+# Services whose pods may not be Ready before their `after` steps (none: keystone's key steps now run `before`,
+# as the chart's bootstrap ServiceAccount, which the manager creates from the render ahead of the install).
+KNOWN_NOT_READY_BEFORE_AFTER_STEPS: set[str] = set()
 DEBIAN_PACKAGES = {"mariadb-server": "mariadbd", "rabbitmq-server": "rabbitmq-server", "memcached": "memcached",
                    "iproute2": "ip"}
 INFRA_IPS = {"mariadb": "10.244.1.1", "rabbitmq": "10.244.1.2", "memcached": "10.244.1.3"}
@@ -59,9 +59,11 @@ KUBE_API_IP = "10.96.0.1"
 # A hypervisor host outside the control plane: nova-compute on nova's fake virt driver.
 COMPUTE_IP = "10.244.2.1"
 COMPUTE_HOST = "compute-0"
-# A storage host: cinder-volume with cinder's fake (logging) LVM driver, which runs no LVM command.
+# (cinder-volume is the cinder chart's `volume` workload now, run from the render like every pod.) The address
+# a storage host had is kept free.
 VOLUME_IP = "10.244.2.2"
-VOLUME_HOST = "volume-0"
+# The Open vSwitch agent the hypervisor host would run, as neutron's agents table knows it (see register_l2_agent).
+OVS_AGENT_TYPE = "Open vSwitch agent"
 KUBE_PROBE_UA = "kube-probe/1.35"
 CLONE_NEWNET = 0x40000000
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -431,6 +433,7 @@ class Cloud:
     steps: list[StepRun] = field(default_factory=list)
     netns: Netns | None = None
     db_admin_password: str = ""
+    compute: Proc | None = None
 
     # -- set-up -------------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -638,6 +641,7 @@ class Cloud:
             spec = wl["spec"]["template"]["spec"]
             container = spec["containers"][0]
             mounts = self.pod_mounts(r, name, spec, container)
+            self.project_secrets()  # the kubelet fills a pod's Secret volumes before its containers start
             env = {**base_env(), **container_env(container, self.secret_values)}
             argv = [*(container.get("command") or []), *(container.get("args") or [])]
             pod = Pod(name, self.pod_ips[name], container, mounts, self.netns.start(name, argv, mounts, env))
@@ -646,7 +650,13 @@ class Cloud:
         return started
 
     def start_compute(self) -> Proc:
-        """nova-compute on a hypervisor host, on nova's fake virt driver."""
+        """nova-compute on a hypervisor host, on nova's fake virt driver (started once; later calls return it)."""
+        if self.compute is not None and self.compute.popen.poll() is None:
+            return self.compute
+        self.compute = self._start_compute()
+        return self.compute
+
+    def _start_compute(self) -> Proc:
         return self._start_host_service("nova", "nova-conductor", "nova-compute", f"""\
             [DEFAULT]
             compute_driver = fake.FakeDriver
@@ -655,17 +665,35 @@ class Cloud:
         """)
 
     def start_volume(self) -> Proc:
-        """cinder-volume on a storage host, with cinder's fake LVM driver (it logs instead of running lvm)."""
-        return self._start_host_service("cinder", "cinder-scheduler", "cinder-volume", f"""\
-            [DEFAULT]
-            host = {VOLUME_HOST}
-            my_ip = {VOLUME_IP}
-            enabled_backends = fake
+        """cinder-volume as the cinder chart renders it (its `volume` workload, from `volume.backends`): the pod
+        start_workloads("cinder") started. Kept for callers that asked for the storage host before it was one."""
+        pod = self.pods.get("cinder-volume")
+        assert pod is not None, "cinder-volume was not started: the cinder chart renders no volume workload"
+        return pod.proc
 
-            [fake]
-            volume_driver = cinder.tests.fake_driver.FakeLoggingVolumeDriver
-            volume_backend_name = fake
+    def volume_hosts(self) -> set[str]:
+        """`<backend_host>@<backend>` of every backend the demo's cinder-volume serves (cinder's service hosts)."""
+        volume = self.rendered["cinder"].comp.values["volume"]
+        return {f"{volume.get('backendHost', 'cinder-volume')}@{name}" for name in volume["backends"]}
+
+    def register_l2_agent(self, host: str, ip: str) -> None:
+        """What the hypervisor host's Open vSwitch agent tells neutron about itself (its state report), written
+        straight into neutron's agents table: alive (the heartbeat a day ahead), vxlan tunnels. With it the
+        openvswitch mechanism driver binds ports to `host`, as it does in a cluster; no dataplane is behind it
+        (nova's fake driver plugs nothing), so ports stay DOWN, which nova's fake driver does not wait for."""
+        configurations = ('{"tunnel_types": ["vxlan"], "bridge_mappings": {}, "integration_bridge": "br-int", '
+                          f'"tunneling_ip": "{ip}", "l2_population": true, "datapath_type": "system", '
+                          '"ovs_hybrid_plug": false}')
+        self.sql(f"""
+            DELETE FROM neutron.agents WHERE host = '{host}' AND agent_type = '{OVS_AGENT_TYPE}';
+            INSERT INTO neutron.agents (id, agent_type, `binary`, topic, host, admin_state_up, created_at,
+                started_at, heartbeat_timestamp, configurations, `load`)
+            VALUES (UUID(), '{OVS_AGENT_TYPE}', 'neutron-openvswitch-agent', 'N/A', '{host}', 1, UTC_TIMESTAMP(),
+                UTC_TIMESTAMP(), UTC_TIMESTAMP() + INTERVAL 1 DAY, '{configurations}', 0);
         """)
+
+    def remove_l2_agent(self, host: str) -> None:
+        self.sql(f"DELETE FROM neutron.agents WHERE host = '{host}' AND agent_type = '{OVS_AGENT_TYPE}';")
 
     def _start_host_service(self, component: str, like: str, binary: str, host_conf: str) -> Proc:
         """A service the charts do not deploy (it runs on hypervisor/storage hosts): the rendered config, the env of

@@ -10,4 +10,19 @@ cinder:
     interface: internal
   oslo_concurrency:
     lock_path: /var/lib/cinder/tmp
+{{- $backends := .Values.volume.backends | default dict }}
+cinder_volume:
+  {{- if $backends }}
+  DEFAULT:
+    enabled_backends: {{ keys $backends | sortAlpha | join "," | quote }}
+  {{- range $name, $opts := $backends }}
+  {{ $name }}:
+    backend_host: {{ $.Values.volume.backendHost | default "cinder-volume" | quote }}
+    {{- toYaml $opts | nindent 4 }}
+  {{- end }}
+  {{- else }}
+  # No backend: no cinder-volume reads this file (it is not deployed); an empty file would be an empty Secret key.
+  DEFAULT:
+    enabled_backends: ""
+  {{- end }}
 {{- end -}}

@@ -34,6 +34,20 @@ app.kubernetes.io/managed-by: {{ (index . 0).Release.Service }}
 {{- required (printf "images.tags.%s is not set" $key) (index $tags $key) -}}
 {{- end -}}
 
+{{/*
+The pull policy of an image reference: `images.pullPolicy` when set; else IfNotPresent for a digest-pinned
+reference (repo:tag@sha256:…, the bytes cannot change) and Always for a tag alone (a re-pushed tag must not be
+served from a node's older copy). deploy_manager.desired.images.pull_policy decides the same for bootstrap Jobs.
+*/}}
+{{- define "common.pullPolicy" -}}
+{{- $root := index . 0 -}}{{- $ref := index . 1 -}}
+{{- with ($root.Values.images | default dict).pullPolicy -}}
+{{- . -}}
+{{- else -}}
+{{- ternary "IfNotPresent" "Always" (regexMatch "@sha256:[0-9a-f]{64}$" $ref) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* In-cluster DNS name of a Service of this release. */}}
 {{- define "common.serviceHost" -}}
 {{- $root := index . 0 -}}{{- $part := index . 1 -}}

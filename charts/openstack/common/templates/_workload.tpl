@@ -54,8 +54,9 @@ passes the finished spec as a third element instead of mutating .Values:
 {{- $svc := fromYaml (include "common.part" .) -}}
 {{- $openstack := ne (toString $svc.openstack) "false" -}}
 - name: {{ $part }}
-  image: {{ include "common.image" (list $root (required (printf "services.%s.image is not set" $part) $svc.image)) }}
-  imagePullPolicy: {{ $root.Values.images.pullPolicy | default "IfNotPresent" }}
+  {{- $image := include "common.image" (list $root (required (printf "services.%s.image is not set" $part) $svc.image)) }}
+  image: {{ $image }}
+  imagePullPolicy: {{ include "common.pullPolicy" (list $root $image) }}
   {{- with $svc.command }}
   command:
     {{- toYaml . | nindent 4 }}
