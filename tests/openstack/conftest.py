@@ -57,6 +57,7 @@ def cloud(runnable: None) -> Iterator[c.Cloud]:
             run = running.run_step("rabbitmq", step)
             record("rabbitmq", f"step {step['name']}", "ok" if run.returncode == 0 else f"FAILED ({run.returncode})")
             assert run.returncode == 0, f"rabbitmq {step['name']} exited {run.returncode}:\n{run.output[-3000:]}"
+            assert not [v for v in running.secret_values.values() if v in run.output], "a password in the step's log"
         yield running
     finally:
         running.stop()

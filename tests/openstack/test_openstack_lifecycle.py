@@ -25,7 +25,6 @@ from .conftest import record
 
 pytestmark = pytest.mark.openstack
 
-KEYSTONE = "http://keystone-api.openstack.svc.cluster.local:5000/v3"
 ROTATION = "keystone-key-rotation"
 
 
@@ -45,7 +44,9 @@ def _validates(cloud: c.Cloud, subject: str) -> int:
     """GET /v3/auth/tokens for `subject`, authenticated by a fresh token: 200 when keystone can still decrypt it."""
     assert cloud.netns is not None
     auth = _token(cloud)
-    return cloud.netns.call(lambda: httpx.get(f"{KEYSTONE}/auth/tokens", timeout=30,
+    # To the pod's address: threads in the pod network resolve names with the machine's /etc/hosts, not the pods'.
+    keystone = f"http://{cloud.pod_ips['keystone-api']}:5000/v3"
+    return cloud.netns.call(lambda: httpx.get(f"{keystone}/auth/tokens", timeout=30,
                                               headers={"X-Auth-Token": auth, "X-Subject-Token": subject}).status_code)
 
 
@@ -116,7 +117,7 @@ def _transport_env(cloud: c.Cloud, service: str) -> dict[str, str]:
 LOGIN = textwrap.dedent("""
     import os, sys, urllib.parse
     import kombu
-    url = os.environ["OS_DEFAULT__TRANSPORT_URL"]
+    url = os.environ["OS_DEFAULT__TRANSPORT_URL"].replace("rabbit://", "amqp://", 1)  # kombu's name for it
     if len(sys.argv) > 1:  # the same credentials on another vhost
         url = urllib.parse.urlsplit(url)._replace(path="/" + sys.argv[1]).geturl()
     with kombu.Connection(url, connect_timeout=10) as conn:
@@ -177,7 +178,7 @@ NOTIFY = textwrap.dedent("""
     notifier.info({}, "tier.sample", {"n": 0})
     transport.cleanup()
     # Then many more to the same queue, and no consumer.
-    with kombu.Connection(url) as conn:
+    with kombu.Connection(url.replace("rabbit://", "amqp://", 1)) as conn:
         producer = conn.Producer()
         for n in range(int(sys.argv[1])):
             producer.publish({"n": n}, exchange="", routing_key="notifications.info")
@@ -199,8 +200,7 @@ def test_notification_queues_are_bounded(cloud: c.Cloud) -> None:
     for account in accounts.values():
         queues = cloud.rabbitmqctl("list_queues", "-p", account["vhost"], "--no-table-headers", "name").split()
         assert not [q for q in queues if pattern.search(q)], (account["vhost"], queues)
-        policies = cloud.rabbitmqctl("list_policies", "-p", account["vhost"], "--no-table-headers",
-                                     "--formatter", "json")
+        policies = cloud.rabbitmqctl("list_policies", "-p", account["vhost"], "--formatter", "json")
         assert any(p["name"] == "notification-queues" for p in json.loads(policies)), policies
     record("rabbitmq", "notification queues after the workflows (driver noop)", "0")
     # Switched on without a consumer: the queue stops at maxLength.
