@@ -455,6 +455,7 @@ class Cloud:
         db_host = layers.components(CLUSTER)[0].values["global"]["database"]["host"]
         hosts[db_host] = INFRA_IPS["mariadb"]
         hosts.update(_dns_names("rabbitmq", "openstack", INFRA_IPS["rabbitmq"]))
+        hosts.update(_dns_names("rabbitmq-headless", "openstack", INFRA_IPS["rabbitmq"]))
         hosts.update(_dns_names("memcached", "openstack", INFRA_IPS["memcached"]))
         hosts.update(_dns_names("kubernetes", "default", KUBE_API_IP))
         self.netns = Netns(self.root, hosts, [*self.pod_ips.values(), *INFRA_IPS.values(), KUBE_API_IP,
@@ -519,8 +520,11 @@ class Cloud:
         assert self.netns is not None
         home = self.root / "rabbitmq"
         (home / "mnesia").mkdir(parents=True)
-        (home / "rabbitmq.conf").write_text("listeners.tcp.default = 5672\nloopback_users.guest = false\n")
-        (home / "enabled_plugins").write_text("[].\n")
+        (home / "rabbitmq.conf").write_text("listeners.tcp.default = 5672\nloopback_users.guest = false\n"
+                                            f"management.tcp.ip = {INFRA_IPS['rabbitmq']}\n"
+                                            "management.tcp.port = 15672\n")
+        # The management plugin, as the chart enables it: the rabbitmq-init step creates vhosts and users through it.
+        (home / "enabled_plugins").write_text("[rabbitmq_management].\n")
         (home / "rabbitmq-env.conf").write_text("")
         sts = self.rendered["rabbitmq"].of_kind("StatefulSet")[0]
         env = container_env(sts["spec"]["template"]["spec"]["containers"][0], self.secret_values)
@@ -597,6 +601,9 @@ class Cloud:
                     mounts.append(Mount(etc_dir, vm["mountPath"]))
             elif "secret" in vol:  # projected later by project_secrets(), like the kubelet does
                 mounts.append(Mount(self._secret_dir(vol["secret"]["secretName"]), vm["mountPath"]))  # always read-only
+            elif "configMap" in vol:
+                d = self._configmap_dir(r, vol["configMap"]["name"])
+                mounts.append(Mount(d, vm["mountPath"]))
             elif "emptyDir" in vol:
                 d = self.root / "pods" / pod_name / vm["name"]
                 d.mkdir(parents=True, exist_ok=True)
@@ -613,6 +620,15 @@ class Cloud:
                 (d / name).write_bytes(data)
         return d
 
+    def _configmap_dir(self, r: Rendered, name: str) -> Path:
+        d = self.root / "configmaps" / name
+        if not d.exists():
+            d.mkdir(parents=True)
+            cm = next(o for o in r.of_kind("ConfigMap") if o["metadata"]["name"] == name)
+            for key, data in (cm.get("data") or {}).items():
+                (d / key).write_text(data)
+        return d
+
     def _secret_dir(self, name: str) -> Path:
         d = self.root / "secrets" / name
         d.mkdir(parents=True, exist_ok=True)
@@ -625,10 +641,14 @@ class Cloud:
                 continue
             status, body = self.kube_get(f"/api/v1/namespaces/openstack/secrets/{d.name}")
             if status == 200:
-                for key, value in (body.get("data") or {}).items():
+                data = body.get("data") or {}
+                for key, value in data.items():
                     target = d / key
                     target.write_bytes(base64.b64decode(value))
                     target.chmod(0o400)
+                for stale in d.iterdir():  # a key the Secret no longer holds leaves the volume too (rotation)
+                    if stale.name not in data:
+                        stale.unlink()
 
     def start_workloads(self, component: str) -> list[Pod]:
         assert self.netns is not None
@@ -756,6 +776,26 @@ class Cloud:
                                 timeout=float(step.get("timeout") or 600))
         run = StepRun(component, step["name"], result.returncode, result.stdout + result.stderr)
         self.steps.append(run)
+        self.project_secrets()
+        return run
+
+    def run_cronjob(self, component: str, name: str) -> StepRun:
+        """One run of a rendered CronJob's Job, as the kubelet runs its pod: the container's command and env, its
+        volumes, its ServiceAccount's token; then the kubelet's sync of the Secrets it wrote into mounted volumes."""
+        assert self.netns is not None
+        r = self.rendered[component]
+        cron = next(o for o in r.of_kind("CronJob") if o["metadata"]["name"] == name)
+        spec = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        mounts = self.pod_mounts(r, name, spec, container)
+        env = {**base_env(), **container_env(container, self.secret_values)}
+        if spec.get("serviceAccountName"):
+            mounts.append(Mount(self.root / "serviceaccount", SERVICE_ACCOUNT_DIR))
+            env.update(KUBERNETES_SERVICE_HOST=KUBE_API_IP, KUBERNETES_SERVICE_PORT="443")
+        argv = [*(container.get("command") or []), *(container.get("args") or [])]
+        result = self.netns.run(argv, mounts=mounts, env=env,
+                                timeout=float(cron["spec"]["jobTemplate"]["spec"].get("activeDeadlineSeconds") or 600))
+        run = StepRun(component, f"cronjob/{name}", result.returncode, result.stdout + result.stderr)
         self.project_secrets()
         return run
 

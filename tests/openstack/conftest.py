@@ -52,6 +52,12 @@ def cloud(runnable: None) -> Iterator[c.Cloud]:
     try:
         running.prepare()
         running.start_infrastructure()
+        # The broker's own `after` steps (rabbitmq-init: a vhost and user per service) before any service starts.
+        for step in running.rendered["rabbitmq"].comp.bootstrap:
+            run = running.run_step("rabbitmq", step)
+            record("rabbitmq", f"step {step['name']}", "ok" if run.returncode == 0 else f"FAILED ({run.returncode})")
+            assert run.returncode == 0, f"rabbitmq {step['name']} exited {run.returncode}:\n{run.output[-3000:]}"
+            assert not [v for v in running.secret_values.values() if v in run.output], "a password in the step's log"
         yield running
     finally:
         running.stop()

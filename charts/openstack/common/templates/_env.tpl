@@ -7,7 +7,8 @@ Each reference becomes the env var SECRET_<NAME> (secretKeyRef), and the oslo.co
 source turns composed variables into options without any password in a file or ConfigMap:
   databases: {database: {user: keystone, name: keystone, secret: db}}
       -> OS_DATABASE__CONNECTION=mysql+pymysql://keystone:$(SECRET_DB)@<global.database.host>:<port>/keystone
-  messaging: {secret: rabbitmq}  (hosts from global.messaging)
+  messaging: {user: keystone, vhost: keystone, secret: rabbitmq}  (hosts from global.messaging; the service's
+      own vhost wins over global.messaging.vhost)
       -> OS_DEFAULT__TRANSPORT_URL=rabbit://<user>:$(SECRET_RABBITMQ)@host:5672,…/<vhost>
   secretOptions: {keystone_authtoken.password: service_user}
       -> OS_KEYSTONE_AUTHTOKEN__PASSWORD=$(SECRET_SERVICE_USER)
@@ -40,7 +41,7 @@ Passwords must therefore be URL-safe (they are generated as such).
 {{- $hosts := list }}
 {{- range (required "global.messaging.hosts is not set" $m.hosts) }}{{ $hosts = append $hosts (printf "%s:$(%s)@%s:%v" $user $pw . ($m.port | default 5672 | int)) }}{{ end }}
 - name: OS_DEFAULT__TRANSPORT_URL
-  value: {{ printf "rabbit://%s/%s" (join "," $hosts) ($m.vhost | default "") | quote }}
+  value: {{ printf "rabbit://%s/%s" (join "," $hosts) (.vhost | default $m.vhost | default "") | quote }}
 {{- end }}
 {{- range $opt, $secret := ($v.secretOptions | default dict) }}
 {{- $parts := splitList "." $opt }}

@@ -12,4 +12,7 @@ keystone:
     key_repository: /etc/keystone/credential-keys/
   catalog:
     cache_time: 600
+  # As every service (common.confDefaults): CADF notifications only for clusters that consume them.
+  oslo_messaging_notifications:
+    driver: {{ ternary "messagingv2" "noop" (eq (toString (.Values.notifications | default dict).enabled) "true") }}
 {{- end -}}
