@@ -61,8 +61,8 @@ reads the difference:
 Differential conformance (:mod:`kubesim.differential`, ``make conformance-diff``): the conformance suites'
 helm and kubectl operations run on kubesim and on the real control plane, and every resulting object is
 compared field by field (status, the API server's defaults, metadata, managedFields owners, Events). Its
-first run found 135 distinct kind/path differences (1,395 in all); fixed here: the PodSpec defaults (``securityContext: {}``,
-containers' ``resources: {}``, ``serviceAccount`` kept with ``serviceAccountName``) on pods and templates; what
+first run found 135 distinct kind/path differences (1,395 in all); fixed here: the PodSpec defaults
+(``securityContext: {}``, containers' ``resources: {}``, ``serviceAccount`` kept with ``serviceAccountName``) on pods and templates; what
 admission adds to a new Pod (``serviceAccountName: default``, the ``kube-api-access-*`` token volume and mounts,
 priority, ``enableServiceLinks``, the not-ready/unreachable tolerations); Pods have a ``generation``, Services
 none and ``status.loadBalancer: {}``; controllers' pods carry ``generateName``, no empty annotations, the kubelet's
