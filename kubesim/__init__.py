@@ -59,21 +59,21 @@ reads the difference:
 - pod logs are synthetic text (``kubesim: container … runs: …``); on the real backend kwok's server (its
   fake kubelet) serves one fixed line for every pod.
 
-Differential conformance (:mod:`kubesim.differential`, ``make conformance-diff``): the conformance suites'
-helm and kubectl operations run on kubesim and on the real control plane, and every resulting object is
-compared field by field (status, the API server's defaults, metadata, managedFields owners, Events). Its
-first run found 135 distinct kind/path differences (1,395 in all); fixed here: the PodSpec defaults (``securityContext: {}``,
+Differential conformance (:mod:`kubesim.differential`, ``make conformance-diff``): the conformance suites' helm
+and kubectl operations run on kubesim and on the real control plane, and every resulting object is compared
+field by field (status, the API server's defaults, metadata, managedFields owners, Events). Its first run found
+135 distinct kind/path differences (1,395 in all); fixed here: the PodSpec defaults (``securityContext: {}``,
 containers' ``resources: {}``, ``serviceAccount`` kept with ``serviceAccountName``) on pods and templates; what
 admission adds to a new Pod (``serviceAccountName: default``, the ``kube-api-access-*`` token volume and mounts,
 priority, ``enableServiceLinks``, the not-ready/unreachable tolerations); Pods have a ``generation``, Services
-none and ``status.loadBalancer: {}``; controllers' pods carry ``generateName``, no empty annotations, the kubelet's
-conditions (``lastProbeTime``, ``PodCompleted``/``PodFailed`` reasons), ``podIPs``/``hostIPs``, ``qosClass`` and
-``lastState``; a StatefulSet's pods their ``hostname``/``subdomain`` and ``apps.kubernetes.io/pod-index``; Job
-defaults (``manualSelector: false``, ``podReplacementPolicy``) and a label-less Job takes its pods' labels;
-``status.ready`` stays 0 on a finished Job, ``terminatingReplicas: 0`` on Deployments/ReplicaSets,
-``collisionCount: 0`` on StatefulSets, ``persistentVolumeClaimRetentionPolicy`` defaulted; a Deployment's
-annotation change is a new generation; ReplicaSets copy their Deployment's annotations and carry
-``max-replicas``/``revision-history``; controllers' writes are recorded in managedFields
+none and ``status.loadBalancer: {}``; controllers' pods carry ``generateName``, no empty annotations, the
+kubelet's conditions (``lastProbeTime``, ``PodCompleted``/``PodFailed`` reasons), ``podIPs``/``hostIPs``,
+``qosClass`` and ``lastState``; a StatefulSet's pods their ``hostname``/``subdomain`` and
+``apps.kubernetes.io/pod-index``; Job defaults (``manualSelector: false``, ``podReplacementPolicy``) and a
+label-less Job takes its pods' labels; ``status.ready`` stays 0 on a finished Job, ``terminatingReplicas: 0`` on
+Deployments/ReplicaSets, ``collisionCount: 0`` on StatefulSets, ``persistentVolumeClaimRetentionPolicy``
+defaulted; a Deployment's annotation change is a new generation; ReplicaSets copy their Deployment's annotations
+and carry ``max-replicas``/``revision-history``; controllers' writes are recorded in managedFields
 (``kube-controller-manager``, Update, status subresource; pods' status by ``kubelet``); every namespace gets its
 ``default`` ServiceAccount; the Events the real controllers and scheduler record (ReplicaSet/StatefulSet
 ``SuccessfulCreate``/``SuccessfulDelete``, Pod ``Scheduled``). Accepted, each named by its allow-list entry in
