@@ -92,7 +92,7 @@ def test_demo_once_tells_the_whole_story_and_cleans_up(helm_bin: Path, kubectl_b
     assert index(lines, r"keystone\s+install\s+succeeded") < index(lines, r"glance\s+bootstrap:db-sync\s+succeeded")
     assert index(lines, r"nova\s+install\s+succeeded") < index(lines, r"horizon\s+install\s+succeeded")
     # 26: the OpenStack tier added db-init, upgrade-check and online-data-migration steps (issue 17)
-    assert "10 releases installed, 26 bootstrap Jobs run" in lines
+    assert "10 releases installed, 27 bootstrap Jobs run" in lines
     # Issue 14: four gate checks and two at the end, each its own Job (counted apart from the bootstrap Jobs).
     assert "6 workflow checks run as Jobs (values/_common/smoke.yaml): 6 passed" in lines
     assert index(lines, r"keystone\s+smoke:token-issue\s+succeeded") < index(lines, r"glance\s+install\s+succeeded")
