@@ -30,10 +30,13 @@ tools: venv
 kube: venv
 	$(BIN)/python scripts/install_kube.py
 
-# The whole suite on kubesim, then every cluster test (marker `cluster`) on the real control plane
-# (`test-kube`). `test-kube-core` is the quick subset on the real backend: the helm/kubectl conformance
+# The whole suite on kubesim and, beside it, every cluster test (marker `cluster`) on the real control plane
+# (`test-kube`, after `make kube`): both halves mostly wait, so together they take about as long as the longer
+# one (scripts/run_suites.py; the kube half's log is printed after). `test-kubesim` and `test-kube` run one
+# half each. `test-kube-core` is the quick subset on the real backend: the helm/kubectl conformance
 # suites, the launcher's own tests, the Lease, the manager under its chart's RBAC and drift.
-test: test-kubesim test-kube
+test: tools
+	@PYTEST_ARGS="$(PYTEST_ARGS)" $(BIN)/python scripts/run_suites.py
 
 KUBE_CORE_TESTS := tests/kubesim/test_helm_conformance.py tests/kubesim/test_kubectl_conformance.py \
 	tests/kubecluster tests/kube tests/test_lease.py tests/deploy_chart/test_rbac_on_kube.py \
