@@ -39,10 +39,13 @@ PACKAGES = (
     "nova",
     "neutron",
     "cinder",
+    "horizon",
     "python-openstackclient",
     "osc-placement",
     "PyMySQL",
     "python-memcached",
+    # horizon's cache (Django's PyMemcacheCache backend, the chart's CACHES) imports it; nothing else pulls it in.
+    "pymemcache",
     "uWSGI",
     # cinder's option namespace (oslo-config-validator) imports its GCS backup driver.
     "google-api-python-client",
@@ -51,7 +54,8 @@ MARKER = ".deploy-manager-openstack.json"
 # The venv's own tooling (whatever `python -m venv` brings), not part of the pins.
 UNPINNED = {"pip", "setuptools", "wheel"}
 # Imported once after install and on every reuse: a venv that cannot import these is rebuilt.
-SMOKE_IMPORTS = ("keystone", "glance", "placement", "nova", "neutron", "cinder", "openstackclient", "pymysql")
+SMOKE_IMPORTS = ("keystone", "glance", "placement", "nova", "neutron", "cinder", "openstack_dashboard",
+                 "openstackclient", "pymysql")
 
 
 class InstallError(RuntimeError):

@@ -65,6 +65,11 @@ VOLUME_IP = "10.244.2.2"
 # The Open vSwitch agent the hypervisor host would run, as neutron's agents table knows it (see register_l2_agent).
 OVS_AGENT_TYPE = "Open vSwitch agent"
 KUBE_PROBE_UA = "kube-probe/1.35"
+# Components the tier deploys beside SERVICES (no bootstrap steps, no workflow through the openstack client).
+DASHBOARD = ["horizon"]
+# Users the images define that this machine does not (LOCI's service users): a workload whose server drops to one
+# (horizon's uwsgi `uid`) gets it in the pod network's /etc/passwd, and this machine's Python readable by it.
+IMAGE_USERS = {"horizon": ("horizon", 42424)}
 CLONE_NEWNET = 0x40000000
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 T = TypeVar("T")
@@ -232,9 +237,9 @@ class Netns:
         self.run(["/bin/bash", "-c", "\n".join(setup)], check=True)
         self._pool = ThreadPoolExecutor(2, initializer=_enter_netns, initargs=(f"/proc/{self.holder.pid}/ns/net",))
 
-    def prefix(self, mounts: list[Mount] = ()) -> list[str]:  # type: ignore[assignment]
+    def prefix(self, mounts: list[Mount] = (), setup: str = "") -> list[str]:  # type: ignore[assignment]
         base = ["nsenter", "-t", str(self.holder.pid), "--net", "--mount", "--"]
-        if not mounts:
+        if not mounts and not setup:
             return base
         script = ["set -e"]
         for m in mounts:
@@ -245,6 +250,8 @@ class Netns:
             script.append(f"mount --bind {m.source} {m.target}")
             if m.readonly:
                 script.append(f"mount -o remount,bind,ro {m.target}")
+        if setup:
+            script.append(setup)
         script.append('exec "$@"')
         return [*base, "unshare", "--mount", "--propagation", "private", "--",
                 "/bin/bash", "-c", "\n".join(script), "pod"]
@@ -259,11 +266,11 @@ class Netns:
         return result
 
     def start(self, name: str, argv: list[str], mounts: list[Mount] = (),  # type: ignore[assignment]
-              env: dict[str, str] | None = None) -> Proc:
+              env: dict[str, str] | None = None, setup: str = "") -> Proc:
         log = self.root / "logs" / f"{name}.log"
         log.parent.mkdir(exist_ok=True)
         with log.open("ab") as fh:
-            popen = subprocess.Popen([*self.prefix(mounts), *argv], env=env, stdout=fh, stderr=subprocess.STDOUT,
+            popen = subprocess.Popen([*self.prefix(mounts, setup), *argv], env=env, stdout=fh, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         proc = Proc(name, popen, log)
         self.procs.append(proc)
@@ -322,8 +329,10 @@ def _pids_in_netns(netns: str) -> list[int]:
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
-def container_env(container: dict[str, Any], secret_values: dict[tuple[str, str], str]) -> dict[str, str]:
-    """The container's env as the kubelet builds it: secretKeyRef resolved, `$(VAR)` expanded from earlier entries."""
+def container_env(container: dict[str, Any], secret_values: dict[tuple[str, str], str],
+                  pod_ip: str | None = None) -> dict[str, str]:
+    """The container's env as the kubelet builds it: secretKeyRef resolved, `$(VAR)` expanded from earlier entries,
+    the downward API's status.podIP the pod's address (when known)."""
     env: dict[str, str] = {}
     for item in container.get("env") or []:
         if "value" in item:
@@ -332,7 +341,8 @@ def container_env(container: dict[str, Any], secret_values: dict[tuple[str, str]
             ref = item["valueFrom"]["secretKeyRef"]
             env[item["name"]] = secret_values[(ref["name"], ref["key"])]
         elif "fieldRef" in (item.get("valueFrom") or {}):
-            env[item["name"]] = "pod-0"
+            path = item["valueFrom"]["fieldRef"].get("fieldPath")
+            env[item["name"]] = pod_ip if pod_ip and path == "status.podIP" else "pod-0"
     return env
 
 
@@ -607,6 +617,7 @@ class Cloud:
             elif "emptyDir" in vol:
                 d = self.root / "pods" / pod_name / vm["name"]
                 d.mkdir(parents=True, exist_ok=True)
+                d.chmod(0o777)  # the kubelet makes an emptyDir world-writable (a server that drops root writes there)
                 mounts.append(Mount(d, vm["mountPath"], readonly=bool(vm.get("readOnly"))))
             else:
                 raise AssertionError(f"{pod_name}: volume {vm['name']} of an unsupported kind: {vol}")
@@ -662,12 +673,33 @@ class Cloud:
             container = spec["containers"][0]
             mounts = self.pod_mounts(r, name, spec, container)
             self.project_secrets()  # the kubelet fills a pod's Secret volumes before its containers start
-            env = {**base_env(), **container_env(container, self.secret_values)}
+            env = {**base_env(), **container_env(container, self.secret_values, self.pod_ips[name])}
             argv = [*(container.get("command") or []), *(container.get("args") or [])]
-            pod = Pod(name, self.pod_ips[name], container, mounts, self.netns.start(name, argv, mounts, env))
+            pod = Pod(name, self.pod_ips[name], container, mounts,
+                      self.netns.start(name, argv, mounts, env, self._image_setup(name)))
             self.pods[name] = pod
             started.append(pod)
         return started
+
+    def _image_setup(self, workload: str) -> str:
+        """Shell run as root in the pod's mount namespace before its command: what its image has and this machine
+        lacks. For a server that drops to an image user: that user, and this machine's Python (under root's home,
+        mode 0700) reachable by it through an overlay of /root whose top directory is 0711 (nothing on the host
+        changes)."""
+        if workload not in IMAGE_USERS:
+            return ""
+        user, uid = IMAGE_USERS[workload]
+        overlay = self.root / "overlay" / f"root-{workload}"
+        up, work = overlay / "up", overlay / "work"
+        up.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
+        up.chmod(0o711)
+        return "\n".join([
+            f"grep -q '^{user}:' /etc/group || echo '{user}:x:{uid}:' >> /etc/group",
+            f"grep -q '^{user}:' /etc/passwd || echo '{user}:x:{uid}:{uid}:{user}:/nonexistent:/usr/sbin/nologin'"
+            " >> /etc/passwd",
+            f"mount -t overlay overlay -o lowerdir=/root,upperdir={up},workdir={work} /root",
+        ])
 
     def start_compute(self) -> Proc:
         """nova-compute on a hypervisor host, on nova's fake virt driver (started once; later calls return it)."""

@@ -48,7 +48,7 @@ def venv_only() -> None:
 @pytest.fixture(scope="session")
 def cloud(runnable: None) -> Iterator[c.Cloud]:
     root = Path(tempfile.mkdtemp(prefix="dm-openstack-"))
-    running = c.Cloud(root, ["rabbitmq", "memcached", *c.SERVICES])
+    running = c.Cloud(root, ["rabbitmq", "memcached", *c.SERVICES, *c.DASHBOARD])
     try:
         running.prepare()
         running.start_infrastructure()
