@@ -9,41 +9,10 @@ from typing import Any
 import pytest
 
 from kubecluster.cluster import POD_LOG_LINE
+from kubesim.differential import CONFIGMAP, DEPLOYMENT  # one copy: the differential runs the same objects
 from kubesim.testing import KubeCLI
 
 pytestmark = pytest.mark.helm
-
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  labels: {tier: front}
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-        - name: web
-          image: nginx:TAG
-          env:
-            - {name: A, value: "1"}
-        - name: sidecar
-          image: busybox:1
-"""
-CONFIGMAP = """
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: settings
-  labels: {tier: back}
-data:
-  mode: MODE
-"""
 
 
 def apply(cli: KubeCLI, ns: str, manifest: str, *extra: str) -> str:
