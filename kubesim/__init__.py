@@ -86,7 +86,8 @@ and carry ``max-replicas``/``revision-history``; controllers' writes are recorde
   step by step, each a new generation annotated with the Deployment's replica counts of that moment): readers
   compare a ReplicaSet's observedGeneration with its own generation and read counts from the Deployment;
 - [diff:controller-races] the real controllers sometimes record a ``FailedDelete``/``FailedCreate`` Warning (a
-  pod already gone, a stale write) and retry; kubesim's do not race, and nothing of ours reads Events;
+  pod already gone, a stale write), the scheduler a ``FailedScheduling`` one, and retry; kubesim's do not race,
+  and nothing of ours reads Events;
 - [diff:scaled-mid-rollout] a Deployment scaled during its rollout: the real controller sometimes ends on a scaling
   sync that leaves its Progressing condition at ``ReplicaSetUpdated``; kubesim ends at ``NewReplicaSetAvailable``.
 """

@@ -458,9 +458,11 @@ ACCEPTED: tuple[Accepted, ...] = (
     Accepted("controller-revisions", ("ControllerRevision <object>",),
              "no ControllerRevisions for StatefulSets (nor DaemonSets): only `kubectl rollout history/undo` of a "
              "StatefulSet reads them; helm and the product read the StatefulSet's own status revisions"),
-    Accepted("controller-races", ("Events Warning/FailedDelete", "Events Warning/FailedCreate"),
+    Accepted("controller-races", ("Events Warning/FailedDelete", "Events Warning/FailedCreate",
+                                  "Events Warning/FailedScheduling"),
              "the real controllers sometimes lose a race (a pod the garbage collector or kwok removed first, a "
-             "write on a stale object) and record a Warning before retrying; kubesim's controllers do not race. "
+             "write on a stale object, a pod the scheduler tried before its node's state caught up) and record a "
+             "Warning before retrying; kubesim's controllers and scheduler do not race. "
              "Nothing of ours reads Events",
              sometimes=True),
     Accepted("paced-rollouts", ("ReplicaSet metadata.generation", "ReplicaSet status.observedGeneration",
