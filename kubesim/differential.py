@@ -486,6 +486,16 @@ def accepted_for(diff: Difference, accepted: tuple[Accepted, ...] = ACCEPTED) ->
     return next((a for a in accepted if a.matches(diff)), None)
 
 
+def reproduced(first: list[Difference], again: list[Difference]) -> list[Difference]:
+    """The differences of ``first`` that a second run of the scenario shows again (same object and path).
+
+    kubesim is deterministic; the real controllers race. A new difference that one run shows and the next does not
+    is a race still to be named in ``ACCEPTED``, not proof that kubesim is wrong.
+    """
+    seen = {(x.object, x.path) for x in again}
+    return [x for x in first if (x.object, x.path) in seen]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Running both backends, the report
 # ---------------------------------------------------------------------------------------------------------

@@ -111,6 +111,17 @@ def test_helm_release_records_compare_by_content_not_bytes() -> None:
         "name": "rel", "version": 1, "status": "deployed", "namespace": "ns"}
 
 
+def test_a_new_difference_counts_when_a_second_run_shows_it_again() -> None:
+    def diff(obj: str, path: str, real: Any) -> d.Difference:
+        return d.Difference("kubectl", obj, path, "x", real)
+
+    race = diff("Events ns/Pod/db-0", "Warning/FailedScheduling", True)
+    wrong = diff("Deployment ns/web", "status.readyReplicas", 3)
+    assert d.reproduced([race, wrong], []) == []
+    assert d.reproduced([race, wrong], [diff("Deployment ns/web", "status.readyReplicas", 2)]) == [wrong]
+    assert d.reproduced([wrong], [diff("Deployment ns/other", "status.readyReplicas", 3)]) == []
+
+
 def test_allow_list_and_kubesim_docstring_agree() -> None:
     doc = kubesim.__doc__ or ""
     named = set(re.findall(r"\[diff:([a-z0-9-]+)\]", doc))
@@ -128,15 +139,27 @@ def test_kubesim_matches_the_real_control_plane(cluster_backend: str, request: p
     if cluster_backend != "kube":
         pytest.skip("needs the real control plane beside kubesim: DM_TEST_CLUSTER=kube (make test-kube-core)")
     real: RunningSandbox = request.getfixturevalue("sandbox")
-    with start_sandbox(tmp_path / "kubesim") as sim:
-        result = d.run_both(KubeCLI(helm_bin, kubectl_bin, sim.kubeconfig, tmp_path / "home-sim"),
-                            KubeCLI(helm_bin, kubectl_bin, real.kubeconfig, tmp_path / "home-kube"))
-    diffs = result.differences()
+    real_cli = KubeCLI(helm_bin, kubectl_bin, real.kubeconfig, tmp_path / "home-kube")
+
+    def scenario(attempt: int) -> d.Result:
+        with start_sandbox(tmp_path / f"kubesim-{attempt}") as sim:
+            result = d.run_both(KubeCLI(helm_bin, kubectl_bin, sim.kubeconfig, tmp_path / f"home-sim-{attempt}"),
+                                real_cli)
+        print(f"scenario {attempt}: kubesim {result.seconds['kubesim']:.1f} s, kube {result.seconds['kube']:.1f} s")
+        assert list(result.snapshots["kubesim"]) == list(result.snapshots["kube"]) == [
+            "helm-install", "helm-upgrade", "helm-rollback", "helm-client-side", "kubectl", "deleted"]
+        return result
+
+    diffs = scenario(1).differences()
     text, unaccepted = d.report(diffs)
     print(text)
-    print(f"scenario: kubesim {result.seconds['kubesim']:.1f} s, kube {result.seconds['kube']:.1f} s")
-    assert list(result.snapshots["kubesim"]) == list(result.snapshots["kube"]) == [
-        "helm-install", "helm-upgrade", "helm-rollback", "helm-client-side", "kubectl", "deleted"]
-    assert not unaccepted, f"differences the allow-list does not name:\n{text}"
+    if unaccepted:
+        # A new difference fails the test when a second run shows it again; one the real controllers show once
+        # is a race (printed above, to be named in ACCEPTED), not kubesim being wrong.
+        real_cli.kubectl("delete", "namespace", d.HELM_NS, d.KUBECTL_NS, "--wait", "--timeout=120s")
+        again_text, again = d.report(scenario(2).differences())
+        print(f"second run:\n{again_text}")
+        unaccepted = d.reproduced(unaccepted, again)
+    assert not unaccepted, f"differences the allow-list does not name, in two runs:\n{text}"
     stale = [a.id for a in d.ACCEPTED if not a.sometimes and not any(a.matches(x) for x in diffs)]
     assert not stale, f"allow-list entries no difference needs any more (drop them and their docstring line): {stale}"
