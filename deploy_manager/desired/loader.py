@@ -11,15 +11,13 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from pydantic import ValidationError
-
 from deploy_manager.desired.bootstrap import render_script, resolve_image, step_digest
 from deploy_manager.desired.charts import ChartInfo, chart_info
 from deploy_manager.desired.images import image_problems
 from deploy_manager.desired.schema import ClusterSpec, ComponentSpec
 from deploy_manager.desired.smoke import load_smoke
 from deploy_manager.desired.values import canonical_json, deep_merge, sha256_hex
-from deploy_manager.desired.yamlio import key_lines, line_of, load_yaml
+from deploy_manager.desired.yamlio import key_lines, line_of, load_yaml, validate_model
 from deploy_manager.models.desired import (
     BootstrapStep,
     ChartSpec,
@@ -97,16 +95,7 @@ def load_cluster(source: GitSource, commit: str, cluster: str) -> DesiredCluster
 def _validate(data: Any, raw: bytes, path: str) -> ClusterSpec:
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping with `components`", file=path, line=1)
-    try:
-        return ClusterSpec.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = tuple(str(p) for p in err["loc"])
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        msg = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(
-            f"{msg}{more}", file=path, line=line_of(key_lines(raw), key), key=".".join(key) or "<root>"
-        ) from exc
+    return validate_model(ClusterSpec, data, raw, path)
 
 
 def _chart(

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from deploy_manager.desired.bootstrap import render_script, resolve_image
 from deploy_manager.desired.schema import SCHEMA_PATH, DnsLabel, _seconds
 from deploy_manager.desired.values import deep_merge
-from deploy_manager.desired.yamlio import key_lines, line_of, load_yaml
+from deploy_manager.desired.yamlio import key_lines, line_of, load_yaml, validate_model
 from deploy_manager.models.desired import DesiredComponent
 from deploy_manager.models.errors import ConfigError
 from deploy_manager.models.smoke import SmokeCheck
@@ -144,16 +144,7 @@ def _validate(data: Any, raw: bytes, path: str) -> _Layer:
         return _Layer()
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping with `checks`", file=path, line=1)
-    try:
-        return _Layer.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = tuple(str(p) for p in err["loc"])
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        msg = err["msg"].removeprefix("Value error, ")
-        raise ConfigError(
-            f"{msg}{more}", file=path, line=line_of(key_lines(raw), key), key=".".join(key) or "<root>"
-        ) from exc
+    return validate_model(_Layer, data, raw, path)
 
 
 def _layer(source: GitSource, commit: str, path: str) -> tuple[list[dict[str, Any]], bytes] | None:

@@ -13,11 +13,14 @@ check reads the parser's events once (no tree is built) and names the line of th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from deploy_manager.models.errors import ConfigError
+
+_M = TypeVar("_M", bound=BaseModel)
 
 # libyaml's parser when available (several times faster); the resolver and constructor stay Python.
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -155,3 +158,18 @@ def line_of(lines: dict[tuple[str, ...], int], path: tuple[str, ...]) -> int | N
         if path[:n] in lines:
             return lines[path[:n]]
     return None
+
+
+def validate_model(model: type[_M], data: Any, raw: bytes, path: str) -> _M:
+    """`model` built from a YAML document's `data`; its first schema error as a ConfigError naming the line and
+    key (the count of the others after it)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = tuple(str(p) for p in err["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(
+            f"{msg}{more}", file=path, line=line_of(key_lines(raw), key), key=".".join(key) or "<root>"
+        ) from exc
