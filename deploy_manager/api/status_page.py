@@ -10,13 +10,19 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from deploy_manager.api.auth import basic_password, bearer_token
 from deploy_manager.api.convert import run_out
-from deploy_manager.api.deps import Ctx, require_configured
-from deploy_manager.api.run_page import Html, latest_checks_html, page_headers, progress_html, run_link
+from deploy_manager.api.deps import Ctx
+from deploy_manager.api.run_page import (
+    Html,
+    latest_checks_html,
+    page_headers,
+    progress_html,
+    require_page_reader,
+    run_link,
+)
 from deploy_manager.api.smoke import latest as smoke_latest
 
 router = APIRouter(tags=["status"])
@@ -121,15 +127,7 @@ def _drift_text(r: Any) -> str:
 
 @router.get("/", response_class=HTMLResponse, summary="HTML status page")
 def status_page(request: Request, ctx: Ctx) -> HTMLResponse:
-    require_configured(request, ctx)
-    header = request.headers.get("authorization")
-    token = bearer_token(header) or basic_password(header)
-    if token is None or ctx.auth.role(token) is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="a read token is needed (Bearer, or as the Basic auth password)",
-            headers={"WWW-Authenticate": 'Basic realm="deploy-manager", charset="UTF-8"'},
-        )
+    require_page_reader(request, ctx)
     q, s = ctx.queue, ctx.settings
     releases = ctx.releases_cache.get(q, ctx.store, s.cluster).releases
     records = ctx.store.list_runs(cluster=s.cluster, limit=RECENT_RUNS)
