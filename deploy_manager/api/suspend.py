@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -25,6 +26,7 @@ from deploy_manager.models.errors import DeployManagerError, QueueStopping
 from deploy_manager.models.suspend import Suspensions
 
 router = APIRouter(tags=["suspend"])
+_T = TypeVar("_T")
 CACHE_SECONDS = 5.0  # the status page reads the ConfigMap at most this often
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 413, 415, 422, 503)
@@ -111,6 +113,23 @@ def _unavailable(exc: DeployManagerError, ctx: AppContext) -> HTTPException:
     return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=ctx.redact(str(exc)))
 
 
+async def _change(
+    request: Request, ctx: AppContext, change: Callable[[SuspendStore, SuspendRequest], _T]
+) -> tuple[SuspendRequest, SuspendStore, _T]:
+    """POST /suspend and /resume: read the body, make the change in the ConfigMap (503 if the cluster says no),
+    drop the cached suspensions so the next read sees it."""
+    body = await _body(request, ctx)
+    state = _state(request)
+    store = state.store
+    assert store is not None
+    try:
+        result = await run_in_threadpool(change, store, body)
+    except DeployManagerError as exc:
+        raise _unavailable(exc, ctx) from exc
+    state.forget()
+    return body, store, result
+
+
 @router.get("/suspend", response_model=SuspensionsOut, summary="The suspensions in the cluster's suspend ConfigMap")
 async def get_suspensions(request: Request, ctx: Ctx, _: ReadAuth) -> SuspensionsOut:
     state = _state(request)
@@ -131,17 +150,9 @@ async def get_suspensions(request: Request, ctx: Ctx, _: ReadAuth) -> Suspension
     summary="Freeze a component (or the whole cluster): from the next run it is planned `suspended`, never written",
 )
 async def suspend(request: Request, ctx: Ctx, _: WriteAuth) -> SuspendResponse:
-    body = await _body(request, ctx)
-    state = _state(request)
-    store = state.store
-    assert store is not None
-    try:
-        done = await run_in_threadpool(
-            lambda: store.suspend(body.component, by="api", reason=body.reason, source="api")
-        )
-    except DeployManagerError as exc:
-        raise _unavailable(exc, ctx) from exc
-    state.forget()
+    body, _store, done = await _change(
+        request, ctx, lambda store, body: store.suspend(body.component, by="api", reason=body.reason, source="api")
+    )
     return SuspendResponse(suspension=_out(done), run_id=None, message=f"{done.describe()}; applies from the next run")
 
 
@@ -152,15 +163,7 @@ async def suspend(request: Request, ctx: Ctx, _: WriteAuth) -> SuspendResponse:
     summary="Lift a suspension set by POST /suspend or the CLI, and queue a run to deploy what waited",
 )
 async def resume(request: Request, ctx: Ctx, _: WriteAuth) -> SuspendResponse:
-    body = await _body(request, ctx)
-    state = _state(request)
-    store = state.store
-    assert store is not None
-    try:
-        lifted = await run_in_threadpool(store.resume, body.component)
-    except DeployManagerError as exc:
-        raise _unavailable(exc, ctx) from exc
-    state.forget()
+    body, store, lifted = await _change(request, ctx, lambda store, body: store.resume(body.component))
     what = "cluster" if body.component is None else f"component {body.component}"
     if lifted is None:
         return SuspendResponse(suspension=None, run_id=None, message=f"{what} was not suspended in {store.where}")
