@@ -120,15 +120,7 @@ def to_observed(
 
 def observe(kube: KubeClient, namespaces: list[str] | None) -> dict[ReleaseId, ObservedRelease]:
     """The newest revision of every Helm release in `namespaces` (None: every namespace)."""
-    secrets = kube.list_release_secrets(namespaces)
-    deployed = last_deployed_revisions(secrets)
-    by_revision = _revision_labels(secrets)
-    out: dict[ReleaseId, ObservedRelease] = {}
-    for rid, secret in newest_revisions(secrets).items():
-        version = str(((secret.get("metadata") or {}).get("labels") or {}).get("version"))
-        previous = by_revision.get((rid, int(version) - 1)) if version.isdigit() else None
-        out[rid] = to_observed(secret, deployed.get(rid), previous)
-    return out
+    return _observed_all(kube.list_release_secrets(namespaces))
 
 
 def observe_jobs(kube: KubeClient, cluster: str, namespaces: list[str]) -> list[Job]:
