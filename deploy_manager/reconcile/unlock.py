@@ -16,7 +16,7 @@ from deploy_manager.helm.runner import HelmError
 from deploy_manager.logging_setup import log_context
 from deploy_manager.models.plan import Action, ActionKind, Reason, ReleaseState
 from deploy_manager.models.run import StepRecord, StepStatus
-from deploy_manager.reconcile.step import MSG_UNLOCKED, RunContext
+from deploy_manager.reconcile.step import MSG_UNLOCKED, RunContext, action_step
 from deploy_manager.reconcile.upgrade import upgrade
 
 
@@ -42,20 +42,17 @@ def unlock(action: Action, ctx: RunContext) -> StepRecord:
         except HelmError as exc:
             status, error, tail, code = StepStatus.failed, f"unlock failed: {exc}", exc.output_tail, exc.exit_code
             what = "could not be freed"
-    step = StepRecord(
-        component=action.component,
-        release=action.release,
-        namespace=action.namespace,
-        action=ActionKind.unlock.value,
-        status=status,
+    step = action_step(
+        action,
+        ActionKind.unlock,
+        status,
+        started=started,
+        t0=t0,
         reasons=(Reason("unlocked", MSG_UNLOCKED.format(frm=frm, what=what)),),
         helm_revision=revision,
-        duration=time.monotonic() - t0,
         exit_code=code,
         output_tail=tail,
         error=error,
-        started_at=started,
-        finished_at=now(),
     )
     if status is not StepStatus.succeeded:
         return step  # the component failed: its dependents are blocked

@@ -30,7 +30,7 @@ from deploy_manager.reconcile.bootstrap import run_phase
 from deploy_manager.reconcile.cancel import RunCancel
 from deploy_manager.reconcile.hooks import HookPhase
 from deploy_manager.reconcile.rollback import rollback
-from deploy_manager.reconcile.step import MSG_RETRIED, RunContext
+from deploy_manager.reconcile.step import MSG_RETRIED, RunContext, action_step
 from deploy_manager.reconcile.uninstall import uninstall
 
 
@@ -68,20 +68,17 @@ def upgrade(action: Action, ctx: RunContext) -> StepRecord:
             retried.append(Reason("retried", MSG_RETRIED.format(n=len(retried) + 1, error=message)))
 
     def step(status: StepStatus, error: str = "", temporary: bool = False) -> StepRecord:
-        return StepRecord(
-            component=action.component,
-            release=action.release,
-            namespace=action.namespace,
-            action=action.action.value,
-            status=status,
+        return action_step(
+            action,
+            action.action,
+            status,
+            started=started,
+            t0=t0,
             reasons=action.reasons + tuple(retried) + extra,
             helm_revision=revision,
-            duration=time.monotonic() - t0,
             exit_code=exit_code,
             output_tail=tail,
             error=error,
-            started_at=started,
-            finished_at=now(),
             temporary=temporary,
         )
 
