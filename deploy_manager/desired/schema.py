@@ -171,17 +171,27 @@ class ClusterSpec(BaseModel):
     )
 
 
-def json_schema() -> str:
-    schema = ClusterSpec.model_json_schema()
+def schema_text(model: type[BaseModel]) -> str:
+    """The published JSON Schema of a repository file's model (stable text: the schema tests compare it)."""
+    schema = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
-def main() -> int:
-    SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
-    SCHEMA_PATH.write_text(json_schema())
-    sys.stdout.write(f"wrote {SCHEMA_PATH}\n")
+def write_schema(path: Path, text: str) -> int:
+    """`python -m` entry point of a schema module: rewrite its published file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    sys.stdout.write(f"wrote {path}\n")
     return 0
+
+
+def json_schema() -> str:
+    return schema_text(ClusterSpec)
+
+
+def main() -> int:
+    return write_schema(SCHEMA_PATH, json_schema())
 
 
 if __name__ == "__main__":

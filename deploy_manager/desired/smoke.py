@@ -25,14 +25,12 @@ left out (the common layer serves every cluster); in the cluster's own file that
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deploy_manager.desired.bootstrap import render_script, resolve_image
-from deploy_manager.desired.schema import SCHEMA_PATH, DnsLabel, _seconds
+from deploy_manager.desired.schema import SCHEMA_PATH, DnsLabel, _seconds, schema_text, write_schema
 from deploy_manager.desired.values import deep_merge
 from deploy_manager.desired.yamlio import key_lines, line_of, load_yaml, validate_model
 from deploy_manager.models.desired import DesiredComponent
@@ -134,9 +132,7 @@ class _Layer(BaseModel):
 
 
 def json_schema() -> str:
-    schema = SmokeSpec.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    return schema_text(SmokeSpec)
 
 
 def _validate(data: Any, raw: bytes, path: str) -> _Layer:
@@ -232,10 +228,7 @@ def load_smoke(
 
 
 def main() -> int:
-    SMOKE_SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
-    SMOKE_SCHEMA_PATH.write_text(json_schema())
-    sys.stdout.write(f"wrote {SMOKE_SCHEMA_PATH}\n")
-    return 0
+    return write_schema(SMOKE_SCHEMA_PATH, json_schema())
 
 
 if __name__ == "__main__":
