@@ -56,39 +56,44 @@ class ServiceScheduler:
         self.queue = queue
         self.scheduler = BackgroundScheduler(timezone=dt.UTC, job_defaults={"max_instances": 1, "coalesce": True})
         if poll_interval > 0:
-            self.scheduler.add_job(
+            self._every(
+                poll_interval,
+                "poll",
                 _guarded("poll", queue.poll),
-                IntervalTrigger(seconds=poll_interval, jitter=poll_jitter or None, timezone=dt.UTC),
-                id="poll",
-                name="fetch the values repo; trigger a run on a new commit",
-                misfire_grace_time=max(1, int(poll_interval)),
+                "fetch the values repo; trigger a run on a new commit",
+                jitter=poll_jitter or None,
             )
         if observe_interval > 0:
-            self.scheduler.add_job(
-                _guarded("observe", queue.refresh_releases),
-                IntervalTrigger(seconds=observe_interval, timezone=dt.UTC),
-                id="observe",
-                name="refresh /releases from the cluster",
-                misfire_grace_time=max(1, int(observe_interval)),
-            )
+            job = _guarded("observe", queue.refresh_releases)
+            self._every(observe_interval, "observe", job, "refresh /releases from the cluster")
         if drift_interval > 0 and drift_check is not None:
-            self.scheduler.add_job(
+            self._every(
+                drift_interval,
+                "drift",
                 _guarded("drift check", drift_check),
-                IntervalTrigger(seconds=drift_interval, timezone=dt.UTC),
-                id="drift",
-                name="compare live objects with the release manifests",
-                misfire_grace_time=max(1, int(drift_interval)),
+                "compare live objects with the release manifests",
             )
 
         if smoke_interval > 0:
             # Each check has its own `schedule`; this tick only looks for due ones (cheap when none is due).
-            self.scheduler.add_job(
+            self._every(
+                smoke_interval,
+                "smoke",
                 _guarded("smoke", queue.run_scheduled_checks),
-                IntervalTrigger(seconds=smoke_interval, timezone=dt.UTC),
-                id="smoke",
-                name="run the workflow checks whose schedule is due, between runs",
-                misfire_grace_time=max(1, int(smoke_interval)),
+                "run the workflow checks whose schedule is due, between runs",
             )
+
+    def _every(
+        self, seconds: float, job_id: str, job: Callable[[], None], name: str, *, jitter: float | None = None
+    ) -> None:
+        """An interval job; a run missed by up to one interval still runs (then coalesces)."""
+        self.scheduler.add_job(
+            job,
+            IntervalTrigger(seconds=seconds, jitter=jitter, timezone=dt.UTC),
+            id=job_id,
+            name=name,
+            misfire_grace_time=max(1, int(seconds)),
+        )
 
     @property
     def job_ids(self) -> list[str]:
