@@ -52,6 +52,21 @@ class JobsApi:
         data = json.loads(self._raw(what, fn, *args, **kwargs).data or b"{}")
         return data if isinstance(data, dict) else {}
 
+    def _read(self, what: str, fn: Any, *args: Any) -> Obj | None:
+        """`_json` of a read; None if the object does not exist."""
+        try:
+            return self._json(what, fn, *args)
+        except KubeNotFound:
+            return None
+
+    def _delete(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> bool:
+        """`_raw` of a delete; False if the object was already gone."""
+        try:
+            self._raw(what, fn, *args, **kwargs)
+        except KubeNotFound:
+            return False
+        return True
+
     # -- Jobs -----------------------------------------------------------------------------------------
     def list_jobs(self, namespace: str, selector: str) -> list[Job]:
         data = self._json(
@@ -60,10 +75,7 @@ class JobsApi:
         return cast(list[Job], list(data.get("items") or []))
 
     def get_job(self, namespace: str, name: str) -> Obj | None:
-        try:
-            return self._json(f"reading Job {namespace}/{name}", self.batch.read_namespaced_job, name, namespace)
-        except KubeNotFound:
-            return None
+        return self._read(f"reading Job {namespace}/{name}", self.batch.read_namespaced_job, name, namespace)
 
     def create_job(self, namespace: str, body: Obj) -> Obj:
         name = body["metadata"]["name"]
@@ -71,17 +83,13 @@ class JobsApi:
 
     def delete_job(self, namespace: str, name: str) -> bool:
         """Delete a Job and (in the background) its pods; False if it was already gone."""
-        try:
-            self._raw(
-                f"deleting Job {namespace}/{name}",
-                self.batch.delete_namespaced_job,
-                name,
-                namespace,
-                body=k8s.V1DeleteOptions(propagation_policy="Background"),
-            )
-        except KubeNotFound:
-            return False
-        return True
+        return self._delete(
+            f"deleting Job {namespace}/{name}",
+            self.batch.delete_namespaced_job,
+            name,
+            namespace,
+            body=k8s.V1DeleteOptions(propagation_policy="Background"),
+        )
 
     # -- ConfigMaps and Secrets -----------------------------------------------------------------------
     def create_configmap(self, namespace: str, body: Obj) -> Obj:
@@ -107,25 +115,16 @@ class JobsApi:
 
     def delete_configmap(self, namespace: str, name: str) -> bool:
         """False if it was already gone."""
-        try:
-            self._raw(f"deleting ConfigMap {namespace}/{name}", self.core.delete_namespaced_config_map, name, namespace)
-        except KubeNotFound:
-            return False
-        return True
+        return self._delete(
+            f"deleting ConfigMap {namespace}/{name}", self.core.delete_namespaced_config_map, name, namespace
+        )
 
     def delete_secret(self, namespace: str, name: str) -> bool:
         """False if it was already gone."""
-        try:
-            self._raw(f"deleting Secret {namespace}/{name}", self.core.delete_namespaced_secret, name, namespace)
-        except KubeNotFound:
-            return False
-        return True
+        return self._delete(f"deleting Secret {namespace}/{name}", self.core.delete_namespaced_secret, name, namespace)
 
     def get_secret(self, namespace: str, name: str) -> Obj | None:
-        try:
-            return self._json(f"reading Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace)
-        except KubeNotFound:
-            return None
+        return self._read(f"reading Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace)
 
     def create_secret(self, namespace: str, body: Obj) -> Obj:
         name = body["metadata"]["name"]
@@ -153,10 +152,7 @@ class JobsApi:
 
     def get_account_object(self, kind: str, namespace: str, name: str) -> Obj | None:
         read, _, _ = self._account_calls(kind)
-        try:
-            return self._json(f"reading {kind} {namespace}/{name}", read, name, namespace)
-        except KubeNotFound:
-            return None
+        return self._read(f"reading {kind} {namespace}/{name}", read, name, namespace)
 
     def create_account_object(self, namespace: str, body: Obj) -> Obj:
         kind, name = body["kind"], body["metadata"]["name"]
@@ -172,11 +168,8 @@ class JobsApi:
 
     def ensure_namespace(self, namespace: str) -> None:
         """Create the namespace if missing (a fresh install's `before` steps run before helm creates it)."""
-        try:
-            self._json(f"reading Namespace {namespace}", self.core.read_namespace, namespace)
+        if self._read(f"reading Namespace {namespace}", self.core.read_namespace, namespace) is not None:
             return
-        except KubeNotFound:
-            pass
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         with contextlib.suppress(KubeConflict):  # created concurrently (another component of the namespace)
             self._json(f"creating Namespace {namespace}", self.core.create_namespace, body)
