@@ -84,6 +84,12 @@ class SmokeCheckSpec(BaseModel):
         return self
 
 
+def _no_duplicate_names(names: list[str]) -> None:
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"duplicate check name(s): {', '.join(dup)}")
+
+
 class SmokeSpec(BaseModel):
     """values/_common/smoke.yaml and values/<cluster>/smoke.yaml"""
 
@@ -93,10 +99,7 @@ class SmokeSpec(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> SmokeSpec:
-        names = [c.name for c in self.checks]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"duplicate check name(s): {', '.join(dup)}")
+        _no_duplicate_names([c.name for c in self.checks])
         return self
 
 
@@ -124,10 +127,7 @@ class _Layer(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> _Layer:
-        names = [c.name for c in self.checks]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"duplicate check name(s): {', '.join(dup)}")
+        _no_duplicate_names([c.name for c in self.checks])
         return self
 
 
