@@ -472,8 +472,8 @@ ACCEPTED: tuple[Accepted, ...] = (
              "controller scales it down (and the new one up) step by step, each a new generation annotated with the "
              "Deployment's replica counts of that moment. Readers compare observedGeneration with the generation of "
              "the same object (equal on both) and read replica counts from the Deployment"),
-    Accepted("scaled-mid-rollout", ("Deployment status.conditions[Progressing].reason",
-                                     "Deployment status.conditions[Progressing].message"),
+    Accepted("scaled-mid-rollout", ("Deployment status.conditions[[]Progressing].reason",  # [[] is a literal [
+                                     "Deployment status.conditions[[]Progressing].message"),
              "a Deployment scaled while it rolls out: when the real controller's last sync of that rollout is a "
              "scaling one, it updates the replica counts but not the Progressing condition, which keeps "
              "ReplicaSetUpdated until the next rollout sync; kubesim always ends at NewReplicaSetAvailable. Only the "

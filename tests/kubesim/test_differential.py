@@ -122,6 +122,23 @@ def test_a_new_difference_counts_when_a_second_run_shows_it_again() -> None:
     assert d.reproduced([wrong], [diff("Deployment ns/other", "status.readyReplicas", 3)]) == []
 
 
+@pytest.mark.parametrize(("obj", "path", "entry"), [
+    ("ConfigMap diff-helm/kube-root-ca.crt", "", "root-ca"),
+    ("ControllerRevision diff-helm/rel-db-<revision1>", "", "controller-revisions"),
+    ("Events diff-helm/Pod/rel-db-0", "Warning/FailedScheduling", "controller-races"),
+    ("Events diff-kubectl/ReplicaSet/web-<rev2>", "Warning/FailedCreate", "controller-races"),
+    ("ReplicaSet diff-helm/rel-<rev1>", "metadata.generation", "paced-rollouts"),
+    ("Deployment diff-kubectl/web", "status.conditions[Progressing].reason", "scaled-mid-rollout"),
+    ("Deployment diff-kubectl/web", "status.conditions[Progressing].message", "scaled-mid-rollout"),
+    ("Deployment diff-helm/rel", "status.conditions[Progressing].reason", None),  # not scaled mid-rollout
+    ("Deployment diff-kubectl/web", "status.conditions[Available].reason", None),
+    ("Deployment diff-kubectl/web", "status.readyReplicas", None),
+])
+def test_each_allow_list_entry_names_what_it_was_written_for(obj: str, path: str, entry: str | None) -> None:
+    found = d.accepted_for(d.Difference("kubectl", obj, path, "a", "b"))
+    assert (found.id if found else None) == entry
+
+
 def test_allow_list_and_kubesim_docstring_agree() -> None:
     doc = kubesim.__doc__ or ""
     named = set(re.findall(r"\[diff:([a-z0-9-]+)\]", doc))
