@@ -8,6 +8,12 @@ from typing import Any
 
 import yaml
 
+from deploy_manager.helm.runner import HelmRunner
+from deploy_manager.kube.client import KubeClient
+from deploy_manager.pipeline import Pipeline
+from deploy_manager.source.git import GitSource
+from deploy_manager.store.sqlite import RunStore
+
 CONFIGMAP_TEMPLATE = """\
 apiVersion: v1
 kind: ConfigMap
@@ -19,27 +25,36 @@ data:
   values.json: {{ toJson .Values | quote }}
 """
 
-# A Deployment whose pod template follows the values: a values change is a rollout, which the sandbox makes
-# ready after its readiness delay (so runs can be made to last).
-DEPLOYMENT_TEMPLATE = """\
+
+def api_deployment(*, annotations: str = "", container: str = "") -> str:
+    """The `<release>-api` Deployment (one replica, one `api` container) as a template document starting with
+    `---`; `annotations` and `container` are extra lines, already indented, for the pod template's metadata and
+    for the container."""
+    return f"""\
 ---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {{ .Release.Name }}-api
+  name: {{{{ .Release.Name }}}}-api
 spec:
   replicas: 1
   selector:
-    matchLabels: {app: {{ .Release.Name }}-api}
+    matchLabels: {{app: {{{{ .Release.Name }}}}-api}}
   template:
     metadata:
-      labels: {app: {{ .Release.Name }}-api}
-      annotations: {values-hash: {{ toJson .Values | sha256sum | quote }}}
-    spec:
+      labels: {{app: {{{{ .Release.Name }}}}-api}}
+{annotations}    spec:
       containers:
         - name: api
           image: registry.example/keystone:2025.1
-"""
+{container}"""
+
+
+# A Deployment whose pod template follows the values: a values change is a rollout, which the sandbox makes
+# ready after its readiness delay (so runs can be made to last).
+DEPLOYMENT_TEMPLATE = api_deployment(
+    annotations="      annotations: {values-hash: {{ toJson .Values | sha256sum | quote }}}\n"
+)
 
 
 def write(path: Path, text: str) -> Path:
@@ -111,3 +126,20 @@ def simple_cluster(root: Path, cluster: str = "dev", *, namespace: str = "openst
     spec = {"namespace": namespace, "components": components}
     write_cluster(root, cluster, spec)
     return spec
+
+
+def sandbox_pipeline(helm_bin: str, kubeconfig: Path, state: Path) -> Pipeline:
+    """The pipeline a test drives against the sandbox: real helm and kubectl, its records and chart cache in `state`."""
+    return Pipeline(
+        helm=HelmRunner(helm_bin, kubeconfig=kubeconfig),
+        kube=KubeClient(kubeconfig=kubeconfig),
+        store=RunStore.in_dir(state),
+        cache_dir=state / "charts",
+    )
+
+
+def apply_succeeded(pipeline: Pipeline, root: Path, cluster: str = "dev") -> Any:
+    """Apply HEAD of the repo at `root`; the run must succeed (its record is the failure message)."""
+    run = pipeline.apply(GitSource(str(root)), cluster, "HEAD", trigger="test")
+    assert run.status.value == "succeeded", run.to_dict()
+    return run
