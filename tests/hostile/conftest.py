@@ -28,13 +28,11 @@ from deploy_manager.service import RunQueue
 from kubesim.testing import RunningSandbox
 from tests.corelib import CONFIGMAP_TEMPLATE, commit, git, init_repo, write_chart, write_cluster, write_values
 from tests.servicelib import (
-    JENKINS_TOKEN,
     READ_TOKEN,
-    WEBHOOK_SECRET,
-    WRITE_TOKEN,
     LiveServer,
     github_headers,
     push_payload,
+    sandbox_settings,
 )
 
 _ns = itertools.count()
@@ -125,26 +123,13 @@ def start(
 
         def factory(wait: bool = True, **overrides: Any) -> Service:
             n = next(count)
-            values: dict[str, Any] = {
-                "repo_url": f"file://{remote.root}",
-                "cluster": "dev",
-                "state_dir": tmp_path / f"state-{n}",
-                "kubeconfig": Path(sandbox_module.kubeconfig),
-                "helm_bin": str(helm_bin),
-                "poll_interval_seconds": 0,
-                "observe_interval_seconds": 0,
-                "github_webhook_secret": WEBHOOK_SECRET,
-                "jenkins_token": JENKINS_TOKEN,
-                "read_tokens": READ_TOKEN,
-                "write_tokens": WRITE_TOKEN,
-                "lease_namespace": "default",
+            own = {
                 "lease_name": f"dm-{remote.namespace}-{n}",
                 "identity": f"pod-{n}_{remote.namespace}",
                 "trigger_quiet_seconds": 0,
-                "shutdown_grace_seconds": 60,
             }
-            values.update(overrides)
-            settings = Settings(**values)
+            state, kubeconfig = tmp_path / f"state-{n}", Path(sandbox_module.kubeconfig)
+            settings = sandbox_settings(remote.root, state, kubeconfig, str(helm_bin), **(own | overrides))
             stream = io.StringIO()
             handler = configure_logging(settings, stream)
             stack.callback(logging.getLogger().removeHandler, handler)
