@@ -104,6 +104,20 @@ class Service:
         with self.client(None) as c:
             return c.post("/hooks/github", content=body, headers=headers)
 
+    def cli_args(self, command: str, repo: Path, state_dir: Path) -> list[str]:
+        """`deploy-manager <command>` on `repo`'s dev cluster, on this service's cluster with its own state dir."""
+        return [
+            command,
+            "--repo",
+            str(repo),
+            "--cluster",
+            "dev",
+            "--kubeconfig",
+            str(self.settings.kubeconfig),
+            "--state-dir",
+            str(state_dir),
+        ]
+
     def assert_healthy(self) -> None:
         """The process answers, every dependency is ready, and the worker is not stuck."""
         with self.client(None) as c:
