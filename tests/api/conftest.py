@@ -17,6 +17,7 @@ from deploy_manager.config import Settings
 from deploy_manager.service import RunQueue
 from deploy_manager.store.sqlite import RunStore
 from tests.corelib import commit, init_repo, write
+from tests.notifylib import GitHubStatusServer, WebhookReceiver
 from tests.servicelib import (
     JENKINS_TOKEN,
     READ_TOKEN,
@@ -99,3 +100,17 @@ def make_service(tmp_path: Path, values_repo: Path) -> Iterator[ServiceFactory]:
 @pytest.fixture
 def service(make_service: ServiceFactory) -> Service:
     return make_service()
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubStatusServer]:
+    """GitHub's statuses API as a strict local server (the notification tests)."""
+    with GitHubStatusServer() as server:
+        yield server
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    """A notification receiver on loopback (the notification tests)."""
+    with WebhookReceiver() as server:
+        yield server
