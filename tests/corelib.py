@@ -10,6 +10,7 @@ import yaml
 
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
+from deploy_manager.models.desired import ChartSpec, DesiredComponent
 from deploy_manager.pipeline import Pipeline
 from deploy_manager.source.git import GitSource
 from deploy_manager.store.sqlite import RunStore
@@ -143,3 +144,19 @@ def apply_succeeded(pipeline: Pipeline, root: Path, cluster: str = "dev") -> Any
     run = pipeline.apply(GitSource(str(root)), cluster, "HEAD", trigger="test")
     assert run.status.value == "succeeded", run.to_dict()
     return run
+
+
+def desired_component(name: str, **fields: Any) -> DesiredComponent:
+    """A loaded component for the pure tests: release `name` in namespace `os`, chart `charts/<name>`, no needs, no
+    values, a 60 s timeout; `fields` set the others (bootstrap, digest, ...)."""
+    return DesiredComponent(
+        name=name,
+        release=name,
+        namespace="os",
+        chart=ChartSpec(path=f"charts/{name}"),
+        needs=(),
+        timeout=60,
+        values={},
+        values_files=(),
+        **fields,
+    )
