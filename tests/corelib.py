@@ -109,6 +109,14 @@ def commit(root: Path, message: str = "change") -> str:
     return git(root, "rev-parse", "HEAD")
 
 
+def readme_repo(root: Path) -> Path:
+    """A repo whose one commit holds only a README ("v0"): for the tests of triggers and the queue."""
+    init_repo(root)
+    write(root / "README", "v0\n")
+    commit(root, "initial")
+    return root
+
+
 def simple_cluster(root: Path, cluster: str = "dev", *, namespace: str = "openstack") -> dict[str, Any]:
     """Six components in four waves: rabbitmq, memcached -> keystone -> glance, placement -> nova."""
     needs = {
