@@ -137,6 +137,14 @@ def simple_cluster(root: Path, cluster: str = "dev", *, namespace: str = "openst
     return spec
 
 
+def simple_repo(root: Path) -> Path:
+    """A repo whose one commit ("init") holds simple_cluster's `dev`."""
+    init_repo(root)
+    simple_cluster(root)
+    commit(root, "init")
+    return root
+
+
 def sandbox_pipeline(helm_bin: str, kubeconfig: Path, state: Path) -> Pipeline:
     """The pipeline a test drives against the sandbox: real helm and kubectl, its records and chart cache in `state`."""
     return Pipeline(
