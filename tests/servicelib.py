@@ -33,21 +33,28 @@ READ_TOKEN = "test-read-token-0123"
 WRITE_TOKEN = "test-write-token-0123"
 
 
+# The service's settings every service test shares: no polling or observing of its own (tests trigger), and the
+# test secrets.
+TEST_SERVICE: dict[str, Any] = {
+    "poll_interval_seconds": 0,
+    "observe_interval_seconds": 0,
+    "github_webhook_secret": WEBHOOK_SECRET,
+    "jenkins_token": JENKINS_TOKEN,
+    "read_tokens": READ_TOKEN,
+    "write_tokens": WRITE_TOKEN,
+}
+
+
 def sandbox_settings(repo: Path, state_dir: Path, kubeconfig: Path, helm_bin: str, **values: Any) -> Settings:
-    """Settings of the real service on the sandbox: the repo at `repo`, no polling or observing of its own (tests
-    trigger), the test secrets, its lease in `default`; `values` add to or replace these."""
+    """Settings of the real service on the sandbox: the repo at `repo`, TEST_SERVICE, its lease in `default`;
+    `values` add to or replace these."""
     base: dict[str, Any] = {
         "repo_url": f"file://{repo}",
         "cluster": "dev",
         "state_dir": state_dir,
         "kubeconfig": kubeconfig,
         "helm_bin": helm_bin,
-        "poll_interval_seconds": 0,
-        "observe_interval_seconds": 0,
-        "github_webhook_secret": WEBHOOK_SECRET,
-        "jenkins_token": JENKINS_TOKEN,
-        "read_tokens": READ_TOKEN,
-        "write_tokens": WRITE_TOKEN,
+        **TEST_SERVICE,
         "lease_namespace": "default",
         "shutdown_grace_seconds": 60,
     }

@@ -19,10 +19,7 @@ from deploy_manager.store.sqlite import RunStore
 from tests.corelib import commit, init_repo, write
 from tests.notifylib import GitHubStatusServer, WebhookReceiver
 from tests.servicelib import (
-    JENKINS_TOKEN,
-    READ_TOKEN,
-    WEBHOOK_SECRET,
-    WRITE_TOKEN,
+    TEST_SERVICE,
     LiveServer,
     StandInPipeline,
 )
@@ -71,12 +68,7 @@ def make_service(tmp_path: Path, values_repo: Path) -> Iterator[ServiceFactory]:
                 "repo_url": f"file://{values_repo}",
                 "cluster": "dev",
                 "state_dir": state,
-                "poll_interval_seconds": 0,
-                "observe_interval_seconds": 0,
-                "github_webhook_secret": WEBHOOK_SECRET,
-                "jenkins_token": JENKINS_TOKEN,
-                "read_tokens": READ_TOKEN,
-                "write_tokens": WRITE_TOKEN,
+                **TEST_SERVICE,
                 "shutdown_grace_seconds": 30,
                 "trigger_quiet_seconds": 0.2,
             }
