@@ -8,6 +8,13 @@ from typing import Any
 
 import yaml
 
+from deploy_manager.helm.runner import HelmRunner
+from deploy_manager.kube.client import KubeClient
+from deploy_manager.models.desired import ChartSpec, DesiredComponent
+from deploy_manager.pipeline import Pipeline
+from deploy_manager.source.git import GitSource
+from deploy_manager.store.sqlite import RunStore
+
 CONFIGMAP_TEMPLATE = """\
 apiVersion: v1
 kind: ConfigMap
@@ -19,27 +26,36 @@ data:
   values.json: {{ toJson .Values | quote }}
 """
 
-# A Deployment whose pod template follows the values: a values change is a rollout, which the sandbox makes
-# ready after its readiness delay (so runs can be made to last).
-DEPLOYMENT_TEMPLATE = """\
+
+def api_deployment(*, annotations: str = "", container: str = "") -> str:
+    """The `<release>-api` Deployment (one replica, one `api` container) as a template document starting with
+    `---`; `annotations` and `container` are extra lines, already indented, for the pod template's metadata and
+    for the container."""
+    return f"""\
 ---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {{ .Release.Name }}-api
+  name: {{{{ .Release.Name }}}}-api
 spec:
   replicas: 1
   selector:
-    matchLabels: {app: {{ .Release.Name }}-api}
+    matchLabels: {{app: {{{{ .Release.Name }}}}-api}}
   template:
     metadata:
-      labels: {app: {{ .Release.Name }}-api}
-      annotations: {values-hash: {{ toJson .Values | sha256sum | quote }}}
-    spec:
+      labels: {{app: {{{{ .Release.Name }}}}-api}}
+{annotations}    spec:
       containers:
         - name: api
           image: registry.example/keystone:2025.1
-"""
+{container}"""
+
+
+# A Deployment whose pod template follows the values: a values change is a rollout, which the sandbox makes
+# ready after its readiness delay (so runs can be made to last).
+DEPLOYMENT_TEMPLATE = api_deployment(
+    annotations="      annotations: {values-hash: {{ toJson .Values | sha256sum | quote }}}\n"
+)
 
 
 def write(path: Path, text: str) -> Path:
@@ -93,6 +109,14 @@ def commit(root: Path, message: str = "change") -> str:
     return git(root, "rev-parse", "HEAD")
 
 
+def readme_repo(root: Path) -> Path:
+    """A repo whose one commit holds only a README ("v0"): for the tests of triggers and the queue."""
+    init_repo(root)
+    write(root / "README", "v0\n")
+    commit(root, "initial")
+    return root
+
+
 def simple_cluster(root: Path, cluster: str = "dev", *, namespace: str = "openstack") -> dict[str, Any]:
     """Six components in four waves: rabbitmq, memcached -> keystone -> glance, placement -> nova."""
     needs = {
@@ -111,3 +135,44 @@ def simple_cluster(root: Path, cluster: str = "dev", *, namespace: str = "openst
     spec = {"namespace": namespace, "components": components}
     write_cluster(root, cluster, spec)
     return spec
+
+
+def simple_repo(root: Path) -> Path:
+    """A repo whose one commit ("init") holds simple_cluster's `dev`."""
+    init_repo(root)
+    simple_cluster(root)
+    commit(root, "init")
+    return root
+
+
+def sandbox_pipeline(helm_bin: str, kubeconfig: Path, state: Path) -> Pipeline:
+    """The pipeline a test drives against the sandbox: real helm and kubectl, its records and chart cache in `state`."""
+    return Pipeline(
+        helm=HelmRunner(helm_bin, kubeconfig=kubeconfig),
+        kube=KubeClient(kubeconfig=kubeconfig),
+        store=RunStore.in_dir(state),
+        cache_dir=state / "charts",
+    )
+
+
+def apply_succeeded(pipeline: Pipeline, root: Path, cluster: str = "dev") -> Any:
+    """Apply HEAD of the repo at `root`; the run must succeed (its record is the failure message)."""
+    run = pipeline.apply(GitSource(str(root)), cluster, "HEAD", trigger="test")
+    assert run.status.value == "succeeded", run.to_dict()
+    return run
+
+
+def desired_component(name: str, **fields: Any) -> DesiredComponent:
+    """A loaded component for the pure tests: release `name` in namespace `os`, chart `charts/<name>`, no needs, no
+    values, a 60 s timeout; `fields` set the others (bootstrap, digest, ...)."""
+    return DesiredComponent(
+        name=name,
+        release=name,
+        namespace="os",
+        chart=ChartSpec(path=f"charts/{name}"),
+        needs=(),
+        timeout=60,
+        values={},
+        values_files=(),
+        **fields,
+    )

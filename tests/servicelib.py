@@ -20,6 +20,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from deploy_manager.config import Settings
 from deploy_manager.lease import LeaseConflict, LeaseRecord
 from deploy_manager.models.plan import Action, ActionKind, Plan, Reason
 from deploy_manager.models.run import ReleaseStatus, RunRecord, RunStatus, StepRecord, StepStatus
@@ -30,6 +31,34 @@ WEBHOOK_SECRET = "test-webhook-secret-0123"
 JENKINS_TOKEN = "test-jenkins-token-0123"
 READ_TOKEN = "test-read-token-0123"
 WRITE_TOKEN = "test-write-token-0123"
+
+
+# The service's settings every service test shares: no polling or observing of its own (tests trigger), and the
+# test secrets.
+TEST_SERVICE: dict[str, Any] = {
+    "poll_interval_seconds": 0,
+    "observe_interval_seconds": 0,
+    "github_webhook_secret": WEBHOOK_SECRET,
+    "jenkins_token": JENKINS_TOKEN,
+    "read_tokens": READ_TOKEN,
+    "write_tokens": WRITE_TOKEN,
+}
+
+
+def sandbox_settings(repo: Path, state_dir: Path, kubeconfig: Path, helm_bin: str, **values: Any) -> Settings:
+    """Settings of the real service on the sandbox: the repo at `repo`, TEST_SERVICE, its lease in `default`;
+    `values` add to or replace these."""
+    base: dict[str, Any] = {
+        "repo_url": f"file://{repo}",
+        "cluster": "dev",
+        "state_dir": state_dir,
+        "kubeconfig": kubeconfig,
+        "helm_bin": helm_bin,
+        **TEST_SERVICE,
+        "lease_namespace": "default",
+        "shutdown_grace_seconds": 60,
+    }
+    return Settings(**(base | values))
 
 
 class LiveServer:

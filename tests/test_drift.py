@@ -12,12 +12,18 @@ import pytest
 from typer.testing import CliRunner
 
 from deploy_manager.cli import app
-from deploy_manager.helm.runner import HelmRunner
-from deploy_manager.kube.client import KubeClient
 from deploy_manager.pipeline import Pipeline
 from deploy_manager.source.git import GitSource
-from deploy_manager.store.sqlite import RunStore
-from tests.corelib import commit, init_repo, write_chart, write_cluster, write_values
+from tests.corelib import (
+    api_deployment,
+    apply_succeeded,
+    commit,
+    init_repo,
+    sandbox_pipeline,
+    write_chart,
+    write_cluster,
+    write_values,
+)
 
 pytestmark = pytest.mark.helm
 
@@ -46,25 +52,12 @@ spec:
   selector: {app: {{ .Release.Name }}-api}
   ports:
     - {name: http, port: 5000}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ .Release.Name }}-api
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: {{ .Release.Name }}-api}
-  template:
-    metadata:
-      labels: {app: {{ .Release.Name }}-api}
-    spec:
-      containers:
-        - name: api
-          image: registry.example/keystone:2025.1
+""" + api_deployment(
+    container="""\
           ports: [{containerPort: 5000}]
           env: [{name: DEBUG, value: "{{ .Values.debug }}"}]
 """
+)
 
 
 class Env:
@@ -94,20 +87,13 @@ class Env:
         commit(self.root, "drift settings")
 
     def pipeline(self) -> Pipeline:
-        return Pipeline(
-            helm=HelmRunner(self.helm_bin, kubeconfig=self.kubeconfig),
-            kube=KubeClient(kubeconfig=self.kubeconfig),
-            store=RunStore.in_dir(self.state),
-            cache_dir=self.state / "charts",
-        )
+        return sandbox_pipeline(self.helm_bin, self.kubeconfig, self.state)
 
     def source(self) -> GitSource:
         return GitSource(str(self.root))
 
     def apply(self) -> Any:
-        run = self.pipeline().apply(GitSource(str(self.root)), "dev", "HEAD", trigger="test")
-        assert run.status.value == "succeeded", run.to_dict()
-        return run
+        return apply_succeeded(self.pipeline(), self.root)
 
     def drift(self) -> dict[str, list[dict[str, Any]]]:
         report = self.pipeline().drift(GitSource(str(self.root)), "dev", "HEAD")

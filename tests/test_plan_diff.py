@@ -20,7 +20,17 @@ from deploy_manager.kube.client import KubeClient
 from deploy_manager.pipeline import Pipeline
 from deploy_manager.source.git import GitSource
 from deploy_manager.store.sqlite import RunStore
-from tests.corelib import commit, init_repo, write, write_chart, write_cluster, write_values
+from tests.corelib import (
+    api_deployment,
+    apply_succeeded,
+    commit,
+    init_repo,
+    sandbox_pipeline,
+    write,
+    write_chart,
+    write_cluster,
+    write_values,
+)
 
 pytestmark = pytest.mark.helm
 
@@ -45,25 +55,12 @@ metadata:
 data:
   password: {{ .Values.db.password | b64enc | quote }}
   user: {{ "keystone" | b64enc | quote }}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ .Release.Name }}-api
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: {{ .Release.Name }}-api}
-  template:
-    metadata:
-      labels: {app: {{ .Release.Name }}-api}
+""" + api_deployment(
+    annotations="""\
       annotations:
         checksum/config: {{ printf "%v%v" .Values.conf .Values.db | sha256sum | quote }}
-    spec:
-      containers:
-        - name: api
-          image: registry.example/keystone:2025.1
 """
+)
 
 PASSWORD = "old-Secret-Pw-1"
 
@@ -92,16 +89,10 @@ class Env:
         commit(self.root, "init")
 
     def pipeline(self) -> Pipeline:
-        return Pipeline(
-            helm=HelmRunner(self.helm_bin, kubeconfig=self.kubeconfig),
-            kube=KubeClient(kubeconfig=self.kubeconfig),
-            store=RunStore.in_dir(self.state),
-            cache_dir=self.state / "charts",
-        )
+        return sandbox_pipeline(self.helm_bin, self.kubeconfig, self.state)
 
     def apply(self) -> None:
-        run = self.pipeline().apply(GitSource(str(self.root)), "dev", "HEAD", trigger="test")
-        assert run.status.value == "succeeded", run.to_dict()
+        apply_succeeded(self.pipeline(), self.root)
 
     def cli(self, *args: str) -> tuple[int, str, str]:
         result = CliRunner().invoke(

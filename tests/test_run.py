@@ -16,7 +16,7 @@ import deploy_manager.run as run_module
 from deploy_manager.bootstrap.engine import ACTION_PREFIX, BootstrapEngine
 from deploy_manager.helm.runner import HelmRunner
 from deploy_manager.kube.client import KubeClient
-from deploy_manager.models.desired import BootstrapStep, ChartSpec, DesiredCluster, DesiredComponent
+from deploy_manager.models.desired import BootstrapStep, DesiredCluster, DesiredComponent
 from deploy_manager.models.observed import ObservedRelease
 from deploy_manager.models.plan import Action, ActionKind, Plan, ReleaseState
 from deploy_manager.models.run import RunStatus, StepRecord, StepStatus
@@ -26,7 +26,7 @@ from deploy_manager.service import RunQueue
 from deploy_manager.source.git import GitSource
 from deploy_manager.store.sqlite import RunStore
 from kubesim.testing import RunningSandbox
-from tests.corelib import commit, init_repo, write, write_chart, write_cluster, write_values
+from tests.corelib import commit, desired_component, init_repo, write, write_chart, write_cluster, write_values
 
 NAMESPACES = {"api": "run-a", "worker": "run-b"}
 
@@ -133,18 +133,7 @@ def test_a_one_component_change_resolves_once_and_plans_once(
 # -- the releases after a run, without a second plan (pure) -------------------------------------------------
 def _component(name: str, digest: str, *, bootstrap: bool = False) -> DesiredComponent:
     steps = (BootstrapStep(name="migrate", script=f"bootstrap/{name}/migrate.sh.j2", digest="b" * 64),)
-    return DesiredComponent(
-        name=name,
-        release=name,
-        namespace="os",
-        chart=ChartSpec(path=f"charts/{name}"),
-        needs=(),
-        timeout=60,
-        values={},
-        values_files=(),
-        bootstrap=steps if bootstrap else (),
-        digest=digest,
-    )
+    return desired_component(name, bootstrap=steps if bootstrap else (), digest=digest)
 
 
 def _observed(name: str, digest: str, status: str = "deployed", commit: str = "old") -> ObservedRelease:

@@ -11,16 +11,13 @@ from deploy_manager.scheduler import ServiceScheduler
 from deploy_manager.service import RunQueue
 from deploy_manager.source.git import GitSource
 from deploy_manager.store.sqlite import RunStore
-from tests.corelib import commit, init_repo, write
+from tests.corelib import commit, readme_repo, write
 from tests.servicelib import StandInPipeline, wait_for
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = init_repo(tmp_path / "remote")
-    write(root / "README", "v0\n")
-    commit(root, "initial")
-    return root
+    return readme_repo(tmp_path / "remote")
 
 
 @pytest.fixture

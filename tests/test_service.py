@@ -22,16 +22,13 @@ from deploy_manager.models.run import RunStatus
 from deploy_manager.service import QueueStopping, RunQueue, superseded_components
 from deploy_manager.source.git import GitSource
 from deploy_manager.store.sqlite import RunStore
-from tests.corelib import commit, git, init_repo, write
+from tests.corelib import commit, git, readme_repo, write
 from tests.servicelib import Concurrency, MemoryLeaseBackend, StandInPipeline, wait_for
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = init_repo(tmp_path / "remote")
-    write(root / "README", "v0\n")
-    commit(root, "initial")
-    return root
+    return readme_repo(tmp_path / "remote")
 
 
 @pytest.fixture

@@ -17,11 +17,9 @@ from deploy_manager.config import Settings
 from deploy_manager.service import RunQueue
 from deploy_manager.store.sqlite import RunStore
 from tests.corelib import commit, init_repo, write
+from tests.notifylib import GitHubStatusServer, WebhookReceiver
 from tests.servicelib import (
-    JENKINS_TOKEN,
-    READ_TOKEN,
-    WEBHOOK_SECRET,
-    WRITE_TOKEN,
+    TEST_SERVICE,
     LiveServer,
     StandInPipeline,
 )
@@ -70,12 +68,7 @@ def make_service(tmp_path: Path, values_repo: Path) -> Iterator[ServiceFactory]:
                 "repo_url": f"file://{values_repo}",
                 "cluster": "dev",
                 "state_dir": state,
-                "poll_interval_seconds": 0,
-                "observe_interval_seconds": 0,
-                "github_webhook_secret": WEBHOOK_SECRET,
-                "jenkins_token": JENKINS_TOKEN,
-                "read_tokens": READ_TOKEN,
-                "write_tokens": WRITE_TOKEN,
+                **TEST_SERVICE,
                 "shutdown_grace_seconds": 30,
                 "trigger_quiet_seconds": 0.2,
             }
@@ -99,3 +92,17 @@ def make_service(tmp_path: Path, values_repo: Path) -> Iterator[ServiceFactory]:
 @pytest.fixture
 def service(make_service: ServiceFactory) -> Service:
     return make_service()
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubStatusServer]:
+    """GitHub's statuses API as a strict local server (the notification tests)."""
+    with GitHubStatusServer() as server:
+        yield server
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    """A notification receiver on loopback (the notification tests)."""
+    with WebhookReceiver() as server:
+        yield server

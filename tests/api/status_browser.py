@@ -20,10 +20,12 @@ FLAGS = [
 ]
 
 
-def render(url: str, profile: Path, *extra: str, window: str = "1200,900") -> subprocess.CompletedProcess[str]:
+def render(url: str, profile: Path, *extra: str, window: str | None = "1200,900") -> subprocess.CompletedProcess[str]:
+    """`window` None: Chromium's own default size."""
     assert CHROMIUM is not None
+    size = [f"--window-size={window}"] if window is not None else []
     return subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--window-size={window}", *extra, url],
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *size, *extra, url],
         capture_output=True,
         text=True,
         timeout=90,

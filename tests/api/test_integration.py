@@ -36,13 +36,11 @@ from tests.corelib import (
     write_values,
 )
 from tests.servicelib import (
-    JENKINS_TOKEN,
     READ_TOKEN,
-    WEBHOOK_SECRET,
-    WRITE_TOKEN,
     LiveServer,
     github_headers,
     push_payload,
+    sandbox_settings,
     wait_for,
 )
 
@@ -108,28 +106,15 @@ def start(tmp_path: Path, sandbox_module: Any, helm_bin: Path, remote: Remote) -
 
         def factory(**overrides: Any) -> Running:
             n = next(count)
-            values: dict[str, Any] = {
-                "repo_url": f"file://{remote.root}",
-                "cluster": "dev",
-                "state_dir": tmp_path / f"state-{n}",
-                "kubeconfig": Path(sandbox_module.kubeconfig),
-                "helm_bin": str(helm_bin),
-                "poll_interval_seconds": 0,
-                "observe_interval_seconds": 0,
-                "github_webhook_secret": WEBHOOK_SECRET,
-                "jenkins_token": JENKINS_TOKEN,
-                "read_tokens": READ_TOKEN,
-                "write_tokens": WRITE_TOKEN,
-                "lease_namespace": "default",
+            own = {
                 "lease_name": f"dm-{remote.namespace}",
                 "lease_duration_seconds": 5,
                 "lease_renew_seconds": 1,
                 "identity": f"pod-{n}_{remote.namespace}",
                 "trigger_quiet_seconds": 2.0,
-                "shutdown_grace_seconds": 60,
             }
-            values.update(overrides)
-            settings = Settings(**values)
+            state, kubeconfig = tmp_path / f"state-{n}", Path(sandbox_module.kubeconfig)
+            settings = sandbox_settings(remote.root, state, kubeconfig, str(helm_bin), **(own | overrides))
             app = create_app(settings)
             server = stack.enter_context(LiveServer(app))
             return Running(server, settings, app.state.dm.queue)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,18 +15,6 @@ from tests.notifylib import TOKEN, GitHubStatusServer, WebhookReceiver
 from tests.servicelib import READ_TOKEN, WRITE_TOKEN
 
 PUBLIC = "https://deploy.example.com"
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubStatusServer]:
-    with GitHubStatusServer() as server:
-        yield server
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as server:
-        yield server
 
 
 def start(make_service: ServiceFactory, api_url: str, hook: WebhookReceiver | None = None, **kw: object) -> Service:

@@ -11,7 +11,7 @@ it, and the run page (reached by the link on `/`) highlights the failed step.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +26,6 @@ from tests.servicelib import READ_TOKEN, wait_for
 pytestmark = [pytest.mark.helm, pytest.mark.slow]
 PUBLIC = "https://deploy.example.com"
 HELM_TIMEOUT = 15
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubStatusServer]:
-    with GitHubStatusServer() as server:
-        yield server
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as server:
-        yield server
 
 
 def _browse(svc: Running, path: str, profile: Path) -> str:

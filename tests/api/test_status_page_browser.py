@@ -6,7 +6,6 @@ with the reason shown in pytest's summary.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,20 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import Service
+from tests.api.status_browser import CHROMIUM, render
 from tests.servicelib import READ_TOKEN
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-# No sandbox (root in CI), no GPU, and no background traffic: this machine reaches only loopback.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 class _Tables(HTMLParser):
@@ -57,13 +46,7 @@ class _Tables(HTMLParser):
 
 
 def _render(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    return subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, url],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    return render(url, profile, *extra, window=None)
 
 
 def test_chromium_renders_the_runs_of_the_cluster(service: Service, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ which is what a Kubernetes watch would report.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +19,19 @@ import yaml
 from deploy_manager.bootstrap.engine import ACTION_PREFIX, BootstrapEngine
 from deploy_manager.bootstrap.manifests import LABEL_COMPONENT, LABEL_STEP
 from deploy_manager.helm.runner import HelmRunner
-from deploy_manager.kube.client import KubeClient
 from deploy_manager.models.run import RunRecord, RunStatus, StepStatus
 from deploy_manager.pipeline import Pipeline
 from deploy_manager.source.git import GitSource
 from deploy_manager.store.sqlite import RunStore
 from kubesim.testing import RunningSandbox
-from tests.bootstrap.stack import CLUSTER, build_repo, declared_steps, edit_values, read_cluster
+from tests.bootstrap.stack import (
+    CLUSTER,
+    StoreEvents,
+    declared_steps,
+    deployer,
+    edit_values,
+    read_cluster,
+)
 
 JOBS = ("batch", "jobs")
 DEPLOYMENTS = ("apps", "deployments")
@@ -34,16 +39,8 @@ SECRETS = ("", "secrets")
 REVISION = "deployment.kubernetes.io/revision"
 
 
-class Recorder:
+class Recorder(StoreEvents):
     """ADDED/MODIFIED events of the sandbox's store, in commit (resourceVersion) order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[int, str, tuple[str, str], dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: Any) -> None:
-        with self._lock:
-            self.events.append((event.rv, event.type, event.gr, event.obj))
 
     def added(self, gr: tuple[str, str], namespace: str, since: int = 0) -> list[dict[str, Any]]:
         with self._lock:
@@ -108,16 +105,8 @@ class Env:
 @pytest.fixture
 def env(sandbox: RunningSandbox, helm_bin: Path, tmp_path: Path) -> Iterator[Env]:
     recorder = Recorder()
-    sandbox.state.store.subscribe(recorder)
-    repo = build_repo(tmp_path / "repo")
-    helm = HelmRunner(str(helm_bin), kubeconfig=sandbox.kubeconfig)
-    kube = KubeClient(kubeconfig=sandbox.kubeconfig)
-    store = RunStore(tmp_path / "state" / "deploy-manager.db")
-    engine = BootstrapEngine(helm=helm, kube=kube, store=store)
-    pipeline = Pipeline(helm=helm, kube=kube, store=store, hook=engine, cache_dir=tmp_path / "charts")
-    yield Env(sandbox, repo, read_cluster(repo)["namespace"], store, pipeline, recorder, helm)
-    pipeline.store.close()  # the lost-database test swaps it
-    kube.close()
+    with deployer(sandbox, helm_bin, tmp_path, recorder) as d:
+        yield Env(sandbox, d.repo, read_cluster(d.repo)["namespace"], d.store, d.pipeline, recorder, d.helm)
 
 
 def component_steps(run: RunRecord) -> dict[str, StepStatus]:

@@ -20,17 +20,12 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.config import new_client_from_config
 
-from deploy_manager.bootstrap.engine import BootstrapEngine
 from deploy_manager.bootstrap.manifests import LABEL_COMPONENT, LABEL_STEP, job_complete
 from deploy_manager.bootstrap.rbac import HELM_RELEASE_NAME, HELM_RELEASE_NAMESPACE, bootstrap_objects, differs
-from deploy_manager.helm.runner import HelmRunner
-from deploy_manager.kube.client import KubeClient
 from deploy_manager.models.run import RunStatus, StepStatus
-from deploy_manager.pipeline import Pipeline
 from deploy_manager.source.git import GitSource
-from deploy_manager.store.sqlite import RunStore
 from kubesim.testing import RunningSandbox
-from tests.bootstrap.stack import CLUSTER, build_repo, read_cluster
+from tests.bootstrap.stack import CLUSTER, deployer, read_cluster
 from tests.bootstrap.test_engine import JOBS, Recorder, component_steps
 from tests.corelib import commit
 
@@ -173,16 +168,8 @@ class KeysLikeKeystone:
 @pytest.fixture
 def keystone_env(sandbox: RunningSandbox, helm_bin: Path, tmp_path: Path) -> Iterator[Any]:
     recorder = Recorder()
-    sandbox.state.store.subscribe(recorder)
-    repo = build_repo(tmp_path / "repo")
-    helm = HelmRunner(str(helm_bin), kubeconfig=sandbox.kubeconfig)
-    kube = KubeClient(kubeconfig=sandbox.kubeconfig)
-    store = RunStore(tmp_path / "state" / "deploy-manager.db")
-    engine = BootstrapEngine(helm=helm, kube=kube, store=store)
-    pipeline = Pipeline(helm=helm, kube=kube, store=store, hook=engine, cache_dir=tmp_path / "charts")
-    yield repo, pipeline, recorder, helm
-    store.close()
-    kube.close()
+    with deployer(sandbox, helm_bin, tmp_path, recorder) as d:
+        yield d.repo, d.pipeline, recorder, d.helm
 
 
 def _keys(repo: Path) -> dict[str, str]:

@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from deploy_manager.cli import app
-from tests.corelib import commit, init_repo, simple_cluster, write, write_cluster
+from tests.corelib import commit, simple_repo, write, write_cluster
 
 KUBECONFIG = """apiVersion: v1
 kind: Config
@@ -26,10 +26,7 @@ current-context: x
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = init_repo(tmp_path / "repo")
-    simple_cluster(root)
-    commit(root, "init")
-    return root
+    return simple_repo(tmp_path / "repo")
 
 
 def run(tmp_path: Path, *args: str) -> tuple[int, str, str]:

@@ -23,6 +23,7 @@ import yaml
 from deploy_manager.lease import ClusterLease, KubernetesLeaseBackend
 from kubesim.testing import KubeCLI
 from tests.corelib import commit, init_repo
+from tests.realcluster import real_control_plane
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "deploy-manager"
@@ -36,13 +37,9 @@ REQUIRED = ["--set", "config.repoUrl=https://git.example.com/cloud/deploy.git", 
 
 @pytest.fixture
 def real_cluster(cluster_backend: str, request: pytest.FixtureRequest) -> Iterator[Any]:
-    if cluster_backend != "kube":
-        pytest.skip("RBAC is enforced only on the real control plane (DM_TEST_CLUSTER=kube)")
-    backend = request.getfixturevalue("kube_backend")
-    try:
+    skip_reason = "RBAC is enforced only on the real control plane (DM_TEST_CLUSTER=kube)"
+    with real_control_plane(cluster_backend, request, skip_reason) as backend:
         yield backend
-    finally:
-        backend.clean()
 
 
 def chart_rbac(helm_bin: Path, *values: str) -> list[dict[str, Any]]:

@@ -15,15 +15,21 @@ from deploy_manager.models.observed import ObservedRelease, ReleaseId
 from deploy_manager.models.plan import ActionKind, Plan
 from deploy_manager.planner.plan import make_plan
 from deploy_manager.source.git import GitSource
-from tests.corelib import commit, init_repo, simple_cluster, write, write_chart, write_cluster, write_values
+from tests.corelib import (
+    commit,
+    init_repo,
+    simple_cluster,
+    simple_repo,
+    write,
+    write_chart,
+    write_cluster,
+    write_values,
+)
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = init_repo(tmp_path / "repo")
-    simple_cluster(root)
-    commit(root, "init")
-    return root
+    return simple_repo(tmp_path / "repo")
 
 
 def load(root: Path, cluster: str = "dev"):

@@ -28,13 +28,11 @@ from deploy_manager.service import RunQueue
 from kubesim.testing import RunningSandbox
 from tests.corelib import CONFIGMAP_TEMPLATE, commit, git, init_repo, write_chart, write_cluster, write_values
 from tests.servicelib import (
-    JENKINS_TOKEN,
     READ_TOKEN,
-    WEBHOOK_SECRET,
-    WRITE_TOKEN,
     LiveServer,
     github_headers,
     push_payload,
+    sandbox_settings,
 )
 
 _ns = itertools.count()
@@ -106,6 +104,20 @@ class Service:
         with self.client(None) as c:
             return c.post("/hooks/github", content=body, headers=headers)
 
+    def cli_args(self, command: str, repo: Path, state_dir: Path) -> list[str]:
+        """`deploy-manager <command>` on `repo`'s dev cluster, on this service's cluster with its own state dir."""
+        return [
+            command,
+            "--repo",
+            str(repo),
+            "--cluster",
+            "dev",
+            "--kubeconfig",
+            str(self.settings.kubeconfig),
+            "--state-dir",
+            str(state_dir),
+        ]
+
     def assert_healthy(self) -> None:
         """The process answers, every dependency is ready, and the worker is not stuck."""
         with self.client(None) as c:
@@ -125,26 +137,13 @@ def start(
 
         def factory(wait: bool = True, **overrides: Any) -> Service:
             n = next(count)
-            values: dict[str, Any] = {
-                "repo_url": f"file://{remote.root}",
-                "cluster": "dev",
-                "state_dir": tmp_path / f"state-{n}",
-                "kubeconfig": Path(sandbox_module.kubeconfig),
-                "helm_bin": str(helm_bin),
-                "poll_interval_seconds": 0,
-                "observe_interval_seconds": 0,
-                "github_webhook_secret": WEBHOOK_SECRET,
-                "jenkins_token": JENKINS_TOKEN,
-                "read_tokens": READ_TOKEN,
-                "write_tokens": WRITE_TOKEN,
-                "lease_namespace": "default",
+            own = {
                 "lease_name": f"dm-{remote.namespace}-{n}",
                 "identity": f"pod-{n}_{remote.namespace}",
                 "trigger_quiet_seconds": 0,
-                "shutdown_grace_seconds": 60,
             }
-            values.update(overrides)
-            settings = Settings(**values)
+            state, kubeconfig = tmp_path / f"state-{n}", Path(sandbox_module.kubeconfig)
+            settings = sandbox_settings(remote.root, state, kubeconfig, str(helm_bin), **(own | overrides))
             stream = io.StringIO()
             handler = configure_logging(settings, stream)
             stack.callback(logging.getLogger().removeHandler, handler)

@@ -145,20 +145,7 @@ def test_a_bomb_anywhere_in_the_repo_fails_the_run_plan_and_cli_and_writes_nothi
     assert plan.status_code == 422 and plan.json()["detail"].startswith(f"{file}:")
     assert svc.writes() == writes
     svc.assert_healthy()
-    result = CliRunner().invoke(
-        cli,
-        [
-            "plan",
-            "--repo",
-            str(remote.root),
-            "--cluster",
-            "dev",
-            "--kubeconfig",
-            str(svc.settings.kubeconfig),
-            "--state-dir",
-            str(tmp_path / "cli"),
-        ],
-    )
+    result = CliRunner().invoke(cli, svc.cli_args("plan", remote.root, tmp_path / "cli"))
     assert result.exit_code == 2 and result.stderr.startswith(f"error: {file}:"), result.output
     assert "excessive aliasing" in result.stderr and result.stderr.count("\n") == 1
 

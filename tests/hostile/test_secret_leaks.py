@@ -134,19 +134,7 @@ def test_value_and_setting_secrets_never_leak_through_any_surface(
     assert "***" in (step["output_tail"] or "")
     assert svc.writes() == writes  # the render failed before helm wrote anything
 
-    cli_apply = [
-        "apply",
-        "--repo",
-        str(remote.root),
-        "--cluster",
-        "dev",
-        "--kubeconfig",
-        str(svc.settings.kubeconfig),
-        "--state-dir",
-        str(tmp_path / "cli-state"),
-        "--helm-bin",
-        svc.settings.helm_bin,
-    ]
+    cli_apply = [*svc.cli_args("apply", remote.root, tmp_path / "cli-state"), "--helm-bin", svc.settings.helm_bin]
     every = surfaces(svc, tmp_path, [run["id"]], cli_apply)
     assert "cannot reach db with ***" in every["CLI apply"]
     all_secrets = [*VALUE_SECRETS.values(), MARKED, WEBHOOK_SECRET, READ_TOKEN, WRITE_TOKEN]

@@ -141,20 +141,7 @@ def test_an_escaping_link_fails_plan_and_run_naming_the_link_and_writes_nothing(
     svc.assert_healthy()
 
     # The CLI says the same in one line and exits 2.
-    result = CliRunner().invoke(
-        cli,
-        [
-            "plan",
-            "--repo",
-            str(remote.root),
-            "--cluster",
-            "dev",
-            "--kubeconfig",
-            str(svc.settings.kubeconfig),
-            "--state-dir",
-            str(tmp_path / "cli-state"),
-        ],
-    )
+    result = CliRunner().invoke(cli, svc.cli_args("plan", remote.root, tmp_path / "cli-state"))
     assert result.exit_code == 2, result.output
     line = result.stderr.strip()
     assert link in line and "symlink" in line and "\n" not in line

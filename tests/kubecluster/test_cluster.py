@@ -13,19 +13,16 @@ import pytest
 
 from kubecluster.cluster import POD_LOG_LINE
 from kubesim.testing import KubeCLI
+from tests.realcluster import real_control_plane
 
 pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture
 def real(cluster_backend: str, request: pytest.FixtureRequest) -> Iterator[Any]:
-    if cluster_backend != "kube":
-        pytest.skip("the real control plane's own tests (DM_TEST_CLUSTER=kube)")
-    backend = request.getfixturevalue("kube_backend")
-    try:
+    skip_reason = "the real control plane's own tests (DM_TEST_CLUSTER=kube)"
+    with real_control_plane(cluster_backend, request, skip_reason) as backend:
         yield backend
-    finally:
-        backend.clean()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import json
 import os
 import re
 import secrets
@@ -73,6 +74,17 @@ IMAGE_USERS = {"horizon": ("horizon", 42424)}
 CLONE_NEWNET = 0x40000000
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 T = TypeVar("T")
+
+
+def poll(what: str, check: Callable[[], T], timeout: float) -> T:
+    """check() every 2 s until it returns something truthy, which is returned; fail saying what never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} after {timeout:.0f} s"
+        time.sleep(2)
 
 
 def load_installer() -> Any:
@@ -715,6 +727,14 @@ class Cloud:
             host = {COMPUTE_HOST}
             my_ip = {COMPUTE_IP}
         """)
+
+    def nova_compute_up(self, compute: Proc, tail: Callable[[str], str] = str) -> bool:
+        """One look: `compute` (nova-compute) must still run (else fail with `tail` of its log) and be reported up
+        on COMPUTE_HOST."""
+        out = self.client("compute", "service", "list", "--service", "nova-compute", "-f", "json")
+        assert compute.popen.poll() is None, f"nova-compute exited:\n{tail(compute.tail())}"
+        return out.returncode == 0 and any(s["Host"] == COMPUTE_HOST and s["State"] == "up"
+                                           for s in json.loads(out.stdout))
 
     def start_volume(self) -> Proc:
         """cinder-volume as the cinder chart renders it (its `volume` workload, from `volume.backends`): the pod

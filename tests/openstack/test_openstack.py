@@ -18,7 +18,6 @@ import json
 import re
 import subprocess
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -206,30 +205,13 @@ def test_placement_workflow(cloud: c.Cloud) -> None:
     _ok(cloud, "placement", "resource provider delete", "resource", "provider", "delete", created["uuid"])
 
 
-def _poll(what: str, check: Any, timeout: float) -> Any:
-    """check() until it returns something truthy; fail saying what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} after {timeout:.0f} s"
-        time.sleep(2)
-
-
 @pytest.mark.timeout(900)
 def test_compute_workflow(cloud: c.Cloud) -> None:
     """A hypervisor on nova's fake virt driver joins (the scheduler's periodic discovery maps it), a server boots
     and is deleted. Without neutron in the tier the server has no network (`--nic none`, microversion >= 2.37)."""
     compute = cloud.start_compute()
 
-    def service_up() -> bool:
-        out = cloud.client("compute", "service", "list", "--service", "nova-compute", "-f", "json")
-        assert compute.popen.poll() is None, f"nova-compute exited:\n{_clean(compute.tail())}"
-        return out.returncode == 0 and any(s["Host"] == c.COMPUTE_HOST and s["State"] == "up"
-                                           for s in json.loads(out.stdout))
-
-    _poll("nova-compute never reported up", service_up, 180)
+    c.poll("nova-compute never reported up", lambda: cloud.nova_compute_up(compute, _clean), 180)
     record("nova", "nova-compute (fake driver) up", "ok")
 
     # The demo's scheduler discovers new hosts every 30 s: the host gets its cell mapping without any step.
@@ -237,8 +219,8 @@ def test_compute_workflow(cloud: c.Cloud) -> None:
         return c.COMPUTE_HOST in cloud.sql("SELECT host FROM nova_api.host_mappings").split()
 
     interval = cloud.rendered["nova"].comp.values["conf"]["nova"]["scheduler"]["discover_hosts_in_cells_interval"]
-    _poll(f"the scheduler's periodic discovery (every {interval} s) never mapped {c.COMPUTE_HOST}", mapped,
-          interval * 3 + 30)
+    c.poll(f"the scheduler's periodic discovery (every {interval} s) never mapped {c.COMPUTE_HOST}", mapped,
+           interval * 3 + 30)
     record("nova", "periodic host discovery", "ok")
     # The discover-hosts step (`always`: every apply) finds nothing left to do, and says so without failing.
     step = next(s for s in cloud.rendered["nova"].comp.bootstrap if s["name"] == "discover-hosts")
@@ -305,7 +287,7 @@ def test_volume_workflow(cloud: c.Cloud) -> None:
         assert volume_service.popen.poll() is None, f"cinder-volume exited:\n{_clean(volume_service.tail())}"
         return out.returncode == 0 and hosts <= {s["Host"] for s in json.loads(out.stdout) if s["State"] == "up"}
 
-    _poll(f"cinder-volume never reported {sorted(hosts)} up", service_up, 180)
+    c.poll(f"cinder-volume never reported {sorted(hosts)} up", service_up, 180)
     record("cinder", "cinder-volume (chart workload, fake driver) up", "ok")
     created = json.loads(_ok(cloud, "cinder", "volume create", "volume", "create", "--size", "1", "-f", "json",
                              "tier-volume"))
@@ -315,7 +297,7 @@ def test_volume_workflow(cloud: c.Cloud) -> None:
         state = json.loads(out.stdout)["status"] if out.returncode == 0 else ""
         return state if state not in ("creating", "") else ""
 
-    assert _poll("the volume never left `creating`", status, 120) == "available", _clean(volume_service.tail())
+    assert c.poll("the volume never left `creating`", status, 120) == "available", _clean(volume_service.tail())
     record("cinder", "volume available", "ok")
     _ok(cloud, "cinder", "volume delete", "volume", "delete", created["id"])
 
@@ -323,5 +305,5 @@ def test_volume_workflow(cloud: c.Cloud) -> None:
         out = cloud.client("volume", "list", "-f", "json")
         return out.returncode == 0 and created["id"] not in {v["ID"] for v in json.loads(out.stdout)}
 
-    _poll("the volume was never deleted", gone, 120)
+    c.poll("the volume was never deleted", gone, 120)
     record("cinder", "volume deleted", "ok")

@@ -10,7 +10,6 @@ as its state report would (cloud.register_l2_agent; there is no dataplane, nova'
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,13 +88,6 @@ def test_image_check_sweeps_what_a_killed_run_left(cloud: c.Cloud) -> None:
 ON_A_HYPERVISOR = {"server-boot": "nova", "volume-attach": "cinder"}
 
 
-def _poll(what: str, check: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} after {timeout:.0f} s"
-        time.sleep(2)
-
-
 @pytest.fixture
 def hypervisor(cloud: c.Cloud) -> Iterator[None]:
     """The tier's hypervisor host up, mapped to cell1, and its L2 agent known to neutron (removed afterwards)."""
@@ -104,13 +96,7 @@ def hypervisor(cloud: c.Cloud) -> Iterator[None]:
             pytest.skip(f"{component} is not running: run the tier's whole directory (test_openstack.py starts it)")
     compute = cloud.start_compute()
 
-    def up() -> bool:
-        out = cloud.client("compute", "service", "list", "--service", "nova-compute", "-f", "json")
-        assert compute.popen.poll() is None, f"nova-compute exited:\n{compute.tail()}"
-        return out.returncode == 0 and any(s["Host"] == c.COMPUTE_HOST and s["State"] == "up"
-                                           for s in json.loads(out.stdout))
-
-    _poll("nova-compute never reported up", up, 180)
+    c.poll("nova-compute never reported up", lambda: cloud.nova_compute_up(compute), 180)
     step = next(s for s in cloud.rendered["nova"].comp.bootstrap if s["name"] == "discover-hosts")
 
     def mapped() -> bool:
@@ -120,7 +106,7 @@ def hypervisor(cloud: c.Cloud) -> Iterator[None]:
         assert run.returncode == 0, run.output[-4000:]
         return False
 
-    _poll(f"{c.COMPUTE_HOST} was never mapped to a cell", mapped, 120)
+    c.poll(f"{c.COMPUTE_HOST} was never mapped to a cell", mapped, 120)
     cloud.register_l2_agent(c.COMPUTE_HOST, c.COMPUTE_IP)
     try:
         yield

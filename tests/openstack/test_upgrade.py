@@ -24,7 +24,6 @@ import os
 import re
 import signal
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from typer.testing import CliRunner
 
 from deploy_manager.bootstrap.manifests import LABEL_COMPONENT, LABEL_STEP
 from deploy_manager.cli import app
-from tests.bootstrap.stack import CLUSTER, build_repo, declared_steps, read_cluster
+from tests.bootstrap.stack import CLUSTER, StoreEvents, build_repo, declared_steps, read_cluster
 from tests.corelib import commit
 
 from . import cloud as c
@@ -63,14 +62,8 @@ class Event:
     name: str
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[int, str, tuple[str, str], dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: Any) -> None:
-        with self._lock:
-            self.events.append((event.rv, event.type, event.gr, event.obj))
+class Recorder(StoreEvents):
+    """The store's events, read back as what the engine did in cluster order."""
 
     def timeline(self, since: int, namespace: str, components: set[str]) -> list[Event]:
         out: list[Event] = []

@@ -7,23 +7,15 @@ from typing import Any
 import pytest
 
 from deploy_manager.bootstrap import manifests as m
-from deploy_manager.models.desired import BootstrapStep, ChartSpec, DesiredCluster, DesiredComponent
+from deploy_manager.models.desired import BootstrapStep, DesiredCluster, DesiredComponent
 from deploy_manager.models.plan import Action, ActionKind, Plan, ReleaseState, StepState
 from deploy_manager.planner.bootstrap import incomplete_steps, plan_bootstrap, step_state, with_incomplete_bootstrap
+from tests.corelib import desired_component
 
 
 def comp(name: str, *steps: tuple[str, str]) -> DesiredComponent:
-    return DesiredComponent(
-        name=name,
-        release=name,
-        namespace="os",
-        chart=ChartSpec(path=f"charts/{name}"),
-        needs=(),
-        timeout=60,
-        values={},
-        values_files=(),
-        bootstrap=tuple(BootstrapStep(name=s, script=f"bootstrap/{name}/{s}.sh.j2", digest=d) for s, d in steps),
-    )
+    bootstrap = tuple(BootstrapStep(name=s, script=f"bootstrap/{name}/{s}.sh.j2", digest=d) for s, d in steps)
+    return desired_component(name, bootstrap=bootstrap)
 
 
 DESIRED = DesiredCluster(
@@ -62,16 +54,14 @@ def action(name: str, kind: ActionKind) -> Action:
     return Action(component=name, release=name, namespace="os", action=kind, state=ReleaseState.in_sync)
 
 
+def plan_with_nova(nova: ActionKind) -> Plan:
+    """DESIRED's plan: memcached and keystone in sync (no action), nova's action `nova`."""
+    actions = (action("memcached", ActionKind.none), action("keystone", ActionKind.none), action("nova", nova))
+    return Plan(cluster="dev", commit="c" * 40, actions=actions)
+
+
 def test_only_in_sync_components_are_upgraded_for_incomplete_steps() -> None:
-    plan = Plan(
-        cluster="dev",
-        commit="c" * 40,
-        actions=(
-            action("memcached", ActionKind.none),
-            action("keystone", ActionKind.none),
-            action("nova", ActionKind.blocked),
-        ),
-    )
+    plan = plan_with_nova(ActionKind.blocked)
     out = with_incomplete_bootstrap(plan, {"keystone": ["register"], "nova": ["db-sync"]})
     kinds = {a.component: a.action for a in out.actions}
     assert kinds == {"memcached": ActionKind.none, "keystone": ActionKind.upgrade, "nova": ActionKind.blocked}
@@ -119,15 +109,7 @@ def test_step_state(step: BootstrapStep, jobs: list[dict[str, Any]], expected: t
 
 
 def test_the_plan_carries_each_components_bootstrap_steps() -> None:
-    plan = Plan(
-        cluster="dev",
-        commit="c" * 40,
-        actions=(
-            action("memcached", ActionKind.none),
-            action("keystone", ActionKind.none),
-            action("nova", ActionKind.install),
-        ),
-    )
+    plan = plan_with_nova(ActionKind.install)
     jobs = [named("ks-db", "t1", "a" * 64, "Complete")]
     jobs[0]["metadata"]["labels"][m.LABEL_COMPONENT] = "keystone"
     out = plan_bootstrap(DESIRED, plan, jobs)

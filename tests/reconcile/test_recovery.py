@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -72,8 +73,11 @@ def cli(env: Env, *args: str) -> Any:
     return CliRunner().invoke(app, [*args, "--repo", str(env.root), "--cluster", "dev", *common])
 
 
-def kill_helm_mid_upgrade(env: Env, release: str) -> None:
-    """Start an upgrade of `release` as deploy-manager would (our labels), SIGKILL helm while it waits."""
+@contextlib.contextmanager
+def pending_helm_upgrade(env: Env, release: str, *args: str) -> Iterator[None]:
+    """`helm upgrade --wait` of `release` (more `args` for helm) with its api Deployment slowed, started and waited
+    for until its release record is pending-upgrade (20 s at most); the body runs while helm waits, then helm is
+    SIGKILLed."""
     env.sandbox.inject_fault(type="slow", kind="Deployment", namespace=env.namespace, name=f"{release}-api", seconds=60)
     proc = subprocess.Popen(
         [
@@ -90,8 +94,7 @@ def kill_helm_mid_upgrade(env: Env, release: str) -> None:
             "60s",
             "--kubeconfig",
             str(env.kubeconfig),
-            "--labels",
-            "deploy-manager.io/digest=0123,deploy-manager.io/cluster=dev",
+            *args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -101,9 +104,16 @@ def kill_helm_mid_upgrade(env: Env, release: str) -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and history(env, release)[-1][1] != "pending-upgrade":
             time.sleep(0.1)
+        yield
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def kill_helm_mid_upgrade(env: Env, release: str) -> None:
+    """Start an upgrade of `release` as deploy-manager would (our labels), SIGKILL helm while it waits."""
+    with pending_helm_upgrade(env, release, "--labels", "deploy-manager.io/digest=0123,deploy-manager.io/cluster=dev"):
+        pass
     env.sandbox.clear_faults()
     assert history(env, release)[-1][1] == "pending-upgrade"
 
@@ -139,38 +149,11 @@ def test_a_persons_pending_release_younger_than_its_timeout_is_left_locked(env: 
     spec = cluster_spec(env)
     spec["components"]["glance"]["timeout"] = 600
     set_spec(env, spec, "long glance timeout")
-    env.sandbox.inject_fault(type="slow", kind="Deployment", namespace=env.namespace, name="glance-api", seconds=60)
-    proc = subprocess.Popen(  # a person's helm: no labels of ours
-        [
-            env.helm_bin,
-            "upgrade",
-            "glance",
-            str(env.root / "charts/openstack/glance"),
-            "-n",
-            env.namespace,
-            "--set",
-            "replicas=5",
-            "--wait",
-            "--timeout",
-            "60s",
-            "--kubeconfig",
-            str(env.kubeconfig),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and history(env, "glance")[-1][1] != "pending-upgrade":
-            time.sleep(0.1)
+    with pending_helm_upgrade(env, "glance"):  # a person's helm: no labels of ours
         actions = {a["component"]: a for a in json.loads(cli(env, "plan", "-o", "json").stdout)["actions"]}
         assert actions["glance"]["action"] == "blocked"
         assert "a helm command may still be writing it" in actions["glance"]["reasons"][-1]
         assert actions["nova"]["action"] == "blocked"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def test_apply_takes_the_cluster_lease_and_exits_2_naming_its_holder(env: Env) -> None:

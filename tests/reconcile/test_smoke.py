@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from deploy_manager.metrics import ServiceMetrics
-from deploy_manager.models.run import RunStatus, StepStatus
+from deploy_manager.models.run import RunRecord, RunStatus, StepStatus
 from deploy_manager.models.smoke import SmokeStatus
 from deploy_manager.store.sqlite import RunStore
 from tests.smokelib import CHECKS, SmokeEnv, build, steps_of
@@ -42,6 +42,18 @@ def metric(store: RunStore, cluster: str, name: str, check: str) -> float:
     text = generate_latest(metrics.registry).decode()
     line = next(x for x in text.splitlines() if x.startswith(f'{name}{{check="{check}",cluster="{cluster}"}}'))
     return float(line.rsplit(" ", 1)[1])
+
+
+def change_with_a_failing_check(env: SmokeEnv, component: str, check: str) -> RunRecord:
+    """Deploy, change `component`, and apply again with the Jobs of `check` failing."""
+    assert env.apply().status is RunStatus.succeeded
+    env.change(component)
+    env.sandbox.inject_fault(type="job-fail", namespace=env.namespace, name=f"smoke-{check}-*")
+    return env.apply()
+
+
+def component_steps(run: RunRecord, component: str) -> list[tuple[str, StepStatus]]:
+    return [(s.action, s.status) for s in run.steps if s.component == component]
 
 
 def test_all_checks_pass_gates_run_before_dependents_and_the_run_succeeds(env: SmokeEnv, kubectl_bin: Path) -> None:
@@ -78,12 +90,9 @@ def test_all_checks_pass_gates_run_before_dependents_and_the_run_succeeds(env: S
 
 
 def test_a_failing_gate_check_rolls_keystone_back_and_blocks_its_dependents_naming_it(env: SmokeEnv) -> None:
-    assert env.apply().status is RunStatus.succeeded
-    env.change("keystone")
-    env.sandbox.inject_fault(type="job-fail", namespace=env.namespace, name="smoke-token-issue-*")
-    run = env.apply()
+    run = change_with_a_failing_check(env, "keystone", "token-issue")
     assert run.status is RunStatus.failed
-    ks = [(s.action, s.status) for s in run.steps if s.component == "keystone"]
+    ks = component_steps(run, "keystone")
     assert ks == [
         ("upgrade", StepStatus.succeeded),
         ("rollback", StepStatus.failed),
@@ -128,12 +137,9 @@ def test_an_ungated_check_with_on_failure_rollback_rolls_back_what_the_run_wrote
     checks = [dict(c) for c in CHECKS]
     checks[2]["on_failure"] = "rollback"
     env.set_checks(checks)
-    assert env.apply().status is RunStatus.succeeded
-    env.change("nova")
-    env.sandbox.inject_fault(type="job-fail", namespace=env.namespace, name="smoke-server-boot-*")
-    run = env.apply()
+    run = change_with_a_failing_check(env, "nova", "server-boot")
     assert run.status is RunStatus.degraded
-    nova = [(s.action, s.status) for s in run.steps if s.component == "nova"]
+    nova = component_steps(run, "nova")
     assert nova == [
         ("upgrade", StepStatus.succeeded),
         ("rollback", StepStatus.failed),
