@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from kubecluster.cluster import KWOK_USER, RunningCluster, cert_user, tls_context, write_kubeconfig
 from kubecluster.pki import CertificateAuthority, KeyPair
@@ -91,7 +92,7 @@ class KubeBackend:
         self._client.close()
 
     def _names(self, gvr: tuple[str, str, str]) -> set[str]:
-        resp = self._client.get(_path(*gvr))
+        resp = self._request("GET", _path(*gvr))
         if resp.status_code == 404:
             return set()
         return {item["metadata"]["name"] for item in resp.raise_for_status().json()["items"]}
@@ -100,12 +101,12 @@ class KubeBackend:
         """Every (namespaced, cluster-scoped) resource that can be listed and deleted, from discovery."""
         found: list[tuple[str, str, str]] = []
         cluster_scoped: list[tuple[str, str, str]] = []
-        core = self._client.get("/api/v1").raise_for_status().json()
+        core = self._request("GET", "/api/v1").raise_for_status().json()
         groups = [("", "v1", core)]
-        for group in self._client.get("/apis").raise_for_status().json()["groups"]:
+        for group in self._request("GET", "/apis").raise_for_status().json()["groups"]:
             version = group["preferredVersion"]["version"]
             groups.append((group["name"], version,
-                           self._client.get(f"/apis/{group['name']}/{version}").raise_for_status().json()))
+                           self._request("GET", f"/apis/{group['name']}/{version}").raise_for_status().json()))
         for group_name, version, doc in groups:
             self._versions.setdefault(group_name, version)
             for res in doc["resources"]:
@@ -177,17 +178,23 @@ class KubeBackend:
         self._stop_watches = threading.Event()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One cleaner request; a connection lost under load is retried once on a fresh client (the
-        cleaner's threads share the client: the first to see it broken replaces it)."""
-        client = self._client
-        try:
-            return client.request(method, path, **kwargs)
-        except httpx.TransportError:
-            with self._client_lock:
-                if self._client is client:
-                    client.close()
-                    self._client = self._new_client()
-            return self._client.request(method, path, **kwargs)
+        """One cleaner request; a connection lost under load ("Server disconnected") is retried on a fresh
+        client, up to 4 attempts with a short backoff (the cleaner's threads share the client: the first to
+        see it broken replaces it). Every request of the cleaner is safe to repeat: reads, and deletes whose
+        404 it accepts."""
+        for attempt in Retrying(retry=retry_if_exception_type(httpx.TransportError), stop=stop_after_attempt(4),
+                                wait=wait_exponential(multiplier=0.2, max=2), reraise=True):
+            with attempt:
+                client = self._client
+                try:
+                    return client.request(method, path, **kwargs)
+                except httpx.TransportError:
+                    with self._client_lock:
+                        if self._client is client:
+                            client.close()
+                            self._client = self._new_client()
+                    raise
+        raise AssertionError("unreachable: Retrying re-raises the last error")
 
     def _parallel(self, calls: Iterable[Callable[[], None]]) -> None:
         """Run the cleaner's independent requests side by side: each is an API server round trip (mostly

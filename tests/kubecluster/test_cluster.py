@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from kubecluster.cluster import POD_LOG_LINE
@@ -117,3 +118,30 @@ def test_the_cleaner_leaves_nothing_behind(real: Any, cli: KubeCLI) -> None:
     assert cli.kubectl("get", "clusterrole", "left", check=False).returncode != 0
     assert cli.kubectl("get", "serviceaccount", "default").returncode == 0  # what the control plane keeps
     cli.kubectl("create", "namespace", "scratch")  # the name is free again at once
+
+
+def test_the_cleaner_retries_a_connection_the_api_server_dropped(real: Any, cli: KubeCLI) -> None:
+    """Under load the API server can drop the cleaner's connection ("Server disconnected"): the request is
+    retried on a fresh client, and the test's namespace is still removed."""
+    cli.kubectl("create", "namespace", "dropped-conn")
+
+    class Drops(httpx.BaseTransport):
+        calls = 0
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            Drops.calls += 1
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+
+    def dropping() -> httpx.Client:
+        return httpx.Client(base_url=real.cluster.url, transport=Drops())
+
+    fresh = real._new_client
+    replacements = iter([dropping])  # the first fresh client is dropped too; the next ones are real
+    real._client = dropping()
+    real._new_client = lambda: next(replacements, fresh)()
+    try:
+        real.clean()
+    finally:
+        del real._new_client
+    assert Drops.calls == 2  # two attempts met a dropped connection; the third, on a fresh client, went through
+    assert cli.kubectl("get", "namespace", "dropped-conn", check=False).returncode != 0
