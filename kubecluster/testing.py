@@ -318,7 +318,7 @@ class KubeStore:
     @property
     def resource_version(self) -> int:
         """etcd's current revision: what every later write's resourceVersion exceeds."""
-        doc = self.backend._client.get("/api/v1/namespaces/default/configmaps", params={"limit": 1})
+        doc = self.backend._request("GET", "/api/v1/namespaces/default/configmaps", params={"limit": 1})
         return int(doc.raise_for_status().json()["metadata"]["resourceVersion"])
 
     def subscribe(self, callback: Callable[[WatchEvent], None]) -> None:
@@ -372,14 +372,14 @@ class KubeStore:
     def get(self, gr: tuple[str, str], namespace: str, name: str) -> Obj | None:
         group, resource = gr
         path = _path(group, self.backend.version_of(group), resource, namespace or None, name)
-        resp = self.backend._client.get(path)
+        resp = self.backend._request("GET", path)
         if resp.status_code == 404:
             return None
         return resp.raise_for_status().json()  # type: ignore[no-any-return]
 
     def list(self, gr: tuple[str, str], namespace: str | None = None) -> tuple[list[Obj], int]:
         group, resource = gr
-        doc = self.backend._client.get(_path(group, self.backend.version_of(group), resource, namespace)) \
+        doc = self.backend._request("GET", _path(group, self.backend.version_of(group), resource, namespace)) \
             .raise_for_status().json()
         items = sorted(doc["items"], key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return items, int(doc["metadata"]["resourceVersion"])

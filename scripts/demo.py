@@ -338,8 +338,8 @@ def main() -> int:
     parser.add_argument("--once", action="store_true", help="tell the story, then stop (for CI)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupted)
-    # Python leaves SIGINT ignored when the demo starts ignoring it (a `cmd &` of a non-interactive shell, as CI
-    # scripts run things): Ctrl-C and a test's SIGINT must still stop it.
+    # A demo started with SIGINT ignored (a `cmd &` of a non-interactive shell, as scripts start things) keeps it
+    # ignored unless told otherwise: Ctrl-C and a test's SIGINT must still stop it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     token = os.environ.get("DEMO_TOKEN") or secrets.token_urlsafe(24)
     work = Path(tempfile.mkdtemp(prefix="dm-demo-"))
